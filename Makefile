@@ -1,0 +1,30 @@
+# `make run`: set up .venv if needed, run the demo pipeline. `make test`: set up, run all tests.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= all
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: run test bench lint report clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@echo "installing bgshift into $(VENV) (torch pinned by constraints.txt) ..."
+	@$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PYTHON) -c "import bgshift, torch, torchvision.ops, ultralytics, snakemake" || (echo "install failed"; exit 1)
+	@touch $(STAMP)
+
+run: $(STAMP)
+	snakemake --cores $(CORES) --profile workflow/profiles/default
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/run.py
+
+lint: $(STAMP)
+	snakemake --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,29 @@
+"""bgshift: background-bias and missing-annotation experiments for object detection.
+
+Rules are thin: each calls one `bgshift <stage>` command with the config sections
+that stage reads (as params, so editing a section reruns only the stages that use it).
+"""
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from bgshift import config as bgconfig  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+config.update(bgconfig.validate(config))
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+
+
+rule all:
+    input:
+        rules.ingest.output,
+    default_target: True

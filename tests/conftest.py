@@ -1,0 +1,82 @@
+"""Shared fixtures: paths to the real datasets, small generated images, config helpers."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+COCO128 = SHARED / "coco128"
+RACCOON = SHARED / "raccoon"
+VENV_BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(REPO / "workflow"))
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.is_dir(), reason=f"real dataset {path} is absent")
+
+
+def gradient_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A deterministic RGB test picture with structure in both axes (so rotations are visible)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x + 2 * y) % 256], -1)
+    img = img + rng.integers(0, 20, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def save_jpeg(path: Path, rgb: np.ndarray, exif_orientation: int | None = None, quality: int = 95) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(rgb)
+    kwargs = {"quality": quality}
+    if exif_orientation:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif.tobytes()
+    im.save(path, "JPEG", **kwargs)
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def run_env() -> dict:
+    """Environment in which `bgshift` and `snakemake` from this venv are on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, schema, package, config) to run in isolation."""
+    for item in ("Snakefile", "workflow", "config"):
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / item)
+    (dest / "resources").mkdir(exist_ok=True)
+    if (REPO / "resources" / "backgrounds").is_dir():
+        shutil.copytree(REPO / "resources" / "backgrounds", dest / "resources" / "backgrounds")
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile",
+           str(workdir / "Snakefile"), *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=run_env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc

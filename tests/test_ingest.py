@@ -1,0 +1,267 @@
+"""Ingest of COCO, VOC and YOLO datasets generated with known defects."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from bgshift import config, images, ingest, masks
+from conftest import gradient_image, save_jpeg
+
+
+def run_ingest(tmp_path, dataset: dict, **ingest_settings):
+    cfg = config.validate({"dataset": dataset, "ingest": ingest_settings})
+    out = tmp_path / "out"
+    summary = ingest.run(cfg, out)
+    tables = {name: pq.read_table(out / f"{name}.parquet").to_pylist() for name in ("images", "annotations", "categories", "rejects")}
+    return summary, tables
+
+
+def reasons(tables, kind):
+    return [r["reason"] for r in tables["rejects"] if r["kind"] == kind]
+
+
+def assert_accounted(summary):
+    for kind in ("images", "annotations"):
+        s = summary[kind]
+        assert s["input"] == s["ingested"] + s["rejected"], summary
+
+
+# --------------------------------------------------------------------- COCO
+@pytest.fixture
+def coco_dataset(tmp_path):
+    root = tmp_path / "imgs"
+    rgb = gradient_image(100, 80)
+    save_jpeg(root / "good.jpg", rgb)
+    save_jpeg(root / "crowd.jpg", rgb)
+    save_jpeg(root / "wrongsize.jpg", rgb)
+    save_jpeg(root / "dup.jpg", rgb)
+    trunc = save_jpeg(root / "truncated.jpg", rgb)
+    trunc.write_bytes(trunc.read_bytes()[:300])
+    save_jpeg(tmp_path / "outside.jpg", rgb)
+    Image.fromarray(rgb).convert("L").save(root / "gray.png")
+    Image.fromarray(rgb).convert("RGBA").save(root / "rgba.png")
+    Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(root / "deep.png")
+    # raw 100x60 with a white square at x 10..30, y 5..25, shown rotated (EXIF 6)
+    raw = np.zeros((60, 100, 3), np.uint8)
+    raw[5:25, 10:30] = 255
+    save_jpeg(root / "rotated_raw.jpg", raw, exif_orientation=6, quality=100)
+    save_jpeg(root / "rotated_shown.jpg", raw, exif_orientation=6, quality=100)
+    crowd_mask = np.zeros((80, 100), np.uint8)
+    crowd_mask[40:70, 10:90] = 1
+    crowd_rle = masks.encode(crowd_mask)
+    uncompressed = {"size": [80, 100], "counts": [int(c) for c in _rle_runs(crowd_mask)]}
+    img = lambda i, name, w=100, h=80: {"id": i, "file_name": name, "width": w, "height": h}  # noqa: E731
+    data = {
+        "categories": [{"id": 3, "name": "car"}, {"id": 17, "name": "cat"}, {"id": 90, "name": "tooth brush / ü"}],
+        "images": [
+            img(1, "good.jpg"), img(2, "crowd.jpg"), img(3, "truncated.jpg"), img(4, "missing.jpg"),
+            img(5, "wrongsize.jpg", 50, 50), img(6, "../outside.jpg"), img(7, str(tmp_path / "outside.jpg")),
+            img(1, "dup.jpg"), img(8, "gray.png"), img(9, "rgba.png"), img(10, "cmyk.jpg"), img(11, "deep.png"),
+            img(12, "rotated_raw.jpg", 100, 60), img(13, "rotated_shown.jpg", 60, 100),
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 30, 20], "segmentation": [[10, 10, 40, 10, 40, 30, 10, 30]], "iscrowd": 0, "area": 600},
+            {"id": 2, "image_id": 1, "category_id": 17, "bbox": [80, 60, 40, 40], "iscrowd": 0},  # clipped to 20x20
+            {"id": 3, "image_id": 1, "category_id": 17, "bbox": [5, 5, 0, 10]},  # zero width
+            {"id": 4, "image_id": 1, "category_id": 17, "bbox": [5, 5, -3, 10]},  # negative width
+            {"id": 5, "image_id": 1, "category_id": 17, "bbox": [200, 200, 10, 10]},  # fully outside
+            {"id": 6, "image_id": 1, "category_id": 99, "bbox": [5, 5, 10, 10]},  # unknown category
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 10, 10]},  # duplicate id
+            {"id": 7, "image_id": 777, "category_id": 3, "bbox": [5, 5, 10, 10]},  # unknown image
+            {"id": 8, "image_id": 3, "category_id": 3, "bbox": [5, 5, 10, 10]},  # image was rejected
+            {"id": 9, "image_id": 2, "category_id": 90, "bbox": [10, 40, 80, 30], "segmentation": crowd_rle, "iscrowd": 1},
+            {"id": 10, "image_id": 2, "category_id": 90, "bbox": [10, 40, 80, 30], "segmentation": uncompressed, "iscrowd": 1},
+            {"id": 11, "image_id": 2, "category_id": 3, "bbox": [1, 1, 5, 5], "segmentation": [[1, 2]]},  # bad polygon
+            {"id": 12, "image_id": 12, "category_id": 3, "bbox": [10, 5, 20, 20], "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]]},
+            {"id": 13, "image_id": 13, "category_id": 3, "bbox": [35, 10, 20, 20]},
+        ],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    return {"kind": "coco", "images": str(root), "annotations": str(path)}
+
+
+def _rle_runs(mask: np.ndarray) -> list[int]:
+    """Uncompressed COCO RLE counts (column-major runs starting with zeros)."""
+    flat = mask.flatten(order="F")
+    runs, current, length = [], 0, 0
+    for v in flat:
+        if v == current:
+            length += 1
+        else:
+            runs.append(length)
+            current, length = v, 1
+    runs.append(length)
+    return runs
+
+
+def test_coco_defects_are_rejected_with_reasons_and_counts_add_up(tmp_path, coco_dataset):
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    assert summary["images"] == {"input": 14, "ingested": 8, "rejected": 6}
+    image_reasons = reasons(t, "image")
+    for expected in ("unreadable image", "image file missing", "annotation says 50x50 but the file is 100x80",
+                     "escapes the dataset root", "duplicate image id 1"):
+        assert any(expected in r for r in image_reasons), (expected, image_reasons)
+    assert sum("escapes the dataset root" in r for r in image_reasons) == 2  # ../ and absolute
+    ann_reasons = reasons(t, "annotation")
+    for expected in ("zero or negative size", "lies outside", "unknown category id 99", "duplicate annotation id 1",
+                     "unknown image id 777", "its image 3 was rejected"):
+        assert any(expected in r for r in ann_reasons), (expected, ann_reasons)
+    assert summary["annotations"] == {"input": 14, "ingested": 7, "rejected": 7, "unlabelled": 0, "boxes_clipped": 1, "masks_dropped": 1}
+    by_id = {a["ann_id"]: a for a in t["annotations"]}
+    assert by_id[2]["bbox"] == [80.0, 60.0, 20.0, 20.0]
+    assert by_id[11]["segmentation"] is None and by_id[11]["bbox"] == [1.0, 1.0, 5.0, 5.0]  # box kept, mask dropped
+    # crowd regions, compressed and uncompressed RLE, decode to the same mask
+    assert by_id[9]["iscrowd"] and masks.area(by_id[9]["segmentation"]) == 30 * 80
+    assert by_id[9]["segmentation"] == by_id[10]["segmentation"]
+    # non-contiguous ids keep their id and get a contiguous index; odd names survive
+    assert [(c["category_id"], c["index"], c["name"]) for c in t["categories"]] == [(3, 0, "car"), (17, 1, "cat"), (90, 2, "tooth brush / ü")]
+
+
+def test_odd_pixel_formats_are_ingested(tmp_path, coco_dataset):
+    _, t = run_ingest(tmp_path, coco_dataset)
+    modes = {r["file_name"]: r["source_mode"] for r in t["images"]}
+    assert modes["gray.png"] == "L" and modes["rgba.png"] == "RGBA" and modes["cmyk.jpg"] == "CMYK" and modes["deep.png"] == "I;16"
+    for row in t["images"]:
+        assert images.read_rgb(row["path"]).shape == (row["height"], row["width"], 3)
+
+
+def test_exif_rotated_images_keep_boxes_on_their_object(tmp_path, coco_dataset):
+    _, t = run_ingest(tmp_path, coco_dataset)
+    rows = {r["image_id"]: r for r in t["images"]}
+    by_image = {a["image_id"]: a for a in t["annotations"]}
+    for image_id in (12, 13):  # labelled on raw pixels / on the displayed image
+        row = rows[image_id]
+        assert (row["width"], row["height"], row["orientation"]) == (60, 100, 6)
+        assert by_image[image_id]["bbox"] == [35.0, 10.0, 20.0, 20.0]
+        x, y, w, h = map(int, by_image[image_id]["bbox"])
+        pixels = images.read_rgb(row["path"])
+        assert pixels[y + 2 : y + h - 2, x + 2 : x + w - 2].min() > 200  # the white square
+    mask = masks.decode(by_image[12]["segmentation"])
+    assert mask.shape == (100, 60) and masks.box_of(mask) == [35.0, 10.0, 20.0, 20.0]
+
+
+def test_reject_mode_rejects_boxes_outside_instead_of_clipping(tmp_path, coco_dataset):
+    summary, t = run_ingest(tmp_path, coco_dataset, invalid_boxes="reject")
+    assert summary["annotations"]["boxes_clipped"] == 0
+    assert any("extends outside" in r for r in reasons(t, "annotation"))
+    assert 2 not in {a["ann_id"] for a in t["annotations"]}
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [\n  {"id": 1,, }\n]}')
+    with pytest.raises(ingest.IngestError, match=r"bad\.json: malformed JSON at line 2, column 12"):
+        run_ingest(tmp_path, {"kind": "coco", "images": str(tmp_path / "imgs"), "annotations": str(bad)})
+
+
+# ---------------------------------------------------------------------- VOC
+def voc_xml(filename, w, h, objects):
+    objs = "".join(
+        f"<object><name>{name}</name><truncated>{tr}</truncated><difficult>{df}</difficult>"
+        f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for name, b, tr, df in objects
+    )
+    return f"<annotation><filename>{filename}</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objs}</annotation>"
+
+
+@pytest.fixture
+def voc_dataset(tmp_path):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "SegmentationObject").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        save_jpeg(root / "JPEGImages" / f"{name}.jpg", gradient_image(120, 90))
+    (root / "Annotations" / "a.xml").write_text(voc_xml("a.jpg", 120, 90, [("dog", (11, 21, 40, 60), 1, 0), ("cat", (51, 11, 100, 80), 0, 1)]))
+    (root / "Annotations" / "b.xml").write_text(voc_xml("b.jpg", 120, 90, [("dog", (1, 1, 120, 90), 0, 0), ("dog", (50, 50, 40, 60), 0, 0)]))
+    (root / "Annotations" / "c.xml").write_text(voc_xml("../../c.jpg", 120, 90, [("cat", (1, 1, 10, 10), 0, 0)]))
+    labels = np.zeros((90, 120), np.uint8)
+    labels[20:60, 10:40] = 1
+    labels[10:80, 50:100] = 2
+    labels[59, 10:40] = 255  # void border
+    Image.fromarray(labels, mode="L").save(root / "SegmentationObject" / "a.png")
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\nc\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("b\n")
+    return {"kind": "voc", "root": str(root), "image_sets": {"train": "ImageSets/Main/train.txt", "val": "ImageSets/Main/val.txt"}}
+
+
+def test_voc_boxes_flags_instance_masks_and_splits(tmp_path, voc_dataset):
+    summary, t = run_ingest(tmp_path, voc_dataset)
+    assert_accounted(summary)
+    assert summary["images"] == {"input": 3, "ingested": 2, "rejected": 1}
+    assert [c["name"] for c in t["categories"]] == ["cat", "dog"]
+    a = [x for x in t["annotations"] if x["image_id"] == 1]
+    assert a[0]["bbox"] == [10.0, 20.0, 30.0, 40.0] and a[0]["truncated"] and not a[0]["difficult"]
+    assert a[1]["difficult"] and not a[1]["truncated"]
+    assert masks.area(a[0]["segmentation"]) == 30 * 39 and masks.area(a[1]["segmentation"]) == 50 * 70
+    assert {r["file_name"].split("/")[-1]: r["split"] for r in t["images"]} == {"a.jpg": "train", "b.jpg": "val"}
+    assert any("zero or negative size" in r for r in reasons(t, "annotation"))
+    assert any("escapes the dataset root" in r for r in reasons(t, "image"))
+
+
+def test_voc_unknown_class_is_rejected_when_classes_are_given(tmp_path, voc_dataset):
+    voc_dataset["classes"] = ["dog"]
+    _, t = run_ingest(tmp_path, voc_dataset)
+    assert any("unknown category" in r for r in reasons(t, "annotation"))
+    assert {a["category_id"] for a in t["annotations"]} == {1}
+
+
+def test_malformed_xml_names_file_line_and_column(tmp_path, voc_dataset):
+    from pathlib import Path
+
+    bad = Path(voc_dataset["root"]) / "Annotations" / "b.xml"
+    bad.write_text("<annotation>\n<filename>b.jpg</filename>\n<size><width>3</size>\n</annotation>")
+    with pytest.raises(ingest.IngestError, match=r"b\.xml: malformed XML at line 3, column"):
+        run_ingest(tmp_path, voc_dataset)
+
+
+# --------------------------------------------------------------------- YOLO
+@pytest.fixture
+def yolo_dataset(tmp_path):
+    root = tmp_path / "yolo"
+    for split, names in (("train", ["t1", "t2", "t3"]), ("val", ["v1"])):
+        for name in names:
+            save_jpeg(root / "images" / split / f"{name}.jpg", gradient_image(200, 100))
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    (root / "labels" / "train" / "t1.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n")
+    (root / "labels" / "train" / "t2.txt").write_text("0 0.5 0.5\n7 0.5 0.5 0.1 0.1\n\n0 0.95 0.5 0.2 0.2\n")
+    (root / "labels" / "val" / "v1.txt").write_text("1 0.5 0.5 1.0 1.0\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: sheep\n  1: big dog\n")
+    return {"kind": "yolo", "data_yaml": str(root / "data.yaml")}
+
+
+def test_yolo_boxes_polygons_splits_and_bad_lines(tmp_path, yolo_dataset):
+    summary, t = run_ingest(tmp_path, yolo_dataset)
+    assert_accounted(summary)
+    assert summary["images"] == {"input": 4, "ingested": 4, "rejected": 0}
+    assert [c["name"] for c in t["categories"]] == ["sheep", "big dog"]
+    assert [c["category_id"] for c in t["categories"]] == [0, 1]
+    by_image = {}
+    for a in t["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    box, poly = by_image[1]
+    assert box["bbox"] == pytest.approx([80.0, 30.0, 40.0, 40.0]) and box["segmentation"] is None
+    assert poly["bbox"] == pytest.approx([20.0, 10.0, 40.0, 20.0]) and masks.area(poly["segmentation"]) == pytest.approx(800, rel=0.1)
+    assert by_image[2][0]["bbox"] == pytest.approx([170.0, 40.0, 30.0, 20.0])  # clipped at the right edge
+    assert summary["annotations"]["boxes_clipped"] == 1
+    r = reasons(t, "annotation")
+    assert any("malformed label line" in x for x in r) and any("unknown category id 7" in x for x in r)
+    assert {row["split"] for row in t["images"]} == {"train", "val"}
+    assert 3 not in by_image  # no label file: a background image, still ingested
+
+
+def test_malformed_yolo_yaml_names_file_and_line(tmp_path, yolo_dataset):
+    from pathlib import Path
+
+    Path(yolo_dataset["data_yaml"]).write_text("path: .\nnames: [a, b\ntrain: x\n")
+    with pytest.raises(ingest.IngestError, match=r"data\.yaml: malformed YAML at line"):
+        run_ingest(tmp_path, yolo_dataset)

@@ -1,0 +1,62 @@
+"""`bgshift <stage> ...`: the command line the Snakemake rules call, one subcommand per stage."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import config as cfg
+from .ingest import IngestError
+
+
+def _load_config(args: argparse.Namespace) -> dict:
+    if args.config_json:
+        return cfg.loads_json(args.config_json)
+    return cfg.load(args.config)
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from . import ingest
+
+    summary = ingest.run(_load_config(args), args.out)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+def cmd_config_doc(args: argparse.Namespace) -> None:
+    sys.stdout.write(cfg.reference_markdown())
+
+
+# name -> (function, help, takes a config, extra options)
+COMMANDS = {
+    "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
+    "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bgshift", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (func, help_text, takes_config, options) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if takes_config:
+            source = p.add_mutually_exclusive_group(required=True)
+            source.add_argument("--config", help="config YAML/JSON file")
+            source.add_argument("--config-json", help="config as a JSON string (what the Snakemake rules pass)")
+        for flag, kwargs in options:
+            p.add_argument(flag, **kwargs)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (cfg.ConfigError, IngestError, FileNotFoundError) as exc:
+        print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Ingest: any supported dataset -> canonical tables (images, annotations, categories, rejects)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import coco, synthetic, voc, yolo
+from .collector import Collector, IngestError
+
+__all__ = ["run", "count_inputs", "IngestError"]
+
+
+def run(config: dict, out_dir: str | Path) -> dict:
+    """Read the configured dataset and write the canonical tables to out_dir; returns the summary."""
+    dataset, out_dir = config["dataset"], Path(out_dir)
+    kind = dataset["kind"]
+    if kind == "coco":
+        collector = Collector.from_settings(Path(dataset["images"]), config["ingest"])
+        coco.read(collector, Path(dataset["annotations"]))
+    elif kind == "voc":
+        collector = Collector.from_settings(Path(dataset["root"]), config["ingest"])
+        voc.read(collector, Path(dataset["root"]), dataset["annotations_dir"], dataset["images_dir"],
+                 dataset["segmentation_dir"], dataset["image_sets"], dataset.get("classes"))
+    elif kind == "yolo":
+        collector = Collector.from_settings(Path(dataset["data_yaml"]).parent, config["ingest"])
+        yolo.read(collector, Path(dataset["data_yaml"]))
+    else:
+        collector = Collector.from_settings(out_dir, config["ingest"])
+        synthetic.read(collector, out_dir, config["seed"], dataset["synthetic"])
+    if dataset.get("group_by"):
+        _apply_group(collector, dataset["group_by"])
+    return collector.write(out_dir)
+
+
+def _apply_group(collector: Collector, column: str) -> None:
+    """Group images by their folder (e.g. one folder per farm) or by another images column."""
+    for row in collector.images:
+        row["group"] = str(Path(row["file_name"]).parent) if column == "folder" else str(row.get(column))
+
+
+def count_inputs(config: dict) -> int:
+    """Number of image records in the input, cheaply, so the DAG's shard count is known before ingest."""
+    dataset = config["dataset"]
+    kind = dataset["kind"]
+    if kind == "coco":
+        with open(dataset["annotations"], encoding="utf-8") as fh:
+            try:
+                return len(json.load(fh).get("images", []))
+            except (json.JSONDecodeError, AttributeError):
+                return 0  # ingest reports the error with its position
+    if kind == "voc":
+        return len(list((Path(dataset["root"]) / dataset["annotations_dir"]).glob("*.xml")))
+    if kind == "yolo":
+        data = yolo.load_data_yaml(Path(dataset["data_yaml"]))
+        root = yolo.dataset_root(Path(dataset["data_yaml"]), data)
+        return sum(len(yolo.split_images(root, data[s])) for s in ("train", "val", "test") if data.get(s))
+    return dataset["synthetic"]["num_images"]

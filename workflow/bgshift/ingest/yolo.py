@@ -1,0 +1,117 @@
+"""YOLO: data.yaml + images/ and labels/ folders, box or polygon lines."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .collector import Collector, IngestError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def load_data_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise IngestError(f"{path}: malformed YAML{where}: {exc}") from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise IngestError(f"{path}: a YOLO data.yaml needs a 'names' entry")
+    return data
+
+
+def class_names(data: dict) -> list[str]:
+    names = data["names"]
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    return [str(n) for n in names]
+
+
+def split_images(root: Path, spec) -> list[Path]:
+    """Image files of one split: a folder, a .txt list, or a list of either."""
+    specs = spec if isinstance(spec, list) else [spec]
+    found: list[Path] = []
+    for item in specs:
+        path = (root / str(item))
+        if path.suffix == ".txt":
+            found += [(root / line.strip()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            found += [p for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return found
+
+
+def label_path(image: Path) -> Path:
+    """ultralytics' convention: the last /images/ in the path becomes /labels/, suffix .txt."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def parse_line(line: str) -> tuple[int, list[float], list[float] | None]:
+    """'c cx cy w h' or 'c x1 y1 x2 y2 ...' (normalised) -> class, box (normalised xywh), polygon."""
+    values = line.split()
+    cls = int(values[0])
+    coords = [float(v) for v in values[1:]]
+    if len(coords) == 4:
+        cx, cy, w, h = coords
+        return cls, [cx - w / 2, cy - h / 2, w, h], None
+    if len(coords) >= 6 and len(coords) % 2 == 0:
+        xs, ys = coords[0::2], coords[1::2]
+        return cls, [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)], coords
+    raise ValueError(f"expected 5 values or a class and 3+ points, got {len(values)} values")
+
+
+def dataset_root(data_yaml: Path, data: dict) -> Path:
+    """data.yaml's `path`, relative to the yaml's folder unless absolute."""
+    root = Path(data.get("path") or ".")
+    return root if root.is_absolute() else Path(data_yaml).parent / root
+
+
+def read(collector: Collector, data_yaml: Path) -> None:
+    data_yaml = Path(data_yaml)
+    data = load_data_yaml(data_yaml)
+    root = dataset_root(data_yaml, data)
+    collector.root = root
+    for index, name in enumerate(class_names(data)):
+        collector.add_category(index, name)
+    image_id = 0
+    for split in ("train", "val", "test"):
+        if not data.get(split):
+            continue
+        for image in split_images(root, data[split]):
+            image_id += 1
+            rel = str(image.relative_to(root)) if image.is_relative_to(root) else str(image)
+            entry = collector.add_image(image_id, rel, str(data_yaml), None, split=split)
+            labels = label_path(image)
+            if not labels.is_file():
+                continue  # an image without a label file is a background image in YOLO
+            lines = labels.read_text(encoding="utf-8").splitlines()
+            w, h = (entry.info.width, entry.info.height) if entry else (1, 1)
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                record = f"line {number}"
+                try:
+                    cls, (x, y, bw, bh), polygon = parse_line(line)
+                except ValueError as exc:
+                    collector.counts["annotations_input"] += 1
+                    collector.reject("annotation", labels, record, "line", f"malformed label line {line!r}: {exc}")
+                    continue
+                segmentation = None
+                if polygon is not None:
+                    segmentation = [[v * (w if i % 2 == 0 else h) for i, v in enumerate(polygon)]]
+                collector.add_annotation(
+                    image_id=image_id,
+                    category_id=cls,
+                    bbox=list(np.array([x * w, y * h, bw * w, bh * h], dtype=np.float64)),
+                    source_file=str(labels),
+                    record=record,
+                    segmentation=segmentation,
+                )

@@ -1,0 +1,88 @@
+"""Atomic, deterministic writers shared by every stage.
+
+Every output goes to a temporary file in the destination folder and is renamed into
+place, so a killed job never leaves a truncated file that a rerun would trust.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
+    """Write JSON with sorted keys so equal content gives equal bytes."""
+    write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_parquet(path: str | os.PathLike, table: pa.Table, binary_columns: tuple[str, ...] = ()) -> None:
+    """Write a Parquet file reproducibly.
+
+    Columns holding already-compressed blobs (JPEG bytes) are stored without
+    compression or dictionary encoding: both only cost time on such data.
+    """
+    plain = set(binary_columns)
+    leaf_paths = [".".join(p) for p in _leaf_paths(table.schema)]
+    dictionary = [p for p in leaf_paths if p.split(".")[0] not in plain]
+    compression = {p: ("none" if p.split(".")[0] in plain else "zstd") for p in leaf_paths}
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression=compression,
+            use_dictionary=dictionary,
+            write_statistics=True,
+            store_schema=True,
+        )
+
+
+def _leaf_paths(schema: pa.Schema) -> list[tuple[str, ...]]:
+    """Dotted Parquet column paths (struct fields and list items flattened)."""
+    out: list[tuple[str, ...]] = []
+
+    def walk(prefix: tuple[str, ...], typ: pa.DataType) -> None:
+        if pa.types.is_struct(typ):
+            for field in typ:
+                walk(prefix + (field.name,), field.type)
+        elif pa.types.is_list(typ) or pa.types.is_large_list(typ):
+            walk(prefix + ("list", "element"), typ.value_type)
+        else:
+            out.append(prefix)
+
+    for field in schema:
+        walk((field.name,), field.type)
+    return out
+
+
+def read_parquet(path: str | os.PathLike) -> pa.Table:
+    return pq.read_table(path)

@@ -1,0 +1,15 @@
+import json
+import math
+
+from bgshift.ingest import count_inputs
+
+RESULTS = "results"
+# Shards are fixed from the input's record count (cheap to read), so the DAG is
+# static; a shard left empty by rejects simply writes empty outputs.
+N_SHARDS = max(1, math.ceil(count_inputs(config) / config["shard_size"]))
+SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
+
+
+def stage_config(*sections):
+    """The config sections a stage reads, as JSON for `bgshift --config-json`."""
+    return json.dumps({key: config[key] for key in sections}, sort_keys=True)

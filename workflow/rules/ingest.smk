@@ -1,0 +1,17 @@
+rule ingest:
+    """Read the dataset into canonical tables; unusable records go to rejects.parquet."""
+    output:
+        images=f"{RESULTS}/ingest/images.parquet",
+        annotations=f"{RESULTS}/ingest/annotations.parquet",
+        categories=f"{RESULTS}/ingest/categories.parquet",
+        rejects=f"{RESULTS}/ingest/rejects.parquet",
+        summary=f"{RESULTS}/ingest/summary.json",
+    params:
+        config=stage_config("seed", "dataset", "ingest"),
+        out=lambda wildcards, output: Path(output.images).parent,
+    log:
+        f"{RESULTS}/logs/ingest.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift ingest --config-json {params.config:q} --out {params.out} > {log} 2>&1"
