@@ -21,9 +21,11 @@ config.update(bgconfig.validate(config))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/segment.smk"
 
 
 rule all:
     input:
         rules.ingest.output,
+        rules.segment_summary.output,
     default_target: True

@@ -22,6 +22,27 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_segment(args: argparse.Namespace) -> None:
+    from . import segment
+
+    result = segment.run_shard(_load_config(args), args.ingest, int(args.shard), args.out, args.sheet, args.stats, args.model)
+    print(json.dumps(result, sort_keys=True))
+
+
+def cmd_segment_model(args: argparse.Namespace) -> None:
+    from . import segment
+
+    result = segment.train_model(_load_config(args), args.ingest, args.out)
+    print(json.dumps(result, sort_keys=True))
+
+
+def cmd_segment_summary(args: argparse.Namespace) -> None:
+    from . import segment
+
+    result = segment.summarise(args.shards, args.stats, args.categories, args.annotations, args.out, args.tables)
+    print(json.dumps(result, indent=2, sort_keys=True))
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -29,6 +50,15 @@ def cmd_config_doc(args: argparse.Namespace) -> None:
 # name -> (function, help, takes a config, extra options)
 COMMANDS = {
     "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
+    "segment": (cmd_segment, "segment one shard: masks, QC, contact sheet, background statistics", True, [
+        ("--ingest", {"required": True}), ("--shard", {"required": True}), ("--out", {"required": True}),
+        ("--sheet", {"required": True}), ("--stats", {"required": True}), ("--model", {"default": None})]),
+    "segment-model": (cmd_segment_model, "fine-tune the DeepLabV3+ used by segment.deeplabv3.weights=train", True, [
+        ("--ingest", {"required": True}), ("--out", {"required": True})]),
+    "segment-summary": (cmd_segment_summary, "combine shards: QC report, background mean, mask IoU table", False, [
+        ("--shards", {"nargs": "+", "required": True}), ("--stats", {"nargs": "+", "required": True}),
+        ("--categories", {"required": True}), ("--annotations", {"required": True}),
+        ("--out", {"required": True}), ("--tables", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 

@@ -57,22 +57,25 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{key}: {error.message}"
 
 
-def validate(config: dict[str, Any]) -> dict[str, Any]:
+def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     """Return a validated copy of `config` with every default filled in.
 
-    Raises ConfigError naming each offending key.
+    `partial` accepts a slice of sections (what a rule passes to its stage); a full
+    config must name its dataset. Raises ConfigError naming each offending key.
     """
     config = copy.deepcopy(dict(config))
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
-    _check_paths(config)
+    if "dataset" in config:
+        _check_paths(config["dataset"])
+    elif not partial:
+        raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
 
 
-def _check_paths(config: dict) -> None:
-    dataset = config["dataset"]
+def _check_paths(dataset: dict) -> None:
     kind = dataset["kind"]
     needed = {
         "coco": ["images", "annotations"],
@@ -101,7 +104,8 @@ def load(path: str | Path) -> dict:
 
 
 def loads_json(text: str) -> dict:
-    return validate(json.loads(text))
+    """A rule's slice of an already validated config."""
+    return validate(json.loads(text), partial=True)
 
 
 def _rows(schema: dict, prefix: str = ""):

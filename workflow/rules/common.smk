@@ -13,3 +13,17 @@ SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
 def stage_config(*sections):
     """The config sections a stage reads, as JSON for `bgshift --config-json`."""
     return json.dumps({key: config[key] for key in sections}, sort_keys=True)
+
+
+SEGMENT_NEEDS_TRAINED_MODEL = (
+    config["segment"]["method"] in ("deeplabv3", "auto") and config["segment"]["deeplabv3"]["weights"] == "train"
+)
+# DeepLabv3 jobs ask the scheduler for a GPU; gt and GrabCut need none.
+GPU_SEGMENTATION = config["segment"]["method"] == "deeplabv3" or SEGMENT_NEEDS_TRAINED_MODEL
+
+
+def segment_model_input(wildcards):
+    """The fine-tuned model, only when the config asks for one."""
+    if SEGMENT_NEEDS_TRAINED_MODEL:
+        return rules.segment_model.output.model
+    return []

@@ -1,0 +1,68 @@
+rule segment_model:
+    """Fine-tune DeepLabV3+ on the images that have masks (segment.deeplabv3.weights: train)."""
+    input:
+        images=rules.ingest.output.images,
+        annotations=rules.ingest.output.annotations,
+    output:
+        model=f"{RESULTS}/segment/model/deeplabv3_trained.pt",
+    params:
+        config=stage_config("seed", "segment"),
+        ingest=lambda wildcards, input: Path(input.images).parent,
+    log:
+        f"{RESULTS}/logs/segment_model.log",
+    threads: 2
+    resources:
+        gpu=1 if GPU_SEGMENTATION else 0,
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift segment-model --config-json {params.config:q} --ingest {params.ingest} --out {output.model} > {log} 2>&1"
+
+
+rule segment:
+    """Masks of one shard of images (gt, DeepLabv3 or GrabCut), QC, contact sheet, background statistics."""
+    input:
+        images=rules.ingest.output.images,
+        annotations=rules.ingest.output.annotations,
+        model=segment_model_input,
+    output:
+        masks=f"{RESULTS}/segment/shards/{{shard}}.parquet",
+        sheet=f"{RESULTS}/segment/contact_sheets/{{shard}}.png",
+        stats=f"{RESULTS}/segment/stats/{{shard}}.parquet",
+    params:
+        config=stage_config("shard_size", "segment"),
+        ingest=lambda wildcards, input: Path(input.images).parent,
+        model=lambda wildcards, input: f"--model {input.model}" if input.model else "",
+    log:
+        f"{RESULTS}/logs/segment/{{shard}}.log",
+    resources:
+        gpu=1 if GPU_SEGMENTATION else 0,
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift segment --config-json {params.config:q} --ingest {params.ingest} --shard {wildcards.shard}"
+        " --out {output.masks} --sheet {output.sheet} --stats {output.stats} {params.model} > {log} 2>&1"
+
+
+rule segment_summary:
+    """QC report, dataset mean background (colour and image), mask IoU per class."""
+    input:
+        masks=expand(rules.segment.output.masks, shard=SHARDS),
+        stats=expand(rules.segment.output.stats, shard=SHARDS),
+        categories=rules.ingest.output.categories,
+        annotations=rules.ingest.output.annotations,
+    output:
+        summary=f"{RESULTS}/segment/summary.json",
+        mean_background=f"{RESULTS}/segment/mean_background.png",
+        quality=f"{RESULTS}/tables/segmentation_quality.csv",
+        quality_md=f"{RESULTS}/tables/segmentation_quality.md",
+    params:
+        out=lambda wildcards, output: Path(output.summary).parent,
+        tables=lambda wildcards, output: Path(output.quality).parent,
+    log:
+        f"{RESULTS}/logs/segment_summary.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift segment-summary --shards {input.masks} --stats {input.stats} --categories {input.categories}"
+        " --annotations {input.annotations} --out {params.out} --tables {params.tables} > {log} 2>&1"
