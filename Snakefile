@@ -22,10 +22,12 @@ config.update(bgconfig.validate(config))
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/variants.smk"
 
 
 rule all:
     input:
         rules.ingest.output,
         rules.segment_summary.output,
+        rules.variant_sheet.output,
     default_target: True

@@ -43,6 +43,28 @@ def cmd_segment_summary(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2, sort_keys=True))
 
 
+def cmd_variants(args: argparse.Namespace) -> None:
+    from .variants import engine
+
+    result = engine.run_shard(_load_config(args), args.ingest, args.segment, args.all_segments, int(args.shard),
+                              args.background, args.mean_background, args.out)
+    print(json.dumps(result, sort_keys=True))
+
+
+def cmd_variant_sheet(args: argparse.Namespace) -> None:
+    from .variants import sheet
+
+    config = _load_config(args)
+    files = dict(zip(args.names, args.files))
+    sheet.write(files, args.out, config["variants"]["contact_sheet"]["images"], config["variants"]["contact_sheet"]["size"])
+
+
+def cmd_variant_names(args: argparse.Namespace) -> None:
+    from .variants import engine
+
+    print("\n".join(engine.variant_names(_load_config(args))))
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -59,6 +81,13 @@ COMMANDS = {
         ("--shards", {"nargs": "+", "required": True}), ("--stats", {"nargs": "+", "required": True}),
         ("--categories", {"required": True}), ("--annotations", {"required": True}),
         ("--out", {"required": True}), ("--tables", {"required": True})]),
+    "variants": (cmd_variants, "write every configured variant of one shard", True, [
+        ("--ingest", {"required": True}), ("--segment", {"required": True}), ("--all-segments", {"nargs": "+", "required": True}),
+        ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
+        ("--out", {"required": True})]),
+    "variant-sheet": (cmd_variant_sheet, "contact sheet: the same images across all variants", True, [
+        ("--names", {"nargs": "+", "required": True}), ("--files", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+    "variant-names": (cmd_variant_names, "list the variant names the config expands to", True, []),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 

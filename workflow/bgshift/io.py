@@ -45,25 +45,24 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_parquet(path: str | os.PathLike, table: pa.Table, binary_columns: tuple[str, ...] = ()) -> None:
-    """Write a Parquet file reproducibly.
-
-    Columns holding already-compressed blobs (JPEG bytes) are stored without
-    compression or dictionary encoding: both only cost time on such data.
-    """
+def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = ()) -> dict:
+    """Writer options: columns holding already-compressed blobs (JPEG bytes) get no
+    compression and no dictionary encoding (both only cost time on such data); the
+    rest are zstd-compressed."""
     plain = set(binary_columns)
-    leaf_paths = [".".join(p) for p in _leaf_paths(table.schema)]
-    dictionary = [p for p in leaf_paths if p.split(".")[0] not in plain]
-    compression = {p: ("none" if p.split(".")[0] in plain else "zstd") for p in leaf_paths}
+    leaf_paths = [".".join(p) for p in _leaf_paths(schema)]
+    return {
+        "compression": {p: ("none" if p.split(".")[0] in plain else "zstd") for p in leaf_paths},
+        "use_dictionary": [p for p in leaf_paths if p.split(".")[0] not in plain],
+        "write_statistics": True,
+        "store_schema": True,
+    }
+
+
+def write_parquet(path: str | os.PathLike, table: pa.Table, binary_columns: tuple[str, ...] = ()) -> None:
+    """Write a Parquet file atomically (see parquet_options)."""
     with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression=compression,
-            use_dictionary=dictionary,
-            write_statistics=True,
-            store_schema=True,
-        )
+        pq.write_table(table, tmp, **parquet_options(table.schema, binary_columns))
 
 
 def _leaf_paths(schema: pa.Schema) -> list[tuple[str, ...]]:

@@ -2,6 +2,7 @@ import json
 import math
 
 from bgshift.ingest import count_inputs
+from bgshift.variants import expand as expand_variants, scene_files
 
 RESULTS = "results"
 # Shards are fixed from the input's record count (cheap to read), so the DAG is
@@ -27,3 +28,7 @@ def segment_model_input(wildcards):
     if SEGMENT_NEEDS_TRAINED_MODEL:
         return rules.segment_model.output.model
     return []
+
+
+VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
+SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]

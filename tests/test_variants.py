@@ -1,0 +1,184 @@
+"""Variant engine: pixel invariants per family, annotations follow pixels, provenance, determinism."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from bgshift import config, images, ingest, masks, segment
+from bgshift.variants import catalog, engine, expand
+from conftest import REPO
+
+DEMO = config.load(REPO / "config" / "config.yaml")
+SCENES = str(REPO / "resources" / "backgrounds")
+
+
+def demo_variants(**overrides):
+    return {**DEMO["variants"], "scenes_dir": SCENES, **overrides}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """8 synthetic scenes (gt masks, unlabelled herd), segmented into one shard."""
+    root = tmp_path_factory.mktemp("world")
+    cfg = config.validate({"seed": 3, "shard_size": 8, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 8, "unlabelled_share": 0.7}},
+                           "segment": {"method": "gt"}, "variants": demo_variants()})
+    ingest.run(cfg, root / "ingest")
+    segment.run_shard(cfg, root / "ingest", 0, root / "seg" / "00000.parquet", root / "seg" / "sheet.png", root / "seg" / "stats.parquet")
+    segment.summarise([root / "seg" / "00000.parquet"], [root / "seg" / "stats.parquet"], root / "ingest" / "categories.parquet",
+                      root / "ingest" / "annotations.parquet", root / "seg", root / "tables")
+    return cfg, root
+
+
+def make_job(cfg, root):
+    return engine.ShardJob(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
+                           root / "seg" / "summary.json", root / "seg" / "mean_background.png")
+
+
+def test_demo_config_has_at_least_30_uniquely_named_variants():
+    names = [s.name for s in expand(demo_variants())]
+    assert len(names) >= 30 and len(set(names)) == len(names)
+    for expected in ("bg_blur_s5", "bg_blur_s15", "bg_blur_s31", "bg_crop_m16", "bg_color_red", "bg_mean_pixel",
+                     "bg_scene_beach", "mixed_rand_f2", "unl_patch", "only_bg_t"):
+        assert expected in names
+
+
+def test_grid_expansion_names_and_errors(tmp_path):
+    specs = expand({"feather": 0, "scenes_dir": SCENES, "catalog": {"bg_blur": {"sigma": [5, 15], "feather": [0, 3]}, "bg_crop": {"margin": 8}}})
+    assert [s.name for s in specs] == ["bg_blur_s5", "bg_blur_s5_f3", "bg_blur_s15", "bg_blur_s15_f3", "bg_crop"]
+    assert specs[1].params["sigma"] == 5 and specs[1].params["feather"] == 3.0
+    with pytest.raises(ValueError, match=r"no scene image for \['mars'\]"):
+        expand({"feather": 0, "scenes_dir": SCENES, "catalog": {"bg_scene": {"scenes": ["mars"]}}})
+    clash = {"feather": 0, "scenes_dir": SCENES, "catalog": {"bg_blur": {"sigma": [5, 5]}}}
+    with pytest.raises(ValueError, match=r"duplicate variant names \['bg_blur_s5'\]"):
+        expand(clash)
+
+
+def composites(cfg, root):
+    """(spec, ctx, result) for every variant of every image, before JPEG encoding."""
+    job = make_job(cfg, root)
+    for image_id in job.shard_images:
+        ctx = job.context(image_id)
+        for spec in job.specs:
+            yield spec, ctx, catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
+
+
+def test_pixel_invariants_of_every_family(world):
+    cfg, root = world
+    seen = Counter()
+    for spec, ctx, result in composites(cfg, root):
+        if spec.params["feather"]:
+            continue
+        fg = ctx.foreground.astype(bool)
+        out = result.pixels
+        if spec.family in catalog.BACKGROUND_VARIANTS:
+            assert np.array_equal(out[fg], ctx.rgb[fg]), spec.name  # objects untouched
+            assert not np.array_equal(out[~fg], ctx.rgb[~fg]), spec.name  # background changed
+        if spec.family in catalog.FOREGROUND_REMOVAL_VARIANTS:
+            assert np.array_equal(out[~fg], ctx.rgb[~fg]) and (out[fg] == 0).all(), spec.name
+        if spec.family in ("only_bg_b", "only_bg_t"):
+            boxes = ctx.boxes_mask.astype(bool)
+            assert np.array_equal(out[~boxes], ctx.rgb[~boxes]), spec.name
+        if spec.family.startswith("unl_"):
+            unl = ctx.unlabelled_mask.astype(bool)
+            assert np.array_equal(out[~unl], ctx.rgb[~unl]), spec.name  # labelled objects and the rest untouched
+            if unl.any():
+                assert not np.array_equal(out[unl], ctx.rgb[unl]), spec.name
+        if spec.family == "bg_crop":
+            x0, y0, x1, y1 = result.crop
+            assert np.array_equal(out, ctx.rgb[y0:y1, x0:x1])
+        if spec.family == "original":
+            assert np.array_equal(out, ctx.rgb)
+        seen[spec.family] += 1
+    assert set(seen) == set(catalog.FAMILIES)
+
+
+def test_feather_softens_only_the_edge(world):
+    cfg, root = world
+    job = make_job(cfg, root)
+    ctx = job.context(job.shard_images[0])
+    colour = {"colour": [255, 0, 0], "label": "red", "family": "bg_color"}
+    hard = catalog.bg_color(ctx, {**colour, "feather": 0.0}, None).pixels
+    soft = catalog.bg_color(ctx, {**colour, "feather": 2.0}, None).pixels
+    import cv2
+
+    near_edge = cv2.dilate(ctx.foreground, np.ones((15, 15), np.uint8)) & (1 - cv2.erode(ctx.foreground, np.ones((15, 15), np.uint8)))
+    differs = np.any(hard != soft, axis=-1)
+    assert differs.any() and not differs[near_edge == 0].any()
+
+
+def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
+    cfg, root = world
+    result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
+                              root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path)
+    assert result == {"images": 8, "skipped_qc": 0, "variants": len(expand(cfg["variants"]))}
+    anns = pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()
+    labelled = {a["ann_id"] for a in anns if a["labelled"]}
+    rand_donors = []
+    for spec in expand(cfg["variants"]):
+        rows = pq.read_table(tmp_path / spec.name / "00000.parquet").to_pylist()
+        assert [r["image_id"] for r in rows] == list(range(1, 9))
+        for r in rows:
+            assert r["variant"] == spec.name and r["family"] == spec.family and r["seed"] == 3 and r["mask_source"] == "gt"
+            decoded = images.decode_rgb(r["image"]["bytes"])
+            assert decoded.shape == (r["height"], r["width"], 3)
+            ids = {o["ann_id"] for o in r["objects"]}
+            if spec.family in ("only_bg_b", "only_bg_t", "no_fg"):
+                assert r["background_only"] and not r["objects"]
+            elif spec.family.startswith("unl_"):
+                assert ids == {a["ann_id"] for a in anns if a["image_id"] == r["image_id"] and a["labelled"]}
+            else:
+                assert ids == {a["ann_id"] for a in anns if a["image_id"] == r["image_id"]}
+            for o in r["objects"]:
+                m = masks.decode(o["segmentation"])
+                assert m.shape == (r["height"], r["width"]) and o["labelled"] == (o["ann_id"] in labelled)
+                x, y, w, h = o["bbox"]
+                ys, xs = np.nonzero(m)
+                assert x <= xs.min() and xs.max() < x + w and y <= ys.min() and ys.max() < y + h  # box follows the pixels
+            if spec.family.startswith("mixed"):
+                assert r["donor_id"] is not None and r["donor_class"]
+                assert r["donor_id"] != r["image_id"]
+            else:
+                assert r["donor_id"] is None
+            if spec.name == "mixed_rand":
+                rand_donors.append(r["donor_id"])
+    assert sorted(rand_donors) == list(range(1, 9))  # drawn without replacement: each image donates once
+
+
+def test_mixed_same_and_next_respect_classes():
+    ds = segment.Dataset(
+        images=[{"image_id": i} for i in range(1, 9)],
+        annotations={i: [{"ann_id": i, "category_id": 1 if i <= 4 else 2, "labelled": True, "area": 10.0}] for i in range(1, 9)},
+        categories={},
+    )
+    plan = engine.plan_donors(ds, list(range(1, 9)), seed=0)
+    cls = lambda i: 1 if i <= 4 else 2  # noqa: E731
+    for i in range(1, 9):
+        assert cls(plan["mixed_same"][i]) == cls(i) and plan["mixed_same"][i] != i
+        assert cls(plan["mixed_next"][i]) != cls(i)
+    assert sorted(plan["mixed_same"].values()) == list(range(1, 9))
+    assert plan == engine.plan_donors(ds, list(range(1, 9)), seed=0)  # seeded
+
+
+def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
+    cfg, root = world
+    digests = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
+                         root / "seg" / "summary.json", root / "seg" / "mean_background.png", out)
+        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.parquet"))})
+    assert digests[0] == digests[1] and len(digests[0]) == len(expand(cfg["variants"]))
+
+
+def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
+    cfg, root = world
+    engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
+                     root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path)
+    meta = pq.ParquetFile(tmp_path / "original" / "00000.parquet").metadata
+    column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert column["image.bytes"].compression == "UNCOMPRESSED"
+    assert not column["image.bytes"].has_dictionary_page
+    assert column["image_id"].compression == "ZSTD"

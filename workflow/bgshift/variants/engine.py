@@ -1,0 +1,175 @@
+"""The variant shard job: decode each source once, run every variant, encode, write.
+
+Rows stream into one Parquet writer per variant and are flushed every
+`rows_per_group` images, so memory stays bounded however large a shard is.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import images as imgs
+from .. import masks
+from ..io import atomic_path, parquet_options
+from ..segment import Dataset
+from . import VariantSpec, expand
+from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
+from .schema import ROW_SCHEMA
+
+MIXED = ("mixed_same", "mixed_rand", "mixed_next")
+
+
+def variant_rng(seed: int, image_id: int, name: str) -> np.random.Generator:
+    """A generator per (seed, image, variant): stable across runs, shards and processes."""
+    return np.random.default_rng([seed, image_id, zlib.crc32(name.encode())])
+
+
+def main_class(annotations: list[dict]) -> int | None:
+    """The class an image is 'of' for mixed_* donors: its largest labelled object's."""
+    labelled = [a for a in annotations if a["labelled"]]
+    return max(labelled, key=lambda a: (a["area"], -a["ann_id"]))["category_id"] if labelled else None
+
+
+def plan_donors(dataset: Dataset, eligible: list[int], seed: int) -> dict[str, dict[int, int]]:
+    """Donor image per (mixed family, image), for the whole dataset at once.
+
+    Each pool is shuffled into a cycle and every image takes the next member, so donors
+    are drawn without replacement (each image donates once per family) and never
+    donate to themselves unless alone in their pool. mixed_same falls back to a
+    random donor for a class with a single image (its donor class then differs).
+    """
+    rng = np.random.default_rng([seed, 7919])
+    cls = {i: main_class(dataset.annotations.get(i, [])) for i in eligible}
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for i in eligible:
+        if cls[i] is not None:
+            by_class[cls[i]].append(i)
+
+    def cycle(members: list[int]) -> dict[int, int]:
+        order = [members[j] for j in rng.permutation(len(members))]
+        return {order[j]: order[(j + 1) % len(order)] for j in range(len(order))}
+
+    rand = cycle(eligible) if eligible else {}
+    same: dict[int, int] = {}
+    for members in by_class.values():
+        same.update(cycle(members) if len(members) > 1 else {m: rand[m] for m in members})
+    classes = sorted(by_class)
+    nxt: dict[int, int] = {}
+    for k, c in enumerate(classes):
+        target = by_class[classes[(k + 1) % len(classes)]]
+        order = [target[j] for j in rng.permutation(len(target))]
+        for j, member in enumerate(by_class[c]):
+            nxt[member] = order[j % len(order)]
+    for i in eligible:  # images without a labelled object have no class: a random donor
+        same.setdefault(i, rand[i])
+        nxt.setdefault(i, rand[i])
+    return {"mixed_same": same, "mixed_rand": rand, "mixed_next": nxt}
+
+
+class ShardJob:
+    def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path, all_segment_shards: list,
+                 shard: int, background_summary: str | Path, mean_background: str | Path):
+        self.seed = config["seed"]
+        self.settings = config["variants"]
+        self.specs = expand(self.settings)
+        self.dataset = Dataset.load(ingest_dir)
+        self.images = {im["image_id"]: im for im in self.dataset.images}
+        self.category_index = {cid: c["index"] for cid, c in self.dataset.categories.items()}
+        self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
+        self.shard_images = [im["image_id"] for im in self.dataset.shard(shard, config["shard_size"])]
+        self.segments = {r["image_id"]: r for r in pq.read_table(segment_shard).to_pylist()}
+        qc_pass = [r["image_id"] for path in all_segment_shards
+                   for r in pq.read_table(path, columns=["image_id", "qc_pass"]).to_pylist() if r["qc_pass"]]
+        self.eligible = sorted(qc_pass)
+        self.donors = plan_donors(self.dataset, self.eligible, self.seed) if any(s.family in MIXED for s in self.specs) else {}
+        summary = json.loads(Path(background_summary).read_text())
+        self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
+        self.mean_image = imgs.read_rgb(mean_background)
+        self.scenes = {s.params["scene"]: imgs.read_rgb(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
+
+    def donor(self, image_id: int) -> Donor:
+        """A donor's only_bg_t background (its boxes filled by its own tiled strip)."""
+        rgb = imgs.read_rgb(self.images[image_id]["path"])
+        boxes = np.zeros(rgb.shape[:2], np.uint8)
+        for a in self.dataset.annotations.get(image_id, []):
+            x, y, w, h = a["bbox"]
+            boxes[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
+        cls = main_class(self.dataset.annotations.get(image_id, []))
+        return Donor(image_id, self.category_name.get(cls, ""), tile_background(rgb, boxes, self.mean_colour))
+
+    def context(self, image_id: int) -> ImageContext:
+        seg = self.segments[image_id]
+        anns = {a["ann_id"]: a for a in self.dataset.annotations.get(image_id, [])}
+        instances = [
+            Instance(i["ann_id"], anns[i["ann_id"]]["category_id"], anns[i["ann_id"]]["bbox"], anns[i["ann_id"]]["iscrowd"],
+                     anns[i["ann_id"]]["labelled"], masks.decode(i["segmentation"]))
+            for i in seg["instances"] if i["segmentation"] is not None
+        ]
+        ctx = ImageContext(image_id, imgs.read_rgb(self.images[image_id]["path"]), instances,
+                           masks.decode(seg["foreground"]), self.mean_colour, self.mean_image, scenes=self.scenes)
+        ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items()}
+        return ctx
+
+    def rows(self, image_id: int):
+        """(variant name, row) for every variant of one image."""
+        ctx = self.context(image_id)
+        seg = self.segments[image_id]
+        for spec in self.specs:
+            result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
+            h, w = result.pixels.shape[:2]
+            yield spec.name, {
+                "image": {"bytes": imgs.encode_jpeg(result.pixels, self.settings["jpeg_quality"]), "path": f"{spec.name}/{image_id}.jpg"},
+                "image_id": image_id,
+                "variant": spec.name,
+                "family": spec.family,
+                "width": w,
+                "height": h,
+                "background_only": result.objects == "none",
+                "objects": transform_objects(result, ctx, self.category_index),
+                "donor_id": result.donor.image_id if result.donor else None,
+                "donor_class": result.donor.category if result.donor else None,
+                "background": result.background,
+                "mask_source": seg["mask_source"],
+                "seed": self.seed,
+            }
+
+    def run(self, out_dir: str | Path, shard_name: str) -> dict:
+        """Write out_dir/{variant}/{shard_name}.parquet for this shard; returns counts."""
+        out_dir = Path(out_dir)
+        todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
+        group = self.settings["rows_per_group"]
+        options = parquet_options(ROW_SCHEMA, ("image",))
+        with contextlib.ExitStack() as stack:
+            writers = {}
+            for spec in self.specs:
+                tmp = stack.enter_context(atomic_path(out_dir / spec.name / f"{shard_name}.parquet"))
+                writers[spec.name] = stack.enter_context(pq.ParquetWriter(tmp, ROW_SCHEMA, **options))
+            pending: dict[str, list[dict]] = defaultdict(list)
+            for n, image_id in enumerate(todo, start=1):
+                for name, row in self.rows(image_id):
+                    pending[name].append(row)
+                if n % group == 0 or n == len(todo):
+                    for name, rows in pending.items():
+                        writers[name].write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA))
+                    pending.clear()
+        return {"images": len(todo), "skipped_qc": len(self.shard_images) - len(todo), "variants": len(self.specs)}
+
+
+def run_shard(config: dict, ingest_dir, segment_shard, all_segment_shards, shard: int, background_summary,
+              mean_background, out_dir) -> dict:
+    job = ShardJob(config, ingest_dir, segment_shard, all_segment_shards, shard, background_summary, mean_background)
+    return job.run(out_dir, f"{shard:05d}")
+
+
+def variant_names(config: dict) -> list[str]:
+    return [s.name for s in expand(config["variants"])]
+
+
+__all__ = ["run_shard", "variant_names", "plan_donors", "VariantSpec"]

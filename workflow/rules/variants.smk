@@ -1,0 +1,45 @@
+rule variants:
+    """Every configured variant of one shard: decode once, composite, encode (JPEG bytes + provenance)."""
+    input:
+        images=rules.ingest.output.images,
+        annotations=rules.ingest.output.annotations,
+        segment=rules.segment.output.masks,
+        all_segments=expand(rules.segment.output.masks, shard=SHARDS),
+        background=rules.segment_summary.output.summary,
+        mean_background=rules.segment_summary.output.mean_background,
+        scenes=SCENE_FILES,
+    output:
+        expand(f"{RESULTS}/variants/{{variant}}/{{{{shard}}}}.parquet", variant=VARIANTS),
+    params:
+        config=stage_config("seed", "shard_size", "variants"),
+        ingest=lambda wildcards, input: Path(input.images).parent,
+        out=lambda wildcards, output: Path(output[0]).parent.parent,
+    log:
+        f"{RESULTS}/logs/variants/{{shard}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift variants --config-json {params.config:q} --ingest {params.ingest} --segment {input.segment}"
+        " --all-segments {input.all_segments} --shard {wildcards.shard} --background {input.background}"
+        " --mean-background {input.mean_background} --out {params.out} > {log} 2>&1"
+
+
+rule variant_sheet:
+    """Contact sheet: the first images of the first shard across every variant."""
+    input:
+        expand(f"{RESULTS}/variants/{{variant}}/{SHARDS[0]}.parquet", variant=VARIANTS),
+    output:
+        report(
+            f"{RESULTS}/variants/contact_sheet.png",
+            caption="../report/variant_sheet.rst",
+            category="Variants",
+        ),
+    params:
+        config=stage_config("variants"),
+        names=VARIANTS,
+    log:
+        f"{RESULTS}/logs/variant_sheet.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift variant-sheet --config-json {params.config:q} --names {params.names} --files {input} --out {output} > {log} 2>&1"
