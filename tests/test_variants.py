@@ -75,23 +75,23 @@ def test_pixel_invariants_of_every_family(world):
         fg = ctx.foreground.astype(bool)
         out = result.pixels
         if spec.family in catalog.BACKGROUND_VARIANTS:
-            assert np.array_equal(out[fg], ctx.rgb[fg]), spec.name  # objects untouched
-            assert not np.array_equal(out[~fg], ctx.rgb[~fg]), spec.name  # background changed
+            assert np.array_equal(out[fg], ctx.pixels[fg]), spec.name  # objects untouched
+            assert not np.array_equal(out[~fg], ctx.pixels[~fg]), spec.name  # background changed
         if spec.family in catalog.FOREGROUND_REMOVAL_VARIANTS:
-            assert np.array_equal(out[~fg], ctx.rgb[~fg]) and (out[fg] == 0).all(), spec.name
+            assert np.array_equal(out[~fg], ctx.pixels[~fg]) and (out[fg] == 0).all(), spec.name
         if spec.family in ("only_bg_b", "only_bg_t"):
             boxes = ctx.boxes_mask.astype(bool)
-            assert np.array_equal(out[~boxes], ctx.rgb[~boxes]), spec.name
+            assert np.array_equal(out[~boxes], ctx.pixels[~boxes]), spec.name
         if spec.family.startswith("unl_"):
             unl = ctx.unlabelled_mask.astype(bool)
-            assert np.array_equal(out[~unl], ctx.rgb[~unl]), spec.name  # labelled objects and the rest untouched
+            assert np.array_equal(out[~unl], ctx.pixels[~unl]), spec.name  # labelled objects and the rest untouched
             if unl.any():
-                assert not np.array_equal(out[unl], ctx.rgb[unl]), spec.name
+                assert not np.array_equal(out[unl], ctx.pixels[unl]), spec.name
         if spec.family == "bg_crop":
             x0, y0, x1, y1 = result.crop
-            assert np.array_equal(out, ctx.rgb[y0:y1, x0:x1])
+            assert np.array_equal(out, ctx.pixels[y0:y1, x0:x1])
         if spec.family == "original":
-            assert np.array_equal(out, ctx.rgb)
+            assert np.array_equal(out, ctx.pixels)
         seen[spec.family] += 1
     assert set(seen) == set(catalog.FAMILIES)
 
@@ -182,3 +182,12 @@ def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     assert column["image.bytes"].compression == "UNCOMPRESSED"
     assert not column["image.bytes"].has_dictionary_page
     assert column["image_id"].compression == "ZSTD"
+
+
+def test_pyramid_blur_matches_a_full_resolution_gaussian():
+    import cv2
+
+    pixels = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
+    for sigma in (1.5, 5, 15, 31):
+        error = np.abs(catalog.fast_blur(pixels, sigma).astype(int) - cv2.GaussianBlur(pixels, (0, 0), sigma)).mean()
+        assert error < 1.0, (sigma, error)

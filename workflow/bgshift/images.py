@@ -73,12 +73,17 @@ def probe(path: Path, max_pixels: int, verify: bool = True) -> ImageInfo:
     return ImageInfo(w, h, raw_w, raw_h, orientation, mode, fmt)
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode to 8-bit RGB (HxWx3, uint8) with EXIF orientation applied."""
+def read_bgr(path: str | Path) -> np.ndarray:
+    """Decode to 8-bit BGR (OpenCV's order, HxWx3 uint8) with EXIF orientation applied."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageProblem(f"OpenCV could not decode {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return bgr
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode to 8-bit RGB (HxWx3 uint8) with EXIF orientation applied."""
+    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
@@ -88,12 +93,17 @@ def decode_rgb(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """JPEG-encode RGB pixels (libjpeg-turbo via OpenCV; deterministic bytes)."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+def encode_jpeg_bgr(bgr: np.ndarray, quality: int) -> bytes:
+    """JPEG-encode BGR pixels (libjpeg-turbo via OpenCV; deterministic bytes)."""
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ImageProblem("JPEG encoding failed")
     return buf.tobytes()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """JPEG-encode RGB pixels."""
+    return encode_jpeg_bgr(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -6,6 +6,7 @@ Rows stream into one Parquet writer per variant and are flushed every
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import zlib
 from collections import defaultdict
@@ -91,29 +92,36 @@ class ShardJob:
         self.donors = plan_donors(self.dataset, self.eligible, self.seed) if any(s.family in MIXED for s in self.specs) else {}
         summary = json.loads(Path(background_summary).read_text())
         self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
-        self.mean_image = imgs.read_rgb(mean_background)
-        self.scenes = {s.params["scene"]: imgs.read_rgb(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
+        self.mean_image = imgs.read_bgr(mean_background)
+        self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
+        self.fit_cache: dict = {}
+        # Each image donates once per mixed family, so a donor often serves several images of
+        # a shard: keep a bounded number of decoded donor backgrounds.
+        self.donor = functools.lru_cache(maxsize=self.settings["donor_cache"])(self._donor)
 
-    def donor(self, image_id: int) -> Donor:
+    def _donor(self, image_id: int) -> Donor:
         """A donor's only_bg_t background (its boxes filled by its own tiled strip)."""
-        rgb = imgs.read_rgb(self.images[image_id]["path"])
-        boxes = np.zeros(rgb.shape[:2], np.uint8)
+        pixels = imgs.read_bgr(self.images[image_id]["path"])
+        boxes = np.zeros(pixels.shape[:2], np.uint8)
         for a in self.dataset.annotations.get(image_id, []):
             x, y, w, h = a["bbox"]
             boxes[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
         cls = main_class(self.dataset.annotations.get(image_id, []))
-        return Donor(image_id, self.category_name.get(cls, ""), tile_background(rgb, boxes, self.mean_colour))
+        return Donor(image_id, self.category_name.get(cls, ""), tile_background(pixels, boxes, self.mean_colour))
 
     def context(self, image_id: int) -> ImageContext:
         seg = self.segments[image_id]
         anns = {a["ann_id"]: a for a in self.dataset.annotations.get(image_id, [])}
-        instances = [
-            Instance(i["ann_id"], anns[i["ann_id"]]["category_id"], anns[i["ann_id"]]["bbox"], anns[i["ann_id"]]["iscrowd"],
-                     anns[i["ann_id"]]["labelled"], masks.decode(i["segmentation"]))
-            for i in seg["instances"] if i["segmentation"] is not None
-        ]
-        ctx = ImageContext(image_id, imgs.read_rgb(self.images[image_id]["path"]), instances,
-                           masks.decode(seg["foreground"]), self.mean_colour, self.mean_image, scenes=self.scenes)
+        instances = []
+        for inst in seg["instances"]:
+            if inst["segmentation"] is None:
+                continue
+            a, mask = anns[inst["ann_id"]], masks.decode(inst["segmentation"])
+            instances.append(Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], mask,
+                                      inst["segmentation"], float(mask.sum())))
+        ctx = ImageContext(image_id, imgs.read_bgr(self.images[image_id]["path"]), instances,
+                           masks.decode(seg["foreground"]), self.mean_colour, self.mean_image, scenes=self.scenes,
+                           fit_cache=self.fit_cache)
         ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items()}
         return ctx
 
@@ -125,7 +133,7 @@ class ShardJob:
             result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
             h, w = result.pixels.shape[:2]
             yield spec.name, {
-                "image": {"bytes": imgs.encode_jpeg(result.pixels, self.settings["jpeg_quality"]), "path": f"{spec.name}/{image_id}.jpg"},
+                "image": {"bytes": imgs.encode_jpeg_bgr(result.pixels, self.settings["jpeg_quality"]), "path": f"{spec.name}/{image_id}.jpg"},
                 "image_id": image_id,
                 "variant": spec.name,
                 "family": spec.family,
