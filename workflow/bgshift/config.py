@@ -108,10 +108,13 @@ def loads_json(text: str) -> dict:
     return validate(json.loads(text), partial=True)
 
 
-def _rows(schema: dict, prefix: str = ""):
+def _rows(schema: dict, prefix: str = "", defs: dict | None = None):
+    defs = schema.get("$defs", {}) if defs is None else defs
     for name, sub in schema.get("properties", {}).items():
+        if "$ref" in sub:  # a shared definition, with this key's own overrides on top
+            sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
         key = f"{prefix}{name}"
-        kind = sub.get("type") or ("one of " + ", ".join(map(str, sub["enum"])) if "enum" in sub else "")
+        kind = sub.get("type") or ("one of " + ", ".join(map(str, sub["enum"])) if "enum" in sub else "number or list" if "oneOf" in sub else "")
         kind = "/".join(kind) if isinstance(kind, list) else kind
         if "enum" in sub and sub.get("type"):
             kind += " (" + ", ".join(map(str, sub["enum"])) + ")"
@@ -120,7 +123,7 @@ def _rows(schema: dict, prefix: str = ""):
         default = json.dumps(sub["default"]) if "default" in sub else "required" if name in schema.get("required", []) else "-"
         yield key, kind, default, " ".join(sub.get("description", "").split())
         if sub.get("properties"):
-            yield from _rows(sub, key + ".")
+            yield from _rows(sub, key + ".", defs)
 
 
 def reference_markdown() -> str:
