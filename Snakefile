@@ -21,8 +21,11 @@ config.update(bgconfig.validate(config))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/drops.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/variants.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
@@ -30,4 +33,6 @@ rule all:
         rules.ingest.output,
         rules.segment_summary.output,
         rules.variant_sheet.output,
+        rules.drops.output,
+        expand(rules.export.output, set=SETS),
     default_target: True

@@ -47,7 +47,7 @@ def cmd_variants(args: argparse.Namespace) -> None:
     from .variants import engine
 
     result = engine.run_shard(_load_config(args), args.ingest, args.segment, args.all_segments, int(args.shard),
-                              args.background, args.mean_background, args.out)
+                              args.background, args.mean_background, args.out, args.drops)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -63,6 +63,25 @@ def cmd_variant_names(args: argparse.Namespace) -> None:
     from .variants import engine
 
     print("\n".join(engine.variant_names(_load_config(args))))
+
+
+def cmd_splits(args: argparse.Namespace) -> None:
+    from . import splits
+
+    print(json.dumps(splits.run(_load_config(args), args.images, args.out), sort_keys=True))
+
+
+def cmd_drops(args: argparse.Namespace) -> None:
+    from . import drops
+
+    print(json.dumps(drops.run(_load_config(args), args.annotations, args.out, args.tables), sort_keys=True))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from . import sets
+
+    summary = sets.export(_load_config(args), args.set, args.variants, args.splits, args.drops, args.categories, args.out)
+    print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def cmd_config_doc(args: argparse.Namespace) -> None:
@@ -84,10 +103,17 @@ COMMANDS = {
     "variants": (cmd_variants, "write every configured variant of one shard", True, [
         ("--ingest", {"required": True}), ("--segment", {"required": True}), ("--all-segments", {"nargs": "+", "required": True}),
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
-        ("--out", {"required": True})]),
+        ("--out", {"required": True}), ("--drops", {"default": None})]),
     "variant-sheet": (cmd_variant_sheet, "contact sheet: the same images across all variants", True, [
         ("--names", {"nargs": "+", "required": True}), ("--files", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "variant-names": (cmd_variant_names, "list the variant names the config expands to", True, []),
+    "splits": (cmd_splits, "assign every source image to train/val/test", True, [
+        ("--images", {"required": True}), ("--out", {"required": True})]),
+    "drops": (cmd_drops, "annotation-drop schemes: kept/dropped per annotation + statistics table", True, [
+        ("--annotations", {"required": True}), ("--out", {"required": True}), ("--tables", {"required": True})]),
+    "export": (cmd_export, "export one set as sharded Parquet, COCO and YOLO", True, [
+        ("--set", {"required": True}), ("--variants", {"required": True}), ("--splits", {"required": True}),
+        ("--drops", {"required": True}), ("--categories", {"required": True}), ("--out", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 

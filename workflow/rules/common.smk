@@ -2,6 +2,7 @@ import json
 import math
 
 from bgshift.ingest import count_inputs
+from bgshift.sets import resolve as resolve_sets
 from bgshift.variants import expand as expand_variants, scene_files
 
 RESULTS = "results"
@@ -32,3 +33,10 @@ def segment_model_input(wildcards):
 
 VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
 SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]
+SET_SPECS = {spec.name: spec for spec in resolve_sets(config, VARIANTS)}
+SETS = list(SET_SPECS)
+
+
+def set_variant_shards(wildcards):
+    """Every shard of every variant a set is made of."""
+    return [f"{RESULTS}/variants/{variant}/{shard}.parquet" for variant in SET_SPECS[wildcards.set].variants for shard in SHARDS]

@@ -8,6 +8,7 @@ rule variants:
         background=rules.segment_summary.output.summary,
         mean_background=rules.segment_summary.output.mean_background,
         scenes=SCENE_FILES,
+        drops=rules.drops.output.drops,
     output:
         expand(f"{RESULTS}/variants/{{variant}}/{{{{shard}}}}.parquet", variant=VARIANTS),
     params:
@@ -21,7 +22,7 @@ rule variants:
     shell:
         "bgshift variants --config-json {params.config:q} --ingest {params.ingest} --segment {input.segment}"
         " --all-segments {input.all_segments} --shard {wildcards.shard} --background {input.background}"
-        " --mean-background {input.mean_background} --out {params.out} > {log} 2>&1"
+        " --mean-background {input.mean_background} --drops {input.drops} --out {params.out} > {log} 2>&1"
 
 
 rule variant_sheet:

@@ -51,6 +51,10 @@ def _choices(family: str, params: dict, scenes_dir: str | Path) -> list[tuple[st
         if missing or not names:
             raise ValueError(f"variants.catalog.bg_scene: no scene image for {missing or 'any scene'} in {scenes_dir}/ (.jpg/.png)")
         return [(f"_{n}", {"scene": n, "scene_path": str(available[n])}) for n in names]
+    if family.startswith("unl_") and "drop" in params:  # masking after dropping: one variant per scheme
+        rest = {k: v for k, v in params.items() if k != "drop"}
+        return [(suffix + ("" if scheme == "none" else f"_{scheme}"), {**chosen, "drop": None if scheme == "none" else scheme})
+                for scheme in _listed(params["drop"]) for suffix, chosen in _choices(family, rest, scenes_dir)]
     grid = {k: v for k, v in params.items() if k in GRID_LETTERS and isinstance(v, list)}
     fixed = {k: v for k, v in params.items() if k not in grid}
     keys = sorted(grid)

@@ -54,6 +54,7 @@ class ImageContext:
     donors: dict[str, Donor] = field(default_factory=dict)  # variant family -> donor
     scenes: dict[str, np.ndarray] = field(default_factory=dict)  # scene name -> pixels
     fit_cache: dict = field(default_factory=dict)  # shared by a job's images: pictures fitted per size
+    dropped: dict[str, set[int]] = field(default_factory=dict)  # drop scheme -> ann_ids it drops
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -71,14 +72,21 @@ class ImageContext:
     def tiled_background(self) -> np.ndarray:
         return tile_background(self.pixels, self.boxes_mask, self.mean_colour)
 
-    @cached_property
-    def unlabelled_mask(self) -> np.ndarray:
-        """Pixels of unlabelled instances that no labelled instance covers."""
-        m = np.zeros(self.shape, np.uint8)
-        labelled = np.zeros(self.shape, np.uint8)
-        for inst in self.instances:
-            (labelled if inst.labelled else m)[:] |= inst.mask
-        return m & (1 - labelled)
+    def hidden(self, drop: str | None) -> frozenset[int]:
+        """Instances an unl_* variant covers: unlabelled ones, plus those the drop scheme drops."""
+        dropped = self.dropped.get(drop, set()) if drop else set()
+        return frozenset(i.ann_id for i in self.instances if not i.labelled or i.ann_id in dropped)
+
+    def hidden_mask(self, hidden: frozenset[int]) -> np.ndarray:
+        """Pixels of the hidden instances that no visible instance covers."""
+        cache = self.__dict__.setdefault("_hidden", {})
+        if hidden not in cache:
+            m = np.zeros(self.shape, np.uint8)
+            visible = np.zeros(self.shape, np.uint8)
+            for inst in self.instances:
+                (m if inst.ann_id in hidden else visible)[:] |= inst.mask
+            cache[hidden] = m & (1 - visible)
+        return cache[hidden]
 
     @cached_property
     def gray(self) -> np.ndarray:
@@ -145,7 +153,8 @@ class ImageContext:
 @dataclass
 class Result:
     pixels: np.ndarray
-    objects: str = "all"  # all | none (background only) | labelled | crop
+    objects: str = "all"  # all | none (background only) | visible (all but `hidden`) | crop
+    hidden: frozenset[int] = frozenset()  # instances covered by an unl_* variant
     crop: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 when objects == "crop"
     donor: Donor | None = None
     background: str | None = None  # what replaced the background, when it is named
@@ -311,21 +320,27 @@ def bg_gray(ctx, p, rng):
 
 
 def unl_black(ctx, p, rng):
-    return Result(ctx.composite(solid(ctx.shape, (0, 0, 0)), ctx.pixels, ctx.unlabelled_mask, p["feather"]), objects="labelled")
+    hidden = ctx.hidden(p.get("drop"))
+    mask = ctx.hidden_mask(hidden)
+    return Result(ctx.composite(solid(ctx.shape, (0, 0, 0)), ctx.pixels, mask, p["feather"]), objects="visible", hidden=hidden)
 
 
 def unl_color(ctx, p, rng):
+    hidden = ctx.hidden(p.get("drop"))
     colour = rng.integers(0, 256, 3)
-    return Result(ctx.composite(solid(ctx.shape, colour), ctx.pixels, ctx.unlabelled_mask, p["feather"]), objects="labelled",
-                  background=f"colour {tuple(int(c) for c in colour)}")
+    return Result(ctx.composite(solid(ctx.shape, colour), ctx.pixels, ctx.hidden_mask(hidden), p["feather"]), objects="visible",
+                  hidden=hidden, background=f"colour {tuple(int(c) for c in colour)}")
 
 
 def unl_patch(ctx, p, rng):
-    return Result(ctx.composite(patch_fill(ctx, ctx.unlabelled_mask, rng), ctx.pixels, ctx.unlabelled_mask, p["feather"]), objects="labelled")
+    hidden = ctx.hidden(p.get("drop"))
+    mask = ctx.hidden_mask(hidden)
+    return Result(ctx.composite(patch_fill(ctx, mask, rng), ctx.pixels, mask, p["feather"]), objects="visible", hidden=hidden)
 
 
 def unl_blur(ctx, p, rng):
-    return Result(ctx.composite(ctx.blurred(p["sigma"]), ctx.pixels, ctx.unlabelled_mask, p["feather"]), objects="labelled")
+    hidden = ctx.hidden(p.get("drop"))
+    return Result(ctx.composite(ctx.blurred(p["sigma"]), ctx.pixels, ctx.hidden_mask(hidden), p["feather"]), objects="visible", hidden=hidden)
 
 
 FAMILIES = {
@@ -366,10 +381,10 @@ def transform_objects(result: Result, ctx: ImageContext, categories: dict[int, i
         return []
     if result.objects != "crop":
         cache = ctx.__dict__.setdefault("_objects", {})
-        if result.objects not in cache:
-            cache[result.objects] = [_object_row(i, i.bbox, i.rle, i.area, categories) for i in ctx.instances
-                                     if result.objects == "all" or i.labelled]
-        return cache[result.objects]
+        key = (result.objects, result.hidden)
+        if key not in cache:
+            cache[key] = [_object_row(i, i.bbox, i.rle, i.area, categories) for i in ctx.instances if i.ann_id not in result.hidden]
+        return cache[key]
     x0, y0, x1, y1 = result.crop
     out = []
     for inst in ctx.instances:

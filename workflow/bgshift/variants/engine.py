@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from .. import images as imgs
 from .. import masks
 from ..io import atomic_path, parquet_options
+from ..drops import dropped_ids
 from ..segment import Dataset
 from . import VariantSpec, expand
 from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
@@ -76,7 +77,7 @@ def plan_donors(dataset: Dataset, eligible: list[int], seed: int) -> dict[str, d
 
 class ShardJob:
     def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path, all_segment_shards: list,
-                 shard: int, background_summary: str | Path, mean_background: str | Path):
+                 shard: int, background_summary: str | Path, mean_background: str | Path, drops: str | Path | None = None):
         self.seed = config["seed"]
         self.settings = config["variants"]
         self.specs = expand(self.settings)
@@ -95,6 +96,10 @@ class ShardJob:
         self.mean_image = imgs.read_bgr(mean_background)
         self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
         self.fit_cache: dict = {}
+        self.dropped = dropped_ids(drops) if drops else {}
+        needed = {s.params["drop"] for s in self.specs if s.params.get("drop")}
+        if needed and not drops:
+            raise ValueError(f"variants mask after drop schemes {sorted(needed)}: the drops table is required")
         # Each image donates once per mixed family, so a donor often serves several images of
         # a shard: keep a bounded number of decoded donor backgrounds.
         self.donor = functools.lru_cache(maxsize=self.settings["donor_cache"])(self._donor)
@@ -121,7 +126,7 @@ class ShardJob:
                                       inst["segmentation"], float(mask.sum())))
         ctx = ImageContext(image_id, imgs.read_bgr(self.images[image_id]["path"]), instances,
                            masks.decode(seg["foreground"]), self.mean_colour, self.mean_image, scenes=self.scenes,
-                           fit_cache=self.fit_cache)
+                           fit_cache=self.fit_cache, dropped=self.dropped)
         ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items()}
         return ctx
 
@@ -171,8 +176,8 @@ class ShardJob:
 
 
 def run_shard(config: dict, ingest_dir, segment_shard, all_segment_shards, shard: int, background_summary,
-              mean_background, out_dir) -> dict:
-    job = ShardJob(config, ingest_dir, segment_shard, all_segment_shards, shard, background_summary, mean_background)
+              mean_background, out_dir, drops=None) -> dict:
+    job = ShardJob(config, ingest_dir, segment_shard, all_segment_shards, shard, background_summary, mean_background, drops)
     return job.run(out_dir, f"{shard:05d}")
 
 

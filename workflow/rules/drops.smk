@@ -1,0 +1,18 @@
+rule drops:
+    """Annotation-drop schemes, kept/dropped per annotation, and the share each drops."""
+    input:
+        annotations=rules.ingest.output.annotations,
+    output:
+        drops=f"{RESULTS}/drops/drops.parquet",
+        table=f"{RESULTS}/tables/drop_statistics.csv",
+        table_md=f"{RESULTS}/tables/drop_statistics.md",
+    params:
+        config=stage_config("seed", "drops"),
+        tables=lambda wildcards, output: Path(output.table).parent,
+    log:
+        f"{RESULTS}/logs/drops.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift drops --config-json {params.config:q} --annotations {input.annotations} --out {output.drops}"
+        " --tables {params.tables} > {log} 2>&1"

@@ -1,0 +1,14 @@
+rule splits:
+    """Every source image -> train, val or test (seeded; or whole groups held out)."""
+    input:
+        images=rules.ingest.output.images,
+    output:
+        splits=f"{RESULTS}/splits/splits.parquet",
+    params:
+        config=stage_config("seed", "splits"),
+    log:
+        f"{RESULTS}/logs/splits.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift splits --config-json {params.config:q} --images {input.images} --out {output.splits} > {log} 2>&1"
