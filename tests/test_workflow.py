@@ -34,3 +34,43 @@ def test_ingest_rule_runs_on_the_demo(tmp_path):
     summary = json.loads((tmp_path / "results" / "ingest" / "summary.json").read_text())
     assert summary["images"]["ingested"] == summary["images"]["input"] == 48
     assert summary["annotations"]["unlabelled"] > 0
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The whole demo pipeline, run once by Snakemake for the tests below."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    proc = snakemake(workdir)
+    return workdir, proc
+
+
+def test_demo_pipeline_produces_every_stage_output(demo_run):
+    import pyarrow.parquet as pq
+
+    from bgshift import config
+    from bgshift.sets import set_names
+    from bgshift.variants import expand
+
+    workdir, _ = demo_run
+    results = workdir / "results"
+    cfg = config.load(workdir / "config" / "config.yaml")
+    variants = [s.name for s in expand({**cfg["variants"], "scenes_dir": str(workdir / "resources" / "backgrounds")})]
+    assert len(variants) >= 30
+    for variant in variants:
+        shards = sorted((results / "variants" / variant).glob("*.parquet"))
+        assert len(shards) == 3 and sum(pq.read_metadata(s).num_rows for s in shards) == 48
+    assert (results / "variants" / "contact_sheet.png").stat().st_size > 10_000
+    quality = (results / "tables" / "segmentation_quality.csv").read_text()
+    assert quality.startswith("method,class,instances,mean_iou,median_iou") and "deeplabv3,all," in quality
+    assert "hard,hard," in (results / "tables" / "drop_statistics.csv").read_text()
+    for name in set_names({**cfg, "variants": {**cfg["variants"], "scenes_dir": str(workdir / "resources" / "backgrounds")}}):
+        folder = results / "sets" / name
+        assert (folder / "yolo" / "data.yaml").is_file() and list((folder / "parquet").glob("*/part-00000.parquet"))
+        assert list((folder / "coco").glob("*.json"))
+    segment_summary = json.loads((results / "segment" / "summary.json").read_text())
+    assert segment_summary["mask_source"] == {"deeplabv3": 24, "gt": 24}
+
+
+def test_a_second_run_has_nothing_to_do(demo_run):
+    workdir, _ = demo_run
+    assert "Nothing to be done" in snakemake(workdir).stdout + snakemake(workdir, "-n").stdout

@@ -2,10 +2,11 @@
 
 A dropped annotation is not deleted: it becomes an *unlabelled* instance, which the
 exports leave out of COCO/YOLO labels and which unl_* masking variants can cover.
-Only labelled, non-crowd annotations are candidates.
+Only labelled, non-crowd annotations are candidates. Fractions round down, like `hard`.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -41,10 +42,10 @@ def choose(kind: str, fraction: float, candidates: list[dict], rng: np.random.Ge
             by_cat[a["category_id"]].append(a["ann_id"])
         for cat in sorted(by_cat):
             ids = by_cat[cat]
-            dropped.update(ids[j] for j in rng.choice(len(ids), size=int(round(fraction * len(ids))), replace=False))
+            dropped.update(ids[j] for j in rng.choice(len(ids), size=math.floor(fraction * len(ids)), replace=False))
         return dropped
     ids = [a["ann_id"] for a in candidates]  # kind == "fraction": over all annotations
-    return {ids[j] for j in rng.choice(len(ids), size=int(round(fraction * len(ids))), replace=False)}
+    return {ids[j] for j in rng.choice(len(ids), size=math.floor(fraction * len(ids)), replace=False)}
 
 
 def run(config: dict, annotations_path: str | Path, out: str | Path, table_dir: str | Path) -> dict:

@@ -1,0 +1,218 @@
+"""Splits, drop schemes and the three exports, each read back by its real consumer."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from bgshift import config, drops, images, masks, splits
+from conftest import COCO128, REPO, needs, run_stages
+
+
+def constructed_annotations():
+    """Images with 1..5 labelled boxes (category = index % 2), plus an unlabelled and a crowd one."""
+    anns, next_id = [], 1
+    for image_id, n in enumerate([1, 2, 3, 4, 5], start=1):
+        for k in range(n):
+            anns.append({"ann_id": next_id, "image_id": image_id, "category_id": k % 2, "labelled": True, "iscrowd": False})
+            next_id += 1
+    anns.append({"ann_id": 100, "image_id": 5, "category_id": 0, "labelled": False, "iscrowd": False})
+    anns.append({"ann_id": 101, "image_id": 5, "category_id": 0, "labelled": True, "iscrowd": True})
+    return anns
+
+
+@pytest.mark.parametrize("kind,fraction,expected", [("normal", 0, 0), ("easy", 0, 4), ("hard", 0, 6), ("extreme", 0, 10),
+                                                    ("fraction", 0.4, 6), ("fraction_per_category", 0.5, 4 + 3)])
+def test_drop_schemes_remove_exact_counts(kind, fraction, expected):
+    anns = constructed_annotations()
+    candidates = [a for a in anns if a["labelled"] and not a["iscrowd"]]
+    dropped = drops.choose(kind, fraction, candidates, np.random.default_rng(0))
+    assert len(dropped) == expected and not dropped & {100, 101}
+    per_image = Counter(a["image_id"] for a in candidates if a["ann_id"] in dropped)
+    sizes = Counter(a["image_id"] for a in candidates)
+    if kind == "easy":
+        assert all(per_image[i] == (1 if sizes[i] >= 2 else 0) for i in sizes)
+    if kind == "hard":
+        assert all(per_image[i] == (sizes[i] // 2 if sizes[i] >= 2 else 0) for i in sizes)
+    if kind == "extreme":
+        assert all(sizes[i] - per_image[i] == 1 for i in sizes)
+    if kind == "fraction_per_category":
+        per_cat = Counter(a["category_id"] for a in candidates if a["ann_id"] in dropped)
+        assert per_cat == {0: 4, 1: 3}  # class 0 has 9 boxes, class 1 has 6: half of each, rounded down
+    assert dropped == drops.choose(kind, fraction, candidates, np.random.default_rng(0))  # seeded
+
+
+def test_drop_table_and_seed(tmp_path):
+    import pyarrow as pa
+
+    from bgshift.io import write_parquet
+
+    anns = [{**a, "bbox": [0, 0, 1, 1], "area": 1.0, "segmentation": None, "difficult": False, "truncated": False}
+            for a in constructed_annotations()]
+    from bgshift.ingest.collector import ANNOTATIONS_SCHEMA
+
+    write_parquet(tmp_path / "a.parquet", pa.Table.from_pylist(anns, schema=ANNOTATIONS_SCHEMA))
+    cfg = {"seed": 1, "drops": {"normal": {"kind": "normal", "fraction": 0.5}, "easy": {"kind": "easy", "fraction": 0.5},
+                                "hard": {"kind": "hard", "fraction": 0.5}}}
+    shares = drops.run(cfg, tmp_path / "a.parquet", tmp_path / "d.parquet", tmp_path)
+    assert shares == {"normal": 0.0, "easy": round(100 * 4 / 15, 2), "hard": 40.0}
+    table = (tmp_path / "drop_statistics.csv").read_text().splitlines()
+    assert table[0] == "scheme,kind,annotations,dropped,dropped_percent" and "hard,hard,15,6,40.0" in table
+    first = drops.dropped_ids(tmp_path / "d.parquet")
+    drops.run({**cfg, "seed": 2}, tmp_path / "a.parquet", tmp_path / "d2.parquet", tmp_path)
+    assert drops.dropped_ids(tmp_path / "d2.parquet")["easy"] != first["easy"]
+
+
+def test_ratio_group_and_predefined_splits():
+    rng = np.random.default_rng
+    imgs = [{"image_id": i, "group": "a" if i <= 30 else "b", "split": None} for i in range(1, 41)]
+    ratio = splits.assign(imgs, {"method": "ratio", "ratios": {"train": 0.5, "val": 0.25, "test": 0.25}}, seed=0)
+    assert Counter(ratio.values()) == {"train": 20, "val": 10, "test": 10}
+    assert ratio == splits.assign(imgs, {"method": "ratio", "ratios": {"train": 0.5, "val": 0.25, "test": 0.25}}, seed=0)
+    group = splits.assign(imgs, {"method": "group", "test_groups": ["b"], "val_groups": [],
+                                 "ratios": {"train": 0.8, "val": 0.2, "test": 0}}, seed=0)
+    assert {i for i, s in group.items() if s == "test"} == set(range(31, 41))
+    assert Counter(s for i, s in group.items() if i <= 30) == {"train": 24, "val": 6}
+    with pytest.raises(ValueError, match=r"name groups \['mars'\] that no image has"):
+        splits.assign(imgs, {"method": "group", "test_groups": ["mars"], "val_groups": [], "ratios": {"train": 1, "val": 0}}, 0)
+    pre = [{**im, "split": "trainval" if im["image_id"] % 2 else "test"} for im in imgs]
+    got = splits.assign(pre, {"method": "predefined", "predefined": {"trainval": "train"}, "ratios": {}}, seed=0)
+    assert all(got[i] == ("train" if i % 2 else "test") for i in got)
+    del rng
+
+
+DEMO = config.load(REPO / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def demo_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sets")
+    cfg = config.validate({
+        "seed": 5, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 16, "objects_per_image": [2, 4]}},
+        "segment": {"method": "gt"}, "splits": {"method": "group", "test_groups": ["quarry"], "ratios": {"train": 0.75, "val": 0.25}},
+        "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"),
+                     "catalog": {"original": {}, "bg_color": {"colours": {"red": "red"}}, "unl_black": {"drop": ["none", "hard"]}}},
+        "sets": {"train": {"original": {"variants": ["original"]}, "hard_masked": {"variants": ["unl_black_hard"], "drop": "hard"},
+                           "red_x2": {"variants": ["original", "bg_color_red"], "repeat": 2}},
+                 "test": ["original", "bg_color_red"], "part_rows": 5},
+    })
+    return cfg, root, run_stages(cfg, root)
+
+
+def test_exports_load_in_datasets_pycocotools_and_ultralytics(demo_sets):
+    import datasets
+    from pycocotools.coco import COCO
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    cfg, root, summaries = demo_sets
+    for name, summary in summaries.items():
+        folder = root / "sets" / name
+        for split, counts in summary.items():
+            parts = sorted((folder / "parquet" / split).glob("part-*.parquet"))
+            assert len(parts) == max(1, -(-counts["images"] // 5))  # part_rows = 5
+            ds = datasets.load_dataset("parquet", data_files=[str(p) for p in parts], split="train")
+            assert isinstance(ds.features["image"], datasets.Image) and len(ds) == counts["images"]
+            first = ds[0]
+            assert first["image"].size == (first["width"], first["height"]) and first["set"] == name and first["split"] == split
+            coco = COCO(str(folder / "coco" / f"{split}.json"))
+            assert len(coco.getImgIds()) == counts["images"] and len(coco.getAnnIds()) == counts["annotations"]
+            labelled = sum(o["labelled"] for row in ds for o in row["objects"])
+            assert labelled == counts["annotations"]
+            for ann in coco.loadAnns(coco.getAnnIds()[:5]):
+                img = coco.loadImgs(ann["image_id"])[0]
+                assert coco.annToMask(ann).shape == (img["height"], img["width"])
+                assert (folder / "coco" / img["file_name"]).is_file()
+        data = check_det_dataset(str(folder / "yolo" / "data.yaml"))
+        assert data["names"] == {0: "sheep", 1: "crate", 2: "cone"}
+        for split in summary:
+            yolo = YOLODataset(img_path=str(folder / "yolo" / "images" / split), data=data, task="detect", augment=False)
+            assert len(yolo.labels) == summary[split]["images"]
+            assert sum(len(lb["cls"]) for lb in yolo.labels) == summary[split]["yolo_labels"] == summary[split]["annotations"]
+
+
+def test_no_source_image_leaks_across_splits(demo_sets):
+    cfg, root, summaries = demo_sets
+    seen: dict[str, set[int]] = {}
+    for name in summaries:
+        for part in (root / "sets" / name / "parquet").glob("*/*.parquet"):
+            for row in pq.read_table(part, columns=["image_id", "split"]).to_pylist():
+                seen.setdefault(row["split"], set()).add(row["image_id"])
+    assert seen["train"] and seen["val"] and seen["test"]
+    assert not seen["train"] & seen["test"] and not seen["train"] & seen["val"] and not seen["val"] & seen["test"]
+    groups = {r["image_id"]: r["group"] for r in pq.read_table(root / "ingest" / "images.parquet").to_pylist()}
+    assert {groups[i] for i in seen["test"]} == {"quarry"} and {groups[i] for i in seen["train"]} == {"meadow"}
+
+
+def test_dropped_annotations_become_unlabelled_and_can_be_masked(demo_sets):
+    cfg, root, summaries = demo_sets
+    dropped = drops.dropped_ids(root / "drops.parquet")["hard"]
+    assert dropped
+    ann = {a["ann_id"]: a for a in pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()}
+    original = {r["image_id"]: r for r in pq.read_table(root / "sets" / "original" / "parquet" / "train").to_pylist()}
+    masked_rows = pq.read_table(root / "sets" / "hard_masked" / "parquet" / "train").to_pylist()
+    covered = 0
+    for row in masked_rows:
+        ids = {o["ann_id"] for o in row["objects"]}
+        assert not ids & dropped  # dropped ones are covered, so no longer objects of the image
+        assert ids == {o["ann_id"] for o in original[row["image_id"]]["objects"] if o["labelled"] and o["ann_id"] not in dropped}
+        pixels = images.decode_rgb(row["image"]["bytes"])
+        for ann_id in {o["ann_id"] for o in original[row["image_id"]]["objects"]} & dropped:
+            import cv2
+
+            inner = cv2.erode(masks.decode(ann[ann_id]["segmentation"]), np.ones((5, 5), np.uint8)).astype(bool)
+            if inner.any():
+                assert pixels[inner].mean() < 20  # painted black (JPEG noise aside)
+                covered += 1
+    assert covered > 0
+    # in the plain set with the same drop, dropped annotations stay as labelled=false objects
+    summary = json.loads((root / "sets" / "hard_masked" / "summary.json").read_text())
+    assert summary["drop"] == "hard"
+
+
+def test_size_matched_baseline_repeats_train_images_only(demo_sets):
+    cfg, root, summaries = demo_sets
+    base, x2 = summaries["original"], summaries["red_x2"]
+    assert x2["train"]["images"] == 2 * 2 * base["train"]["images"]  # two variants, each twice
+    assert x2["val"]["images"] == 2 * base["val"]["images"]  # val is not repeated
+
+
+def test_exports_are_byte_identical_for_the_same_seed(demo_sets, tmp_path):
+    import hashlib
+
+    cfg, root, _ = demo_sets
+    again = tmp_path / "again"
+    run_stages(cfg, again)
+    digest = lambda folder: {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+                             for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".cache"}  # ultralytics' label caches
+    assert digest(root / "sets") == digest(again / "sets")
+
+
+@needs(COCO128)
+def test_coco128_round_trip(tmp_path):
+    import datasets
+    from pycocotools.coco import COCO
+
+    cfg = config.validate({
+        "dataset": {"kind": "coco", "images": str(COCO128 / "train2017"), "annotations": str(COCO128 / "annotations" / "instances_train2017.json")},
+        "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.8, "val": 0.1, "test": 0.1}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}}},
+        "sets": {"train": {"original": {"variants": ["original"]}}, "test": ["original"]},
+    })
+    summaries = run_stages(cfg, tmp_path)
+    images_total = sum(c["images"] for s in summaries.values() for c in s.values())
+    anns_total = sum(c["annotations"] for s in summaries.values() for c in s.values())
+    assert images_total == 128 and anns_total == 939  # every image and annotation lands in exactly one split
+    crowd = 0
+    for name, summary in summaries.items():
+        for split in summary:
+            coco = COCO(str(tmp_path / "sets" / name / "coco" / f"{split}.json"))
+            crowd += sum(a["iscrowd"] for a in coco.loadAnns(coco.getAnnIds()))
+            ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "sets" / name / "parquet" / split), split="train")
+            assert len(ds) == summary[split]["images"] and ds[0]["image"].mode == "RGB"
+            assert summary[split]["yolo_labels"] == summary[split]["annotations"] - sum(a["iscrowd"] for a in coco.loadAnns(coco.getAnnIds()))
+    assert crowd == 10
