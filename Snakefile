@@ -26,6 +26,7 @@ include: "workflow/rules/drops.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
@@ -35,4 +36,5 @@ rule all:
         rules.variant_sheet.output,
         rules.drops.output,
         expand(rules.export.output, set=SETS),
+        TRAIN_RUNS,
     default_target: True

@@ -84,6 +84,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from . import train
+
+    summary = train.run(_load_config(args), args.model, args.set_dir, int(args.seed), args.categories, args.run_dir, args.done)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -114,6 +121,9 @@ COMMANDS = {
     "export": (cmd_export, "export one set as sharded Parquet, COCO and YOLO", True, [
         ("--set", {"required": True}), ("--variants", {"required": True}), ("--splits", {"required": True}),
         ("--drops", {"required": True}), ("--categories", {"required": True}), ("--out", {"required": True})]),
+    "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
+        ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
+        ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (cfg.ConfigError, IngestError, FileNotFoundError) as exc:
+    except (cfg.ConfigError, IngestError, FileNotFoundError, TimeoutError) as exc:
         print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

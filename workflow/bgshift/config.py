@@ -141,6 +141,10 @@ def reference_markdown() -> str:
         "| key | type | default | meaning |",
         "|---|---|---|---|",
     ]
-    for key, kind, default, text in _rows(load_schema()):
+    schema = load_schema()
+    rows = list(_rows(schema))
+    for family in ("yolo_model", "frcnn_model"):  # keys of one entry of train.models
+        rows += list(_rows(schema["$defs"][family], f"train.models.<{family.split('_')[0]} model>.", schema["$defs"]))
+    for key, kind, default, text in rows:
         lines.append(f"| `{key}` | {kind} | `{default}` | {text} |".replace("``", ""))
     return "\n".join(lines) + "\n"

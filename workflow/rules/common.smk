@@ -40,3 +40,16 @@ SETS = list(SET_SPECS)
 def set_variant_shards(wildcards):
     """Every shard of every variant a set is made of."""
     return [f"{RESULTS}/variants/{variant}/{shard}.parquet" for variant in SET_SPECS[wildcards.set].variants for shard in SHARDS]
+
+
+MODELS = list(config["train"]["models"])
+TRAIN_SETS = config["train"]["sets"] or [name for name, spec in SET_SPECS.items() if "train" in spec.splits]
+_unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
+if _unknown_sets:
+    raise ValueError(f"train.sets: {_unknown_sets} are not training sets; defined: {[n for n, s in SET_SPECS.items() if 'train' in s.splits]}")
+TRAIN_RUNS = [
+    f"{RESULTS}/train/{model}/{set_name}/seed{seed}/done.json"
+    for model in MODELS
+    for set_name in TRAIN_SETS
+    for seed in config["train"]["seeds"]
+]
