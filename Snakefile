@@ -14,7 +14,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from bgshift import config as bgconfig  # noqa: E402
 
 
-configfile: "config/config.yaml"
+# The demo config applies only when no --configfile is given: Snakemake would otherwise
+# deep-merge a user's config into the demo's, silently keeping its variants and sets.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 config.update(bgconfig.validate(config))

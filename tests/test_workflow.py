@@ -74,3 +74,23 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
 def test_a_second_run_has_nothing_to_do(demo_run):
     workdir, _ = demo_run
     assert "Nothing to be done" in snakemake(workdir).stdout + snakemake(workdir, "-n").stdout
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "config" / "examples").glob("*.yaml")))
+def test_example_configs_plan_their_own_dag(example, monkeypatch):
+    """Each study config dry-runs, and plans exactly its own sets: a --configfile must not be
+    merged into the demo config (Snakemake's default for a Snakefile `configfile:`)."""
+    import re
+
+    from bgshift import config
+    from bgshift.sets import set_names
+    from conftest import COCO128, RACCOON
+
+    text = (REPO / "config" / "examples" / example).read_text()
+    if ("coco128" in text and not COCO128.is_dir()) or ("raccoon" in text and not RACCOON.is_dir()):
+        pytest.skip("the example's stand-in dataset is absent")
+    proc = snakemake(REPO, "-n", "--configfile", f"config/examples/{example}", "--quiet", "rules")
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
+    monkeypatch.chdir(REPO)
+    expected = set_names(config.load(REPO / "config" / "examples" / example))
+    assert int(jobs["export"]) == len(expected), (jobs, expected)

@@ -4,8 +4,8 @@ SGD or AdamW, linear warm-up then step or cosine decay, mixed precision on GPU,
 gradient clipping, horizontal flips. A checkpoint every `checkpoint_every` iterations is
 kept as a file and scored on the val split (COCO AP): the best is kept as best.pt and
 training stops early after `patience` checkpoints without improvement. `last.pt` holds
-the full state (model, optimiser, schedule, scaler, iteration), so a killed or requeued
-job resumes where it stopped. Data order and flips derive from (seed, iteration), so a
+the full state (model, optimiser, schedule, scaler, random generator, iteration), so a
+killed or requeued job resumes where it stopped. Data order and flips derive from (seed, iteration), so a
 resumed run sees exactly the batches an uninterrupted one would have.
 """
 from __future__ import annotations
@@ -147,6 +147,9 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch
         optimiser.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"])  # the RPN and RoI samplers draw from it
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
         state = json.loads(saved["state"])
         print(f"resuming from iteration {state['iteration']} of {total}", flush=True)
     started = time.perf_counter()
@@ -176,9 +179,12 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch
         if state["iteration"] % settings["checkpoint_every"] == 0 or state["iteration"] == total:
             _checkpoint(model, val_split, device, index_to_category, ckpt_dir, state)
             model.train()
+            full = {"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
+            if device.type == "cuda":
+                full["cuda_rng"] = torch.cuda.get_rng_state_all()
             with atomic_path(last) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                            "scaler": scaler.state_dict(), "state": json.dumps(state)}, tmp)
+                torch.save(full, tmp)
     elapsed = time.perf_counter() - started
     summary = {"family": "frcnn", "iterations": state["iteration"], "planned_iterations": total,
                "stopped_early": state["iteration"] < total, "checkpoints": state["checkpoints"], "best": state["best"],

@@ -1,0 +1,179 @@
+"""Training: real short runs of both families, exact resume after a kill, GPU allocation, weights."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from bgshift import config
+from bgshift.train import frcnn, gpus
+from conftest import REPO, VENV_BIN, run_env, run_stages
+
+FRCNN = {"family": "frcnn", "arch": "fasterrcnn_mobilenet_v3_large_fpn", "iterations": 16, "batch": 4, "lr": 0.01,
+         "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4,
+         "model_kwargs": {"rpn_post_nms_top_n_train": 200, "rpn_pre_nms_top_n_train": 200, "box_batch_size_per_image": 64,
+                          "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 200}}
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    """A 16-image synthetic training set (train/val) exported in all formats."""
+    root = tmp_path_factory.mktemp("trainset")
+    cfg = config.validate({
+        "seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 16, "width": 224, "height": 160, "objects_per_image": [2, 3]}},
+        "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.75, "val": 0.25, "test": 0}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}}},
+        "sets": {"train": {"original": {"variants": ["original"]}}, "test": []},
+        "train": {"models": {"frcnn": FRCNN, "yolo": {"family": "yolo", "model": "yolov8n.yaml", "epochs": 4, "imgsz": 160, "batch": 8}}},
+    })
+    run_stages(cfg, root)
+    (root / "config.json").write_text(json.dumps(cfg))
+    return cfg, root
+
+
+def train_cli(root, model, run_dir, seed=0, **popen):
+    cmd = [str(VENV_BIN / "bgshift"), "train", "--config", str(root / "config.json"), "--model", model,
+           "--set-dir", str(root / "sets" / "original"), "--seed", str(seed), "--categories", str(root / "ingest" / "categories.parquet"),
+           "--run-dir", str(run_dir), "--done", str(run_dir / "done.json")]
+    env = {**run_env(), "BGSHIFT_THREADS": "1"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_path):
+    cfg, root = small_set
+    proc = train_cli(root, "frcnn", tmp_path / "run")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    done = json.loads((tmp_path / "run" / "done.json").read_text())
+    assert [c["iteration"] for c in done["checkpoints"]] == [4, 8, 12, 16]
+    for c in done["checkpoints"]:
+        assert (tmp_path / "run" / "checkpoints" / c["name"]).is_file() and 0.0 <= c["val_AP"] <= 1.0
+    assert (tmp_path / "run" / "best.pt").is_file() and done["best"]["iteration"] in (4, 8, 12, 16)
+    losses = json.loads((tmp_path / "run" / "losses.json").read_text())
+    assert len(losses) == 16 and sum(losses[-4:]) < sum(losses[:4])
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "iter_000016.pt", weights_only=True)
+    assert ckpt["iteration"] == 16 and any(k.startswith("roi_heads") for k in ckpt["model"])
+
+
+def test_killed_frcnn_run_resumes_exactly(small_set, tmp_path):
+    """Kill (SIGKILL) after the first checkpoint, restart: the run continues from it and ends
+    with the same weights as an uninterrupted run (nothing lost, nothing repeated)."""
+    cfg, root = small_set
+    killed = tmp_path / "killed"
+    proc = train_cli(root, "frcnn", killed, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (killed / "last.pt").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = torch.load(killed / "last.pt", weights_only=True)
+    stopped_at = json.loads(first["state"])["iteration"]
+    assert 4 <= stopped_at < 16 and not (killed / "done.json").exists()
+    resumed = train_cli(root, "frcnn", killed)
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0 and f"resuming from iteration {stopped_at} of 16" in out
+    straight = train_cli(root, "frcnn", tmp_path / "straight")
+    straight.communicate(timeout=600)
+    a = torch.load(killed / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    assert json.loads(a["state"])["iteration"] == 16
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    assert json.loads(a["state"])["losses"] == json.loads(b["state"])["losses"]
+    for name, tensor in b["model"].items():
+        assert torch.equal(a["model"][name], tensor), name
+
+
+def test_yolo_trains_from_yaml_offline(small_set, tmp_path):
+    import csv
+
+    cfg, root = small_set
+    proc = train_cli(root, "yolo", tmp_path / "run")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    done = json.loads((tmp_path / "run" / "done.json").read_text())
+    assert [c["epoch"] for c in done["checkpoints"]] == [1, 2, 3, 4]
+    assert all((tmp_path / "run" / c["name"]).is_file() for c in done["checkpoints"])
+    rows = list(csv.DictReader(open(tmp_path / "run" / "yolo" / "results.csv")))
+    loss = lambda r: sum(float(r[k]) for k in ("train/box_loss", "train/cls_loss", "train/dfl_loss"))  # noqa: E731
+    assert loss(rows[-1]) < loss(rows[0])
+
+
+def test_gpu_allocator_gives_distinct_devices_and_waits_when_all_are_taken(tmp_path):
+    script = (
+        "import sys, time; sys.path.insert(0, {workflow!r})\n"
+        "from pathlib import Path\nfrom bgshift.train import gpus\n"
+        "a = gpus.allocate(['0', '1'], lock_dir=Path({locks!r}), timeout=2, under_slurm=False)\n"
+        "print(a.device, flush=True); time.sleep(30)\n"
+    ).format(workflow=str(REPO / "workflow"), locks=str(tmp_path))
+    holders = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        devices = [h.stdout.readline().strip() for h in holders]
+        assert sorted(devices) == ["0", "1"]
+        with pytest.raises(TimeoutError, match=r"no free GPU among \['0', '1'\]"):
+            gpus.allocate(["0", "1"], lock_dir=tmp_path, timeout=1, under_slurm=False)
+        holders[0].kill()  # a killed job's lock goes with it
+        holders[0].wait()
+        again = gpus.allocate(["0", "1"], lock_dir=tmp_path, timeout=5, under_slurm=False)
+        assert again.device == devices[0] and os.environ["CUDA_VISIBLE_DEVICES"] == devices[0]
+        again.release()
+    finally:
+        for h in holders:
+            h.kill()
+    assert gpus.allocate(["3"], lock_dir=tmp_path, under_slurm=True).device == "3"  # SLURM's choice stands
+    assert gpus.allocate([], lock_dir=tmp_path, under_slurm=False).device is None  # CPU
+
+
+def test_visible_devices_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert gpus.visible_devices() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert gpus.visible_devices() == []
+
+
+def test_frcnn_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
+    import torchvision.models.detection as tvd
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    settings = config.validate({"train": {"models": {"m": {"family": "frcnn", "weights": "torchvision", "min_size": 64, "max_size": 96}}}},
+                               partial=True)["train"]["models"]["m"]
+    with pytest.raises(frcnn.WeightsMissing, match=r"place fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7\.pth .* at .*hub/checkpoints"):
+        frcnn.build_model(settings, num_classes=3)
+    torch.manual_seed(0)
+    coco_model = tvd.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
+    cache = tmp_path / "hub" / "checkpoints" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"
+    cache.parent.mkdir(parents=True)
+    torch.save(coco_model.state_dict(), cache)
+    model = frcnn.build_model(settings, num_classes=3)
+    assert model.roi_heads.box_predictor.cls_score.out_features == 4  # our classes + background
+    backbone = {k: v for k, v in model.state_dict().items() if k.startswith("backbone")}
+    assert all(torch.equal(v, coco_model.state_dict()[k]) for k, v in backbone.items())
+    own = tmp_path / "resources" / "weights" / "frcnn.pt"
+    own.parent.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "iteration": 7}, own)
+    again = frcnn.build_model({**settings, "weights": str(own)}, num_classes=3)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items())
+    with pytest.raises(frcnn.WeightsMissing, match="nothing.pt not found"):
+        frcnn.build_model({**settings, "weights": str(tmp_path / "nothing.pt")}, num_classes=3)
+
+
+def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
+    from ultralytics import YOLO
+
+    from bgshift.train import yolo
+
+    cfg, root = small_set
+    settings = {**cfg["train"]["models"]["yolo"], "epochs": 1}
+    missing = tmp_path / "resources" / "weights" / "yolov8n.pt"
+    with pytest.raises(frcnn.WeightsMissing, match=r"place yolov8n\.pt at .*resources/weights/yolov8n\.pt"):
+        yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "a", 0, "cpu")
+    missing.parent.mkdir(parents=True)
+    YOLO("yolov8n.yaml").save(str(missing))  # a checkpoint the test creates, standing in for pretrained weights
+    summary = yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "b", 0, "cpu")
+    assert summary["checkpoints"] == [{"name": "yolo/weights/epoch0.pt", "epoch": 1}]
