@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	snakemake --cores $(CORES) --profile workflow/profiles/default
+	snakemake --cores $(CORES) --report results/report.html
+
+report: $(STAMP)
+	snakemake --cores $(CORES) report_tables
+	snakemake --cores $(CORES) --report results/report.html
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)

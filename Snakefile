@@ -24,6 +24,9 @@ if not workflow.overwrite_configfiles:
 
 config.update(bgconfig.validate(config))
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/splits.smk"
@@ -32,6 +35,8 @@ include: "workflow/rules/segment.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -42,4 +47,6 @@ rule all:
         rules.drops.output,
         expand(rules.export.output, set=SETS),
         TRAIN_RUNS,
+        rules.report_tables.output,
+        rules.plots.output,
     default_target: True

@@ -91,6 +91,36 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_detect(args: argparse.Namespace) -> None:
+    from . import evaluate
+
+    test_sets = {p.rstrip("/").split("/")[-1]: p for p in args.test_sets}
+    summary = evaluate.detect(_load_config(args), args.model, args.done, test_sets, args.categories, args.out)
+    print(f"{len(summary['evaluations'])} evaluations")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from . import evaluate
+
+    print(f"{evaluate.score(_load_config(args), args.manifest, args.out)} metric rows")
+
+
+def cmd_report_tables(args: argparse.Namespace) -> None:
+    from . import report
+
+    print(report.tables(args.metrics, args.out, _load_config(args)["evaluate"]))
+
+
+def cmd_plots(args: argparse.Namespace) -> None:
+    from . import report, sets
+    from .variants import expand
+
+    config = _load_config(args)
+    drop_of = {s.name: s.drop for s in sets.resolve(config, [v.name for v in expand(config["variants"])])}
+    report.plots(args.metrics, args.out, drop_of)
+    report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -124,6 +154,16 @@ COMMANDS = {
     "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True})]),
+    "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [
+        ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
+        ("--categories", {"required": True}), ("--out", {"required": True})]),
+    "score": (cmd_score, "metrics from stored detections (no inference)", True, [
+        ("--manifest", {"required": True}), ("--out", {"required": True})]),
+    "report-tables": (cmd_report_tables, "long metrics table and paper-shaped tables", True, [
+        ("--metrics", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+    "plots": (cmd_plots, "metric plots and detection examples", True, [
+        ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
+        ("--out", {"required": True}), ("--examples", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 

@@ -47,9 +47,8 @@ TRAIN_SETS = config["train"]["sets"] or [name for name, spec in SET_SPECS.items(
 _unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
 if _unknown_sets:
     raise ValueError(f"train.sets: {_unknown_sets} are not training sets; defined: {[n for n, s in SET_SPECS.items() if 'train' in s.splits]}")
-TRAIN_RUNS = [
-    f"{RESULTS}/train/{model}/{set_name}/seed{seed}/done.json"
-    for model in MODELS
-    for set_name in TRAIN_SETS
-    for seed in config["train"]["seeds"]
-]
+RUNS = [f"{model}/{set_name}/seed{seed}" for model in MODELS for set_name in TRAIN_SETS for seed in config["train"]["seeds"]]
+TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
+TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
+EVAL_METRICS = [f"{RESULTS}/eval/{run}/metrics.parquet" for run in RUNS]
+EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]

@@ -27,7 +27,12 @@ rule segment:
         model=segment_model_input,
     output:
         masks=f"{RESULTS}/segment/shards/{{shard}}.parquet",
-        sheet=f"{RESULTS}/segment/contact_sheets/{{shard}}.png",
+        sheet=report(
+            f"{RESULTS}/segment/contact_sheets/{{shard}}.png",
+            caption="../report/segment_sheet.rst",
+            category="Segmentation",
+            subcategory="Contact sheets",
+        ),
         stats=f"{RESULTS}/segment/stats/{{shard}}.parquet",
     params:
         config=stage_config("shard_size", "segment"),

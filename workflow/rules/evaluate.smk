@@ -1,0 +1,46 @@
+rule detect:
+    """A trained run's checkpoints on the test sets (best everywhere, all on the swept ones); raw detections kept."""
+    input:
+        done=rules.train.output.done,
+        test_sets=expand(f"{RESULTS}/sets/{{test_set}}", test_set=TEST_SETS),
+        categories=rules.ingest.output.categories,
+    output:
+        manifest=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/manifest.json",
+    params:
+        config=stage_config("train", "evaluate"),
+        out=lambda wildcards, output: Path(output.manifest).parent,
+    wildcard_constraints:
+        model="|".join(MODELS),
+        set="|".join(TRAIN_SETS),
+        seed=r"\d+",
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["train"]["mem_mb"],
+    log:
+        f"{RESULTS}/logs/detect/{{model}}/{{set}}/seed{{seed}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "BGSHIFT_THREADS={threads} bgshift detect --config-json {params.config:q} --model {wildcards.model} --done {input.done}"
+        " --test-sets {input.test_sets} --categories {input.categories} --out {params.out} > {log} 2>&1"
+
+
+rule score:
+    """COCO AP/AP50/AP75/..., per-class AP, count MAE, false positives per image, from stored detections."""
+    input:
+        manifest=rules.detect.output.manifest,
+    output:
+        metrics=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/metrics.parquet",
+    params:
+        config=stage_config("evaluate"),
+    wildcard_constraints:
+        model="|".join(MODELS),
+        set="|".join(TRAIN_SETS),
+        seed=r"\d+",
+    log:
+        f"{RESULTS}/logs/score/{{model}}/{{set}}/seed{{seed}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift score --config-json {params.config:q} --manifest {input.manifest} --out {output.metrics} > {log} 2>&1"
