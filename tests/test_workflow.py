@@ -71,6 +71,42 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     assert segment_summary["mask_source"] == {"deeplabv3": 24, "gt": 24}
 
 
+def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):
+    import pandas as pd
+
+    workdir, _ = demo_run
+    results = workdir / "results"
+    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    assert list(metrics.columns) == ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
+    assert set(metrics.model) == {"yolo_n", "frcnn_mobile"} and set(metrics.trainset) == {"original", "masked"}
+    assert set(metrics.seed) == {0, 1} and metrics.testset.nunique() == 12
+    swept = metrics[(metrics.testset == "test_original") & (metrics.checkpoint != "best")]
+    assert swept.checkpoint.nunique() >= 2  # the sweep test set is evaluated at every kept checkpoint
+    assert set(metrics[metrics.testset == "test_only_bg_t"].metric) == {"fp_per_image"}
+    for stem in ("AP", "AP50", "AP75", "count_mae", "fp_per_image", "bg_gap"):
+        for suffix in (".md", ".tex", ".html"):
+            assert (results / "tables" / f"{stem}{suffix}").is_file(), stem + suffix
+    assert "± " in (results / "tables" / "AP.md").read_text()
+    for png in ("ap_by_trainset", "ap_by_drop_scheme", "mae_by_checkpoint", "detections"):
+        assert (results / "plots" / f"{png}.png").stat().st_size > 5_000
+    manifests = list((results / "eval").glob("*/*/*/manifest.json"))
+    assert len(manifests) == 8 and all(json.loads(m.read_text())["evaluations"] for m in manifests)
+    snakemake(workdir, "--report", "results/report.html")
+    assert (results / "report.html").stat().st_size > 100_000
+
+
+def test_report_tables_rebuild_without_retraining_or_reevaluating(demo_run):
+    workdir, _ = demo_run
+    tables = workdir / "results" / "tables"
+    before = (tables / "metrics.csv").read_text()
+    (tables / "metrics.csv").unlink()
+    (tables / "AP.md").unlink()
+    plan = snakemake(workdir, "report_tables", "-n", "--quiet", "rules").stdout
+    assert "report_tables" in plan and not any(rule in plan for rule in ("train ", "detect ", "score "))
+    snakemake(workdir, "report_tables")
+    assert (tables / "metrics.csv").read_text() == before and (tables / "AP.md").is_file()
+
+
 def test_a_second_run_has_nothing_to_do(demo_run):
     workdir, _ = demo_run
     assert "Nothing to be done" in snakemake(workdir).stdout + snakemake(workdir, "-n").stdout

@@ -60,7 +60,7 @@ def background_gap(frame: pd.DataFrame) -> pd.DataFrame:
     wide = best.pivot_table(index=["model", "trainset", "seed"], columns="testset", values="value")
     if not {"test_mixed_same", "test_mixed_rand"} <= set(wide.columns):
         return pd.DataFrame(columns=["model", "trainset", "seed", "testset", "value"])
-    gap = (wide["test_mixed_same"] - wide["test_mixed_rand"]).rename("value").reset_index()
+    gap = (wide["test_mixed_same"] - wide["test_mixed_rand"]).dropna().rename("value").reset_index()
     return gap.assign(testset="bg_gap")
 
 
