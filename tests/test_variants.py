@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bgshift import config, images, ingest, masks, segment
+from bgshift import config, drops, images, ingest, masks, segment
 from bgshift.variants import catalog, engine, expand
 from conftest import REPO
 
@@ -25,8 +25,9 @@ def world(tmp_path_factory):
     """8 synthetic scenes (gt masks, unlabelled herd), segmented into one shard."""
     root = tmp_path_factory.mktemp("world")
     cfg = config.validate({"seed": 3, "shard_size": 8, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 8, "unlabelled_share": 0.7}},
-                           "segment": {"method": "gt"}, "variants": demo_variants()})
+                           "segment": {"method": "gt"}, "variants": demo_variants(), "drops": DEMO["drops"]})
     ingest.run(cfg, root / "ingest")
+    drops.run(cfg, root / "ingest" / "annotations.parquet", root / "drops.parquet", root / "tables")
     segment.run_shard(cfg, root / "ingest", 0, root / "seg" / "00000.parquet", root / "seg" / "sheet.png", root / "seg" / "stats.parquet")
     segment.summarise([root / "seg" / "00000.parquet"], [root / "seg" / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", root / "seg", root / "tables")
@@ -35,7 +36,7 @@ def world(tmp_path_factory):
 
 def make_job(cfg, root):
     return engine.ShardJob(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                           root / "seg" / "summary.json", root / "seg" / "mean_background.png")
+                           root / "seg" / "summary.json", root / "seg" / "mean_background.png", root / "drops.parquet")
 
 
 def test_demo_config_has_at_least_30_uniquely_named_variants():
@@ -113,10 +114,12 @@ def test_feather_softens_only_the_edge(world):
 def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
     cfg, root = world
     result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                              root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path)
+                              root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path, root / "drops.parquet")
     assert result == {"images": 8, "skipped_qc": 0, "variants": len(expand(cfg["variants"]))}
     anns = pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()
     labelled = {a["ann_id"] for a in anns if a["labelled"]}
+    dropped = drops.dropped_ids(root / "drops.parquet")
+    assert dropped["hard"]  # the demo catalog masks after the hard drop: it must hide something here
     rand_donors = []
     for spec in expand(cfg["variants"]):
         rows = pq.read_table(tmp_path / spec.name / "00000.parquet").to_pylist()
@@ -128,8 +131,9 @@ def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
             ids = {o["ann_id"] for o in r["objects"]}
             if spec.family in ("only_bg_b", "only_bg_t", "no_fg"):
                 assert r["background_only"] and not r["objects"]
-            elif spec.family.startswith("unl_"):
-                assert ids == {a["ann_id"] for a in anns if a["image_id"] == r["image_id"] and a["labelled"]}
+            elif spec.family.startswith("unl_"):  # covered: unlabelled ones and those the variant's drop scheme drops
+                hidden = dropped.get(spec.params.get("drop"), set())
+                assert ids == {a["ann_id"] for a in anns if a["image_id"] == r["image_id"] and a["labelled"] and a["ann_id"] not in hidden}
             else:
                 assert ids == {a["ann_id"] for a in anns if a["image_id"] == r["image_id"]}
             for o in r["objects"]:
@@ -168,7 +172,7 @@ def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
     digests = []
     for out in (tmp_path / "a", tmp_path / "b"):
         engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                         root / "seg" / "summary.json", root / "seg" / "mean_background.png", out)
+                         root / "seg" / "summary.json", root / "seg" / "mean_background.png", out, root / "drops.parquet")
         digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.parquet"))})
     assert digests[0] == digests[1] and len(digests[0]) == len(expand(cfg["variants"]))
 
@@ -176,7 +180,7 @@ def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
 def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     cfg, root = world
     engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                     root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path)
+                     root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path, root / "drops.parquet")
     meta = pq.ParquetFile(tmp_path / "original" / "00000.parquet").metadata
     column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert column["image.bytes"].compression == "UNCOMPRESSED"
