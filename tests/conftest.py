@@ -61,6 +61,7 @@ def run_env() -> dict:
 
 def copy_workflow(dest: Path) -> Path:
     """A copy of the workflow (Snakefile, rules, schema, package, config) to run in isolation."""
+    dest.mkdir(parents=True, exist_ok=True)
     for item in ("Snakefile", "workflow", "config"):
         src = REPO / item
         if src.is_dir():

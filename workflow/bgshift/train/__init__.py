@@ -38,6 +38,8 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
     finally:
         allocation.release()
     summary = {**summary, "model": model_name, "set": set_dir.name, "seed": seed,
-               "device": f"cuda (GPU {allocation.device})" if use_cuda else "cpu"}
+               "device": f"cuda (GPU {allocation.device})" if use_cuda else "cpu",
+               "gpu_allocation": allocation.device,  # what the lock or the scheduler gave this job
+               "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     write_json(done, summary)
     return summary

@@ -1,0 +1,108 @@
+"""The workflow on a real (single-node) SLURM cluster through the SLURM profile.
+
+tests/cluster/start-slurm.sh installs and starts SLURM (root needed); the test is skipped
+when that is impossible and is marked `slurm` so it can be run alone: pytest -m slurm.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, VENV_BIN, copy_workflow, run_env, snakemake
+
+CLUSTER = REPO / "tests" / "cluster"
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(os.geteuid() != 0 or shutil.which("apt-get") is None,
+                                                    reason="starting a SLURM cluster needs root and apt-get")]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    start = subprocess.run(["bash", str(CLUSTER / "start-slurm.sh")], capture_output=True, text=True, timeout=900)
+    if start.returncode != 0:
+        pytest.fail(f"SLURM did not start:\n{start.stdout}\n{start.stderr}")
+    state = start.stdout.strip().splitlines()[-1]
+    yield state
+    subprocess.run(["bash", str(CLUSTER / "stop-slurm.sh")], timeout=60)
+
+
+def slurm_run(workdir, *extra, timeout=1500):
+    """The SLURM profile exactly as README's cluster section gives it, plus the squeue status
+    command that a cluster without accounting needs; fails (never hangs) past the timeout."""
+    try:
+        return snakemake(workdir, "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml",
+                         "--slurm-status-command", "squeue", "--seconds-between-status-checks", "3", *extra, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        queue = subprocess.run(["squeue", "-o", "%i %j %T %R"], capture_output=True, text=True).stdout
+        pytest.fail(f"the SLURM run did not finish within {timeout} s; jobs still queued:\n{queue}")
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".cache"}
+
+
+def submitted_ids(state) -> set[str]:
+    log = (Path(state) / "log" / "slurmctld.log").read_text()
+    return set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", log))
+
+
+def test_pipeline_through_slurm_matches_a_local_run(cluster, tmp_path):
+    on_slurm, local = copy_workflow(tmp_path / "slurm"), copy_workflow(tmp_path / "local")
+    for workdir in (on_slurm, local):
+        shutil.copy(CLUSTER / "config.yaml", workdir / "cluster.yaml")
+    before = submitted_ids(cluster)
+    out = slurm_run(on_slurm).stdout + "".join(p.read_text() for p in (on_slurm / ".snakemake" / "log").glob("*.log"))
+    jobids = set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))
+    assert jobids and jobids <= submitted_ids(cluster) - before  # SLURM's own record of every submission
+    planned = re.findall(r"^(\w+)\s+(\d+)$", snakemake(local, "-n", "--configfile", "cluster.yaml", "--quiet", "rules").stdout, re.M)
+    rules = {rule for rule, _ in planned if rule not in ("all", "total")}
+    # each submission line names its job's log folder: slurm_logs/rule_<rule>/ or slurm_logs/group_<group>_<rule>/
+    submitted_rules = {a or b for a, b in re.findall(r"slurm_logs/(?:rule_(\w+)|group_\w+?_shards_(\w+))/", out)}
+    assert rules <= submitted_rules, f"rules that did not go through sbatch: {rules - submitted_rules}"
+    for done in (on_slurm / "results" / "train").glob("*/*/seed*/done.json"):
+        summary = json.loads(done.read_text())
+        assert summary["slurm_job_id"] in jobids and summary["gpu_allocation"] == "0"  # --gpus=1 was honoured
+    snakemake(local, "--configfile", "cluster.yaml")
+    for part in ("sets", "variants", "segment/shards"):
+        assert digest(on_slurm / "results" / part) == digest(local / "results" / part), part
+    slurm_metrics = (on_slurm / "results" / "tables" / "metrics.csv").read_text()
+    assert slurm_metrics == (local / "results" / "tables" / "metrics.csv").read_text()
+
+
+def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_what_is_missing(cluster, tmp_path):
+    workdir = copy_workflow(tmp_path / "w")
+    config = (CLUSTER / "config.yaml").read_text().replace("iterations: 4", "iterations: 40").replace("checkpoint_every: 2", "checkpoint_every: 4")
+    (workdir / "cluster.yaml").write_text(config)
+    slurm_run(workdir, "--until", "export")
+    run = workdir / "results" / "train" / "frcnn_mobile" / "original" / "seed0"
+    target = "results/train/frcnn_mobile/original/seed0/done.json"
+    proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
+                             "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", "--slurm-status-command", "squeue",
+                             "--seconds-between-status-checks", "3", target], cwd=workdir, env=run_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 900
+    while not (run / "last.pt").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(1)
+    running = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    assert len(running) == 1
+    subprocess.run(["scancel", running[0]], check=True)  # killed mid-training
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, out[-3000:]
+    assert len(set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))) == 2  # the profile's retry resubmitted it
+    log = (workdir / "results" / "logs" / "train" / "frcnn_mobile" / "original" / "seed0.log").read_text()
+    assert re.search(r"resuming from iteration [1-9]\d* of 40", log), log[-2000:]
+    done = json.loads((workdir / target).read_text())
+    assert done["iterations"] == 40 and [c["iteration"] for c in done["checkpoints"]] == list(range(4, 41, 4))
+    # an interrupted workflow that lost one output: the rerun plans only what is missing
+    shutil.rmtree(workdir / "results" / "sets" / "masked")
+    plan = snakemake(workdir, "-n", "--configfile", "cluster.yaml", "--quiet", "rules", "--until", "export").stdout
+    assert re.search(r"^export\s+1$", plan, re.M) and not re.search(r"^(variants|segment|ingest)\s", plan, re.M)
