@@ -10,7 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -124,6 +123,16 @@ def bench_segment() -> None:
     print(f"  GrabCut in boxes: {n / t_gc:6.1f} images/s ({boxes / t_gc:.1f} boxes/s, {boxes} boxes)")
 
 
+def _mean_of(output):
+    """A scalar depending on every tensor of a model's (possibly nested) output."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.float().mean()
+    values = output.values() if isinstance(output, dict) else output if isinstance(output, (list, tuple)) else []
+    return sum((_mean_of(v) for v in values), torch.zeros(()))
+
+
 def bench_train() -> None:
     """Training images/s at the demo size, against each model's compute floor (forward,
     backward and step on batches already in memory) measured in the same run."""
@@ -187,7 +196,7 @@ def bench_train() -> None:
             opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
             x = torch.rand(y["batch"], 3, y["imgsz"], y["imgsz"])
             for _ in range(epochs * -(-n_train // y["batch"])):
-                loss = sum(o.float().mean() for o in model(x))
+                loss = _mean_of(model(x))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

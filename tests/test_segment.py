@@ -135,7 +135,6 @@ def test_torchvision_weights_load_from_cache_and_from_a_checkpoint_path(tmp_path
     own.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), own)
     img, _ = scene()
-    x = torch.from_numpy(((img / 255.0 - deeplab.IMAGENET_MEAN) / deeplab.IMAGENET_STD).astype(np.float32))
     for weights in ("torchvision", str(own)):
         settings = config.validate({"segment": {"deeplabv3": {"weights": weights, "input_size": 64}}}, partial=True)["segment"]["deeplabv3"]
         seg = deeplab.load(settings)
@@ -144,7 +143,6 @@ def test_torchvision_weights_load_from_cache_and_from_a_checkpoint_path(tmp_path
         assert seg.kind == "torchvision" and 0 <= prob[0].min() and prob[0].max() <= 1
         for name, tensor in seg.model.state_dict().items():
             assert torch.equal(tensor, reference.state_dict()[name])
-    del x
 
 
 def test_trained_deeplab_segments_unseen_images(tmp_path):

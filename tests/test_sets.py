@@ -67,7 +67,6 @@ def test_drop_table_and_seed(tmp_path):
 
 
 def test_ratio_group_and_predefined_splits():
-    rng = np.random.default_rng
     imgs = [{"image_id": i, "group": "a" if i <= 30 else "b", "split": None} for i in range(1, 41)]
     ratio = splits.assign(imgs, {"method": "ratio", "ratios": {"train": 0.5, "val": 0.25, "test": 0.25}}, seed=0)
     assert Counter(ratio.values()) == {"train": 20, "val": 10, "test": 10}
@@ -81,7 +80,6 @@ def test_ratio_group_and_predefined_splits():
     pre = [{**im, "split": "trainval" if im["image_id"] % 2 else "test"} for im in imgs]
     got = splits.assign(pre, {"method": "predefined", "predefined": {"trainval": "train"}, "ratios": {}}, seed=0)
     assert all(got[i] == ("train" if i % 2 else "test") for i in got)
-    del rng
 
 
 DEMO = config.load(REPO / "config" / "config.yaml")
