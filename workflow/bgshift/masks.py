@@ -61,3 +61,18 @@ def box_of(mask: np.ndarray) -> list[float] | None:
         return None
     x0, y0 = int(xs.min()), int(ys.min())
     return [float(x0), float(y0), float(xs.max() + 1 - x0), float(ys.max() + 1 - y0)]
+
+
+def box_corners(bbox, shape) -> tuple[int, int, int, int]:
+    """Pixel rows/columns an [x, y, w, h] box touches, clipped to an image of `shape`."""
+    x, y, w, h = bbox
+    return max(0, int(np.floor(x))), max(0, int(np.floor(y))), min(shape[1], int(np.ceil(x + w))), min(shape[0], int(np.ceil(y + h)))
+
+
+def boxes_mask(bboxes, shape) -> np.ndarray:
+    """HxW uint8 mask, 1 inside any of the boxes."""
+    m = np.zeros(shape, np.uint8)
+    for bbox in bboxes:
+        x0, y0, x1, y1 = box_corners(bbox, shape)
+        m[y0:y1, x0:x1] = 1
+    return m

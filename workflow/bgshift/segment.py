@@ -114,6 +114,11 @@ def grabcut_instance(rgb: np.ndarray, box, iterations: int, min_fill: float, mar
     return None
 
 
+def has_usable_gt(image: dict, anns: list[dict], settings: dict) -> bool:
+    """Every instance of the image has a dataset mask, and its group's masks are not hidden."""
+    return bool(anns) and all(a["segmentation"] for a in anns) and image["group"] not in settings["ignore_masks_of_groups"]
+
+
 def expanded_box_mask(box, shape, margin: float) -> np.ndarray:
     x, y, bw, bh = box
     mx, my = bw * margin, bh * margin
@@ -147,10 +152,9 @@ class Shard:
 
     def method_for(self, image: dict, anns: list[dict]) -> str:
         method = self.settings["method"]
-        has_gt = bool(anns) and all(a["segmentation"] for a in anns) and image["group"] not in self.settings["ignore_masks_of_groups"]
         if method != "auto":
             return method
-        if has_gt:
+        if has_usable_gt(image, anns, self.settings):
             return "gt"
         return "deeplabv3" if self.segmenter is not None else "grabcut"
 
@@ -173,10 +177,7 @@ class Shard:
         q = self.settings["qc"]
         if not anns:
             return 0.0, ""  # a background-only image: nothing to segment
-        boxes = np.zeros(fg.shape, bool)
-        for a in anns:
-            x, y, w, h = a["bbox"]
-            boxes[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = True
+        boxes = masks.boxes_mask([a["bbox"] for a in anns], fg.shape).astype(bool)
         fill = float(np.count_nonzero(fg.astype(bool) & boxes) / max(1, np.count_nonzero(boxes)))
         reasons = []
         missing = sum(m is None for m in inst)
@@ -327,7 +328,7 @@ def training_samples(config: dict, ingest_dir: str | Path) -> list[tuple[np.ndar
     samples = []
     for im in dataset.images:
         anns = dataset.annotations.get(im["image_id"], [])
-        if not anns or not all(a["segmentation"] for a in anns) or im["group"] in settings["ignore_masks_of_groups"]:
+        if not has_usable_gt(im, anns, settings):
             continue
         fg = np.zeros((im["height"], im["width"]), np.uint8)
         for a in anns:

@@ -62,11 +62,7 @@ class ImageContext:
 
     @cached_property
     def boxes_mask(self) -> np.ndarray:
-        m = np.zeros(self.shape, np.uint8)
-        for inst in self.instances:
-            x0, y0, x1, y1 = box_corners(inst.bbox, self.shape)
-            m[y0:y1, x0:x1] = 1
-        return m
+        return masks.boxes_mask([inst.bbox for inst in self.instances], self.shape)
 
     @cached_property
     def tiled_background(self) -> np.ndarray:
@@ -138,7 +134,7 @@ class ImageContext:
         """x0, y0, x1, y1 around every box, None without objects."""
         if not self.instances:
             return None
-        corners = np.array([box_corners(i.bbox, self.shape) for i in self.instances])
+        corners = np.array([masks.box_corners(i.bbox, self.shape) for i in self.instances])
         return int(corners[:, 0].min()), int(corners[:, 1].min()), int(corners[:, 2].max()), int(corners[:, 3].max())
 
     def fitted(self, picture: np.ndarray) -> np.ndarray:
@@ -161,11 +157,6 @@ class Result:
 
 
 # ------------------------------------------------------------------ helpers
-def box_corners(bbox, shape) -> tuple[int, int, int, int]:
-    x, y, w, h = bbox
-    return max(0, int(np.floor(x))), max(0, int(np.floor(y))), min(shape[1], int(np.ceil(x + w))), min(shape[0], int(np.ceil(y + h)))
-
-
 def fast_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur through an image pyramid: halve with pyrDown while the sigma left is
     large, blur the small image, scale back up. Within half a grey level of a

@@ -107,11 +107,9 @@ class ShardJob:
     def _donor(self, image_id: int) -> Donor:
         """A donor's only_bg_t background (its boxes filled by its own tiled strip)."""
         pixels = imgs.read_bgr(self.images[image_id]["path"])
-        boxes = np.zeros(pixels.shape[:2], np.uint8)
-        for a in self.dataset.annotations.get(image_id, []):
-            x, y, w, h = a["bbox"]
-            boxes[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
-        cls = main_class(self.dataset.annotations.get(image_id, []))
+        anns = self.dataset.annotations.get(image_id, [])
+        boxes = masks.boxes_mask([a["bbox"] for a in anns], pixels.shape[:2])
+        cls = main_class(anns)
         return Donor(image_id, self.category_name.get(cls, ""), tile_background(pixels, boxes, self.mean_colour))
 
     def context(self, image_id: int) -> ImageContext:
