@@ -37,6 +37,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:
@@ -46,6 +47,7 @@ rule all:
         rules.variant_sheet.output,
         rules.drops.output,
         expand(rules.export.output, set=SETS),
+        rules.summary.output,
         TRAIN_RUNS,
         rules.report_tables.output,
         rules.plots.output,

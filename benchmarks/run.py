@@ -5,6 +5,7 @@ measured in the same run on the same data (never absolute timings alone).
 """
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -214,7 +215,137 @@ def bench_train() -> None:
         print(f"  trainer/floor time ratio: {t_stage / t_floor:.2f}x")
 
 
-BENCHES = {"variants": bench_variants, "segment": bench_segment, "train": bench_train}
+def synthetic_detections(n_images: int, n_detections: int, n_classes: int, seed: int = 0):
+    """A COCO ground truth and detections: a jittered, scored copy of most objects plus
+    scattered false positives, up to n_detections."""
+    import numpy as np
+    from pycocotools.coco import COCO
+
+    rng = np.random.default_rng(seed)
+    images = [{"id": i, "width": 640, "height": 480, "file_name": f"{i}.jpg"} for i in range(1, n_images + 1)]
+    annotations, detections = [], []
+    for image in images:
+        for _ in range(rng.integers(1, 12)):
+            w, h = rng.uniform(8, 200, 2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            cls = int(rng.integers(1, n_classes + 1))
+            annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "category_id": cls,
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+            if rng.random() < 0.8:
+                jitter = rng.normal(0, 0.08, 4) * [w, h, w, h]
+                detections.append({"image_id": image["id"], "category_id": cls, "score": float(rng.uniform(0.2, 1.0)),
+                                   "bbox": [float(x + jitter[0]), float(y + jitter[1]), float(w + jitter[2]), float(h + jitter[3])]})
+    while len(detections) < n_detections:
+        w, h = rng.uniform(8, 200, 2)
+        detections.append({"image_id": int(rng.integers(1, n_images + 1)), "category_id": int(rng.integers(1, n_classes + 1)),
+                           "score": float(rng.uniform(0.0, 0.7)),
+                           "bbox": [float(rng.uniform(0, 640 - w)), float(rng.uniform(0, 480 - h)), float(w), float(h)]})
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": annotations,
+                  "categories": [{"id": c, "name": f"class{c}"} for c in range(1, n_classes + 1)]}
+    gt.createIndex()
+    return gt, detections
+
+
+def bench_evaluate() -> None:
+    """Scoring one evaluation (COCO summary, per-class AP, count MAE overall and per class)
+    against plain pycocotools (loadRes, evaluate, accumulate, summarize) on the same data."""
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    from bgshift import evaluate
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt, dets = synthetic_detections(5000, 100_000, 20)
+    names = {c["id"]: c["name"] for c in gt.dataset["categories"]}
+
+    def plain():
+        with contextlib.redirect_stdout(io.StringIO()):
+            e = COCOeval(gt, gt.loadRes(dets), "bbox")
+            e.evaluate()
+            e.accumulate()
+            e.summarize()
+
+    def ours():
+        evaluate.metric_rows(gt, dets, 0.5, names, background_only=False)
+
+    t_plain, t_ours = best_of(plain, ours, rounds=2)
+    print(f"evaluate: {len(gt.dataset['images'])} images, {len(gt.dataset['annotations'])} objects, {len(dets)} detections, 20 classes")
+    print(f"  plain pycocotools (COCO stats only): {t_plain:6.1f} s")
+    print(f"  bgshift score (stats + per-class AP + count MAE): {t_ours:6.1f} s")
+    print(f"  score/pycocotools time ratio: {t_ours / t_plain:.2f}x")
+
+
+def _stage_peak(stage: str, root: str) -> tuple[float, float]:
+    """(resident MiB before, peak resident MiB while) one stage runs, in this fresh process,
+    sampled every 2 ms (getrusage's high-water mark would include the process start)."""
+    import threading
+
+    import psutil
+
+    from bgshift.variants import engine
+
+    root_path, seg = Path(root), Path(root) / "seg"
+    cfg = config.validate(json.loads((root_path / "config.json").read_text()))
+    me, done, peak = psutil.Process(), threading.Event(), [0.0]
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], me.memory_info().rss / 2**20)
+            done.wait(0.002)
+
+    before = me.memory_info().rss / 2**20
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    if stage == "segment":
+        out = root_path / "seg2"
+        segment.run_shard(cfg, root_path / "ingest", 0, out / "0.parquet", out / "sheet.png", out / "stats.parquet")
+    else:
+        engine.run_shard(cfg, root_path / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0, seg / "summary.json",
+                         seg / "mean_background.png", root_path / "variants", root_path / "drops.parquet")
+    done.set()
+    sampler.join()
+    return before, peak[0]
+
+
+def bench_memory() -> None:
+    """Peak memory of the segmentation and variant stages as one shard grows 10x. Rows are
+    streamed (one batch of decoded images at a time), so what grows is per-image metadata
+    (masks as RLE), not pixels: compare the growth per added image with the decoded
+    variants of one image, which a job holding its shard's images would add."""
+    import multiprocessing
+
+    from bgshift.variants import expand
+
+    sizes = (48, 480)  # both above the bounded buffers (rows_per_group, donor_cache: 32 images)
+    measured = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            root = Path(tmp) / str(n)
+            cfg = demo_world(root, n, 320, 240)
+            (root / "config.json").write_text(json.dumps(cfg))
+            seg = root / "seg"
+            segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "sheet.png", seg / "stats.parquet")
+            segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
+                              root / "ingest" / "annotations.parquet", seg, root / "tables")
+            for stage in ("segment", "variants"):
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    measured[stage, n] = pool.apply(_stage_peak, (stage, str(root)))
+        k = len(expand(cfg["variants"]))
+    held = 320 * 240 * 3 * (k + 1) / 2**20  # one source image and its k variants, decoded
+    print(f"memory: one shard of {sizes[0]} vs {sizes[1]} images at 320x240, {k} variants, a fresh process per stage")
+    for stage in ("segment", "variants"):
+        (b0, p0), (b1, p1) = measured[stage, sizes[0]], measured[stage, sizes[1]]
+        per_image = ((p1 - b1) - (p0 - b0)) / (sizes[1] - sizes[0]) * 1024
+        print(f"  {stage:8s} peak above start: {p0 - b0:6.0f} MiB vs {p1 - b1:6.0f} MiB; peak ratio {p1 / p0:.2f}x;"
+              f" growth {per_image:5.0f} KiB per added image")
+    print(f"  holding decoded images instead would add {held * 1024:.0f} KiB per image"
+          f" ({held * (sizes[1] - sizes[0]):.0f} MiB more for the larger shard)")
+
+
+BENCHES = {"variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(BENCHES):

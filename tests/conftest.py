@@ -84,20 +84,21 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 
 def run_stages(cfg: dict, root: Path) -> dict:
-    """ingest -> splits, drops -> segment -> variants -> every set's export, in-process, one shard."""
+    """ingest -> splits, drops -> segment -> variants -> every set's export, in-process, one shard,
+    laid out as the workflow lays out results/ (so accounting.build can read it)."""
     from bgshift import drops, ingest, segment, sets, splits
     from bgshift.variants import engine
 
     cfg = {**cfg, "shard_size": 10**6}
     ingest.run(cfg, root / "ingest")
-    splits.run(cfg, root / "ingest" / "images.parquet", root / "splits.parquet")
-    drops.run(cfg, root / "ingest" / "annotations.parquet", root / "drops.parquet", root / "tables")
+    splits.run(cfg, root / "ingest" / "images.parquet", root / "splits" / "splits.parquet")
+    drops.run(cfg, root / "ingest" / "annotations.parquet", root / "drops" / "drops.parquet", root / "tables")
     seg = root / "segment"
     segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "sheet.png", seg / "stats.parquet")
     segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", seg, root / "tables")
     engine.run_shard(cfg, root / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0, seg / "summary.json",
-                     seg / "mean_background.png", root / "variants", root / "drops.parquet")
-    return {name: sets.export(cfg, name, root / "variants", root / "splits.parquet", root / "drops.parquet",
+                     seg / "mean_background.png", root / "variants", root / "drops" / "drops.parquet")
+    return {name: sets.export(cfg, name, root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
                               root / "ingest" / "categories.parquet", root / "sets" / name)
             for name in sets.set_names(cfg)}

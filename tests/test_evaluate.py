@@ -113,3 +113,61 @@ def test_table_files_in_three_formats(tmp_path):
     assert r"0.200 $\pm$ 0.100" in (tmp_path / "tables" / "AP.tex").read_text() and r"test\_original" in (tmp_path / "tables" / "AP.tex").read_text()
     assert "<table" in (tmp_path / "tables" / "tables.html").read_text()
     assert pd.read_csv(tmp_path / "tables" / "metrics.csv").shape[0] == len(frame)
+
+
+# ------------------------------------------- against ultralytics' own validator
+YOLO_TOLERANCE = 0.03  # absolute AP; documented in docs/evaluation.md
+
+
+def squares_dataset(root, n: int = 32, size: int = 128):
+    """Bright rectangles on dark noise, in YOLO (data.yaml) and COCO (gt.json) form: a task a
+    YOLOv8n learns from scratch on CPU in about a minute, so AP is far from 0 and from 1."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "square"}]}
+    for i in range(1, n + 1):
+        img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        lines = []
+        for _ in range(rng.integers(1, 3)):
+            w, h = (int(v) for v in rng.integers(28, 56, 2))
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            img[y : y + h, x : x + w] = rng.integers(150, 256, 3)
+            lines.append(f"0 {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}\n")
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i, "category_id": 1,
+                                        "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
+        (root / "labels" / f"{i}.txt").write_text("".join(lines))
+        coco["images"].append({"id": i, "file_name": f"images/{i}.png", "width": size, "height": size})
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images\nval: images\nnames:\n  0: square\n")
+    (root / "gt.json").write_text(json.dumps(coco))
+
+
+@pytest.mark.slow
+def test_our_yolo_evaluation_agrees_with_ultralytics_validator(tmp_path):
+    """Same trained model, same images: our detections scored by pycocotools vs ultralytics'
+    DetectionValidator. They differ by design in small ways (validator letterboxes batches,
+    keeps 300 detections per image, interpolates its own PR curve), hence a tolerance."""
+    from ultralytics import YOLO
+
+    from bgshift import inference
+
+    squares_dataset(tmp_path / "data")
+    YOLO("yolov8n.yaml").train(data=str(tmp_path / "data" / "data.yaml"), epochs=60, imgsz=128, batch=8, workers=0,
+                               device="cpu", plots=False, val=False, mosaic=0.0, amp=False, seed=0, deterministic=True,
+                               warmup_epochs=1, project=str(tmp_path / "runs"), name="squares", verbose=False)
+    weights = tmp_path / "runs" / "squares" / "weights" / "last.pt"
+    theirs = YOLO(str(weights)).val(data=str(tmp_path / "data" / "data.yaml"), imgsz=128, batch=8, device="cpu",
+                                    workers=0, plots=False, verbose=False).box
+    dets = inference.yolo_detections({"imgsz": 128}, weights, tmp_path / "data" / "gt.json",
+                                     [{"index": 0, "category_id": 1}], "cpu")
+    ours = evaluate.coco_metrics(evaluate.load_coco(tmp_path / "data" / "gt.json"), dets)
+    print(f"AP/AP50/AP75 ours {ours['AP']:.4f}/{ours['AP50']:.4f}/{ours['AP75']:.4f}"
+          f" ultralytics {theirs.map:.4f}/{theirs.map50:.4f}/{theirs.map75:.4f}")
+    assert 0.2 < theirs.map < 0.95, "the model must be neither untrained nor perfect for the comparison to mean anything"
+    assert ours["AP"] == pytest.approx(theirs.map, abs=YOLO_TOLERANCE)
+    assert ours["AP50"] == pytest.approx(theirs.map50, abs=YOLO_TOLERANCE)
+    assert ours["AP75"] == pytest.approx(theirs.map75, abs=YOLO_TOLERANCE)

@@ -148,7 +148,7 @@ def test_no_source_image_leaks_across_splits(demo_sets):
 
 def test_dropped_annotations_become_unlabelled_and_can_be_masked(demo_sets):
     cfg, root, summaries = demo_sets
-    dropped = drops.dropped_ids(root / "drops.parquet")["hard"]
+    dropped = drops.dropped_ids(root / "drops" / "drops.parquet")["hard"]
     assert dropped
     ann = {a["ann_id"]: a for a in pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()}
     original = {r["image_id"]: r for r in pq.read_table(root / "sets" / "original" / "parquet" / "train").to_pylist()}

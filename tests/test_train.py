@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,6 +89,8 @@ def test_killed_frcnn_run_resumes_exactly(small_set, tmp_path):
     assert json.loads(a["state"])["losses"] == json.loads(b["state"])["losses"]
     for name, tensor in b["model"].items():
         assert torch.equal(a["model"][name], tensor), name
+    final = Path("checkpoints") / "iter_000016.pt"  # a checkpoint file is byte-identical too
+    assert (killed / final).read_bytes() == (tmp_path / "straight" / final).read_bytes()
 
 
 def test_yolo_trains_from_yaml_offline(small_set, tmp_path):
@@ -177,3 +180,20 @@ def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     YOLO("yolov8n.yaml").save(str(missing))  # a checkpoint the test creates, standing in for pretrained weights
     summary = yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "b", 0, "cpu")
     assert summary["checkpoints"] == [{"name": "yolo/weights/epoch0.pt", "epoch": 1}]
+
+
+def test_yolo_with_a_fixed_seed_trains_identical_weights_on_cpu(small_set, tmp_path):
+    """ultralytics seeds everything and sets deterministic algorithms: the weights repeat
+    exactly. The .pt files do not (they hold the date and the run's own paths)."""
+    from bgshift.train import yolo
+
+    cfg, root = small_set
+    settings = {**cfg["train"]["models"]["yolo"], "epochs": 2}
+    for run in ("a", "b"):
+        yolo.train(settings, root / "sets" / "original", tmp_path / run, 7, "cpu")
+    a, b = (torch.load(tmp_path / run / "yolo" / "weights" / "last.pt", weights_only=False) for run in ("a", "b"))
+    assert a["date"] != b["date"] or a["train_args"]["save_dir"] != b["train_args"]["save_dir"]
+    weights_a, weights_b = a["model"].state_dict(), b["model"].state_dict()  # the final EMA weights
+    assert weights_a.keys() == weights_b.keys()
+    for name, tensor in weights_a.items():
+        assert torch.equal(tensor, weights_b[name]), name

@@ -69,6 +69,9 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
         assert list((folder / "coco").glob("*.json"))
     segment_summary = json.loads((results / "segment" / "summary.json").read_text())
     assert segment_summary["mask_source"] == {"deeplabv3": 24, "gt": 24}
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["ingest"]["images"] == {"input": 48, "ingested": 48, "rejected": 0}
+    assert summary["variants"] == {variant: 48 for variant in variants} and all(c["ok"] for c in summary["checks"])
 
 
 def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):

@@ -6,6 +6,7 @@ import json
 import sys
 
 from . import config as cfg
+from .accounting import AccountingError
 from .ingest import IngestError
 
 
@@ -121,6 +122,13 @@ def cmd_plots(args: argparse.Namespace) -> None:
     report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
 
 
+def cmd_summary(args: argparse.Namespace) -> None:
+    from . import accounting
+
+    summary = accounting.run(args.results, args.variants, args.sets, args.out)
+    print(f"{len(summary['checks'])} checks passed")
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -164,6 +172,9 @@ COMMANDS = {
     "plots": (cmd_plots, "metric plots and detection examples", True, [
         ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
         ("--out", {"required": True}), ("--examples", {"required": True})]),
+    "summary": (cmd_summary, "per-stage counts into results/summary.json; fails if they do not add up", False, [
+        ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
+        ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (cfg.ConfigError, IngestError, FileNotFoundError, TimeoutError) as exc:
+    except (cfg.ConfigError, IngestError, AccountingError, FileNotFoundError, TimeoutError) as exc:
         print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -140,7 +140,7 @@ def load(settings: dict, trained: Path | None = None) -> Segmenter:
 
 def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int, out: Path) -> dict:
     """Fine-tune a binary DeepLabV3(+) on (image, foreground mask) pairs; save a weights-only checkpoint."""
-    from .io import atomic_path
+    from .io import write_torch
 
     t = settings["train"]
     if not samples:
@@ -177,6 +177,5 @@ def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: in
             epoch_loss += float(loss.detach()) * len(idx)
         history.append(epoch_loss / len(samples))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(out) as tmp:
-        torch.save({"arch": t["arch"], "encoder": t["encoder"], "input_size": t["input_size"], "state_dict": state, "loss": history}, tmp)
+    write_torch(out, {"arch": t["arch"], "encoder": t["encoder"], "input_size": t["input_size"], "state_dict": state, "loss": history})
     return {"loss": history, "samples": len(samples)}

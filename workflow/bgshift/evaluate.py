@@ -21,51 +21,70 @@ def load_coco(path: str | Path) -> COCO:
         return COCO(str(path))
 
 
-def coco_metrics(gt: COCO, detections: list[dict]) -> dict[str, float]:
-    """The twelve COCOeval summary figures; -1 where undefined (no such objects)."""
-    if not gt.getAnnIds() and not detections:
-        return {name: -1.0 for name in STAT_NAMES}
+def _cocoeval(gt: COCO, detections: list[dict]) -> COCOeval:
+    """evaluate + accumulate + summarize, once; every figure below is read from this one run."""
     with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(detections) if detections else COCO()
-        if not detections:
+        if detections:
+            dt = gt.loadRes(detections)
+        else:
+            dt = COCO()
             dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
             dt.createIndex()
         evaluator = COCOeval(gt, dt, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
+    return evaluator
+
+
+def _summary(evaluator: COCOeval) -> dict[str, float]:
     return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats)}
 
 
-def count_mae(gt: COCO, detections: list[dict], threshold: float, category_id: int | None = None) -> float:
-    """Mean over images of |detections scoring >= threshold - ground-truth objects| (crowd excluded)."""
-    counts = {}
-    for image_id in gt.getImgIds():
-        anns = gt.loadAnns(gt.getAnnIds(imgIds=[image_id], iscrowd=False))
-        counts[image_id] = [sum(1 for a in anns if category_id is None or a["category_id"] == category_id), 0]
-    for d in detections:
-        if d["score"] >= threshold and (category_id is None or d["category_id"] == category_id) and d["image_id"] in counts:
-            counts[d["image_id"]][1] += 1
-    if not counts:
-        return float("nan")
-    return float(np.mean([abs(pred - true) for true, pred in counts.values()]))
-
-
-def per_class_ap(gt: COCO, detections: list[dict]) -> dict[int, float]:
+def _per_class(evaluator: COCOeval) -> dict[int, float]:
     """AP (IoU .50:.95) per category id from COCOeval's precision table; -1 for classes without objects."""
-    if not detections:
-        return {cid: (0.0 if gt.getAnnIds(catIds=[cid], iscrowd=False) else -1.0) for cid in gt.getCatIds()}
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = COCOeval(gt, gt.loadRes(detections), "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
     precision = evaluator.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, 100 detections
     out = {}
     for k, cid in enumerate(evaluator.params.catIds):
         values = precision[:, :, k]
         values = values[values > -1]
-        out[cid] = float(values.mean()) if values.size else -1.0
+        out[int(cid)] = float(values.mean()) if values.size else -1.0
     return out
+
+
+def coco_metrics(gt: COCO, detections: list[dict]) -> dict[str, float]:
+    """The twelve COCOeval summary figures; -1 where undefined (no such objects)."""
+    return _summary(_cocoeval(gt, detections))
+
+
+def per_class_ap(gt: COCO, detections: list[dict]) -> dict[int, float]:
+    """AP (IoU .50:.95) per category id; -1 for classes without objects."""
+    return _per_class(_cocoeval(gt, detections))
+
+
+def count_errors(gt: COCO, detections: list[dict], threshold: float) -> dict[int | None, float]:
+    """Count MAE overall (key None) and per category id, in one pass over objects and detections:
+    mean over images of |detections scoring >= threshold - ground-truth objects| (crowd excluded)."""
+    image_ids = gt.getImgIds()
+    if not image_ids:
+        return {None: float("nan"), **{cid: float("nan") for cid in gt.getCatIds()}}
+    row = {image_id: i for i, image_id in enumerate(image_ids)}
+    col = {cid: k for k, cid in enumerate(gt.getCatIds())}
+    diff = np.zeros((len(row), len(col)), np.int64)  # predicted - true, per image and class
+    for a in gt.dataset["annotations"]:
+        if not a.get("iscrowd", 0) and a["image_id"] in row:
+            diff[row[a["image_id"]], col[a["category_id"]]] -= 1
+    for d in detections:
+        if d["score"] >= threshold and d["image_id"] in row and d["category_id"] in col:
+            diff[row[d["image_id"]], col[d["category_id"]]] += 1
+    out: dict[int | None, float] = {None: float(np.abs(diff.sum(1)).mean())}
+    out.update({cid: float(np.abs(diff[:, k]).mean()) for cid, k in col.items()})
+    return out
+
+
+def count_mae(gt: COCO, detections: list[dict], threshold: float, category_id: int | None = None) -> float:
+    """Mean over images of |detections scoring >= threshold - ground-truth objects|, overall or of one class."""
+    return count_errors(gt, detections, threshold)[category_id]
 
 
 def false_positives_per_image(gt: COCO, detections: list[dict], threshold: float) -> float:
@@ -81,10 +100,12 @@ def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[
     """Every figure of one (checkpoint, test set): COCO stats, per-class AP, count MAE, FP per image."""
     if background_only:  # no objects to find: only false positives can be measured
         return [("fp_per_image", false_positives_per_image(gt, detections, threshold))]
-    rows = list(coco_metrics(gt, detections).items())
-    rows += [(f"AP/{names[cid]}", ap) for cid, ap in sorted(per_class_ap(gt, detections).items())]
-    rows.append(("count_mae", count_mae(gt, detections, threshold)))
-    rows += [(f"count_mae/{names[cid]}", count_mae(gt, detections, threshold, cid)) for cid in sorted(gt.getCatIds())]
+    evaluator = _cocoeval(gt, detections)
+    rows = list(_summary(evaluator).items())
+    rows += [(f"AP/{names[cid]}", ap) for cid, ap in sorted(_per_class(evaluator).items())]
+    errors = count_errors(gt, detections, threshold)
+    rows.append(("count_mae", errors[None]))
+    rows += [(f"count_mae/{names[cid]}", errors[cid]) for cid in sorted(gt.getCatIds())]
     return rows
 
 

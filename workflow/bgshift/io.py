@@ -6,8 +6,11 @@ place, so a killed job never leaves a truncated file that a rerun would trust.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path, ".tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -29,6 +33,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path, suffix: str = "") -> None:
+    """Delete what a killed writer of `path` left behind (`.{name}.XXXXXXXX{suffix}`, tempfile's
+    pattern). Safe because one job at a time owns an output path (Snakemake's guarantee)."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}" + re.escape(suffix))
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if pattern.fullmatch(leftover.name):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -43,6 +56,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     """Write JSON with sorted keys so equal content gives equal bytes."""
     write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_torch(path: str | os.PathLike, obj) -> None:
+    """torch.save, byte-reproducibly: the zip archive inside a .pt file is named after the
+    file it is saved to, so saving to a random temporary name would give different bytes."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = ()) -> dict:

@@ -27,7 +27,7 @@ import yaml
 from . import drops as drops_mod
 from . import masks
 from . import splits as splits_mod
-from .io import parquet_options, write_json
+from .io import parquet_options, remove_stale_temporaries, write_json
 from .variants.schema import FEATURES
 
 EXPORT_FEATURES = datasets.Features({
@@ -176,6 +176,7 @@ def export(config: dict, set_name: str, variants_dir: str | Path, splits_path: s
     dropped = drops_mod.dropped_ids(drops_path).get(spec.drop, set())
     categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         exporter = Exporter(tmp, spec, categories, config["sets"]["part_rows"], config["sets"]["yolo_polygons"])

@@ -22,7 +22,7 @@ import torchvision.models.detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from .. import evaluate
-from ..io import atomic_path, write_json
+from ..io import write_json, write_torch
 
 ARCHS = {
     "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1),
@@ -183,8 +183,7 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch
                     "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
             if device.type == "cuda":
                 full["cuda_rng"] = torch.cuda.get_rng_state_all()
-            with atomic_path(last) as tmp:
-                torch.save(full, tmp)
+            write_torch(last, full)
     elapsed = time.perf_counter() - started
     summary = {"family": "frcnn", "iterations": state["iteration"], "planned_iterations": total,
                "stopped_early": state["iteration"] < total, "checkpoints": state["checkpoints"], "best": state["best"],
@@ -198,14 +197,12 @@ def _checkpoint(model, val_split, device, index_to_category, ckpt_dir: Path, sta
     """Keep this iteration's weights, score them on val, update best.pt and the patience count."""
     name = f"iter_{state['iteration']:06d}.pt"
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(ckpt_dir / name) as tmp:
-        torch.save({"model": weights, "iteration": state["iteration"]}, tmp)
+    write_torch(ckpt_dir / name, {"model": weights, "iteration": state["iteration"]})
     ap = evaluate.coco_metrics(val_split.coco, predict(model, val_split, device, index_to_category))["AP"] if len(val_split) else -1.0
     state["checkpoints"].append({"name": name, "iteration": state["iteration"], "val_AP": ap})
     if ap > state["best"]["AP"]:
         state["best"] = {"iteration": state["iteration"], "AP": ap, "name": name}
         state["stale"] = 0
-        with atomic_path(ckpt_dir.parent / "best.pt") as tmp:
-            torch.save({"model": weights, "iteration": state["iteration"]}, tmp)
+        write_torch(ckpt_dir.parent / "best.pt", {"model": weights, "iteration": state["iteration"]})
     else:
         state["stale"] += 1

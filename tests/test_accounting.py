@@ -1,0 +1,180 @@
+"""Nothing is lost: generated datasets with random defects are fully accounted for at ingest,
+and results/summary.json's per-stage counts add up (and catch a lost row)."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bgshift import accounting, config, ingest
+from conftest import REPO, gradient_image, run_stages, save_jpeg
+
+W, H = 40, 30
+IMAGE_DEFECTS = ["ok", "ok", "ok", "missing", "truncated", "escapes_root", "wrong_size"]
+BOX_DEFECTS = ["ok", "ok", "ok", "partly_outside", "outside", "zero_size", "unknown_class"]
+GOOD_BOX = (5, 4, 12, 10)
+BOXES = {"ok": GOOD_BOX, "partly_outside": (30, 20, 20, 20), "outside": (100, 100, 5, 5), "zero_size": (5, 5, 0, 8),
+         "unknown_class": GOOD_BOX}
+
+images_strategy = st.lists(
+    st.tuples(st.sampled_from(IMAGE_DEFECTS), st.lists(st.sampled_from(BOX_DEFECTS), max_size=4)), min_size=1, max_size=6)
+
+
+def write_image(root: Path, name: str, defect: str) -> str:
+    """The image file for one record; returns the file name the annotations give for it."""
+    if defect == "missing":
+        return name
+    if defect == "escapes_root":
+        save_jpeg(root.parent / name, gradient_image(W, H))
+        return f"../{name}"
+    path = save_jpeg(root / name, gradient_image(W, H))
+    if defect == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    return name
+
+
+def expected_counts(records) -> dict:
+    """What ingest must keep: images without a defect, and their boxes that are usable (clipped or not)."""
+    good = [boxes for defect, boxes in records if defect == "ok"]
+    return {"images": len(good), "annotations": sum(b in ("ok", "partly_outside") for boxes in good for b in boxes),
+            "images_input": len(records), "annotations_input": sum(len(boxes) for _, boxes in records)}
+
+
+def check_invariant(dataset: dict, records, extra_annotations: int = 0) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ingested"
+        summary = ingest.run(config.validate({"dataset": dataset}), out)
+        rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+        images = pq.read_table(out / "images.parquet").to_pylist()
+    expected = expected_counts(records)
+    im, an = summary["images"], summary["annotations"]
+    assert im["input"] == im["ingested"] + im["rejected"] == expected["images_input"]
+    assert an["input"] == an["ingested"] + an["rejected"] == expected["annotations_input"] + extra_annotations
+    assert (im["ingested"], an["ingested"]) == (expected["images"], expected["annotations"]) == (len(images), an["ingested"])
+    assert sum(r["kind"] == "image" for r in rejects) == im["rejected"]
+    assert sum(r["kind"] == "annotation" for r in rejects) == an["rejected"]
+    assert all(r["reason"] and r["file"] and r["field"] for r in rejects)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=images_strategy, orphans=st.integers(0, 2), duplicate_image=st.booleans())
+def test_coco_with_random_defects_is_fully_accounted_for(records, orphans, duplicate_image):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "images"
+        root.mkdir()
+        images, annotations = [], []
+        for i, (defect, boxes) in enumerate(records, start=1):
+            name = write_image(root, f"im{i}.jpg", defect)
+            size = (W + 7, H) if defect == "wrong_size" else (W, H)
+            images.append({"id": i, "file_name": name, "width": size[0], "height": size[1]})
+            for box in boxes:
+                annotations.append({"id": len(annotations) + 1, "image_id": i, "bbox": list(BOXES[box]),
+                                    "category_id": 99 if box == "unknown_class" else 1, "iscrowd": 0})
+        for k in range(orphans):  # annotations of an image that does not exist
+            annotations.append({"id": len(annotations) + 1, "image_id": 1000 + k, "bbox": list(GOOD_BOX), "category_id": 1})
+        if duplicate_image:  # a second record with an existing id: rejected, its file is not read
+            images.append({"id": 1, "file_name": "im1.jpg", "width": W, "height": H})
+            records = records + [("duplicate", [])]
+        (Path(tmp) / "coco.json").write_text(json.dumps(
+            {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "sheep"}]}))
+        check_invariant({"kind": "coco", "images": str(root), "annotations": str(Path(tmp) / "coco.json")}, records, orphans)
+
+
+def voc_object(box: str) -> str:
+    x, y, w, h = BOXES[box]
+    name = "unicorn" if box == "unknown_class" else "sheep"
+    return f"<object><name>{name}</name><bndbox><xmin>{x + 1}</xmin><ymin>{y + 1}</ymin><xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=images_strategy)
+def test_voc_with_random_defects_is_fully_accounted_for(records):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "voc"
+        (root / "Annotations").mkdir(parents=True)
+        (root / "JPEGImages").mkdir()
+        for i, (defect, boxes) in enumerate(records, start=1):
+            name = write_image(root / "JPEGImages", f"im{i}.jpg", defect)
+            if defect == "escapes_root":  # outside the dataset root, not only outside JPEGImages
+                save_jpeg(root.parent / f"im{i}.jpg", gradient_image(W, H))
+                name = f"../../im{i}.jpg"
+            width = W + 7 if defect == "wrong_size" else W
+            (root / "Annotations" / f"im{i}.xml").write_text(
+                f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{H}</height></size>"
+                + "".join(voc_object(b) for b in boxes) + "</annotation>")
+        check_invariant({"kind": "voc", "root": str(root), "classes": ["sheep"]}, records)
+
+
+YOLO_IMAGE_DEFECTS = ["ok", "ok", "ok", "truncated"]
+YOLO_LINE_DEFECTS = BOX_DEFECTS + ["malformed"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(st.tuples(st.sampled_from(YOLO_IMAGE_DEFECTS), st.lists(st.sampled_from(YOLO_LINE_DEFECTS), max_size=4)),
+                        min_size=1, max_size=6))
+def test_yolo_with_random_defects_is_fully_accounted_for(records):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "yolo"
+        (root / "labels" / "train").mkdir(parents=True)
+        for i, (defect, lines) in enumerate(records, start=1):
+            write_image(root / "images" / "train", f"im{i:02d}.jpg", defect)
+            text = ""
+            for line in lines:
+                if line == "malformed":
+                    text += "0 0.5 0.5\n"
+                    continue
+                x, y, w, h = BOXES[line]
+                text += f"{7 if line == 'unknown_class' else 0} {(x + w / 2) / W} {(y + h / 2) / H} {w / W} {h / H}\n"
+            (root / "labels" / "train" / f"im{i:02d}.txt").write_text(text)
+        (root / "data.yaml").write_text("path: .\ntrain: images/train\nnames:\n  0: sheep\n")
+        check_invariant({"kind": "yolo", "data_yaml": str(root / "data.yaml")}, records)
+
+
+# ----------------------------------------------------------- the whole run's summary
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """Data stages on the synthetic world with QC failures (images left out by an accept list)."""
+    root = tmp_path_factory.mktemp("accounting")
+    accept = root / "accept.csv"
+    accept.write_text("image_id\n" + "\n".join(str(i) for i in range(1, 13)) + "\n")
+    cfg = config.validate({
+        "seed": 3, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 16, "objects_per_image": [1, 3]}},
+        "segment": {"method": "gt", "qc": {"accept_list": str(accept)}},
+        "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}, "only_bg_t": {}}},
+        "sets": {"train": {"original": {"variants": ["original"]}, "x2": {"variants": ["original", "only_bg_t"], "repeat": 2, "drop": "hard"}},
+                 "test": ["original"]},
+    })
+    sets = run_stages(cfg, root)
+    return root, ["original", "only_bg_t"], list(sets)
+
+
+def test_summary_counts_every_image_through_every_stage(stages, tmp_path):
+    root, variants, sets = stages
+    summary = accounting.run(root, variants, sets, tmp_path / "summary.json")
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert summary["segment"] == {"images": 16, "qc_passed": 12, "qc_failed": 4, "mask_source": {"gt": 16}}
+    assert summary["variants"] == {"original": 12, "only_bg_t": 12}
+    assert sum(summary["splits"].values()) == 16
+    x2_train = summary["sets"]["x2"]["train"]["images"]
+    assert x2_train > 0 and x2_train % 4 == 0  # two variants x two repeats
+    assert all(c["ok"] for c in summary["checks"]) and len(summary["checks"]) > 15
+
+
+def test_summary_refuses_counts_that_do_not_add_up(stages, tmp_path):
+    root, variants, sets = stages
+    shard = next((root / "variants" / "only_bg_t").glob("*.parquet"))
+    table = pq.read_table(shard)
+    original = shard.read_bytes()
+    try:
+        pq.write_table(table.slice(0, table.num_rows - 1), shard)  # a lost row
+        with pytest.raises(accounting.AccountingError, match=r"variants: only_bg_t rows = QC-passed images: 11 != 12"):
+            accounting.build(root, variants, sets)
+    finally:
+        shard.write_bytes(original)

@@ -1,0 +1,86 @@
+"""Killed at random moments and resumed, the demo's data stages end byte-identical to an
+uninterrupted run from scratch; no kill leaves a truncated file under a final name."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import VENV_BIN, copy_workflow, run_env, snakemake
+
+TARGET = "summary"  # every data stage: ingest, splits, drops, segmentation (+ its model), variants, exports
+
+
+def result_files(workdir: Path) -> dict[str, str]:
+    """sha256 of every output file under results/, logs aside (they hold timings)."""
+    root = workdir / "results"
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "logs" not in p.relative_to(root).parts}
+
+
+def assert_complete(path: Path) -> None:
+    """A file under its final name must be whole: it parses."""
+    if path.suffix == ".parquet":
+        pq.read_table(path)
+    elif path.suffix == ".json":
+        json.loads(path.read_text())
+    elif path.suffix in (".jpg", ".png"):
+        assert cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED) is not None, path
+    elif path.suffix == ".pt":
+        import torch
+
+        torch.load(path, weights_only=True)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL Snakemake and every job it started, all at once (no handler runs)."""
+    family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    for pid in family:
+        try:
+            psutil.Process(pid).send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    clean = copy_workflow(tmp_path / "clean")
+    snakemake(clean, TARGET)
+    expected = result_files(clean)
+    assert len(expected) > 1000 and (clean / "results" / "summary.json").is_file()
+
+    resumed = copy_workflow(tmp_path / "killed")
+    rng = random.Random(20261122)  # random kill moments, the same in every CI run
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "snakemake"), "--cores", "2", "--rerun-incomplete", TARGET], cwd=resumed, env=run_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(4, 30))
+        if proc.poll() is not None:
+            break
+        kill_tree(proc)
+        kills += 1
+        for path in (resumed / "results").rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                assert_complete(path)
+        snakemake(resumed, "--unlock")
+    assert kills >= 2, "the run finished before it could be killed twice"
+    snakemake(resumed, "--rerun-incomplete", TARGET)
+
+    got = result_files(resumed)
+    leftovers = [name for name in got if Path(name).name.startswith(".") and Path(name).name != ".snakemake_timestamp"]
+    assert not leftovers, f"temporary files left by killed writers: {leftovers}"
+    assert got.keys() == expected.keys()
+    assert [name for name in got if got[name] != expected[name]] == []

@@ -1,0 +1,103 @@
+"""results/summary.json: every stage's counts, and the checks that they add up.
+
+Nothing may be lost silently. Each input image is ingested or rejected (with a reason
+in rejects.parquet); each ingested image gets a split and a segmentation row, which
+passes QC or is listed with its reason; every variant holds exactly the QC-passed
+images; every drop scheme covers the same candidate annotations; and every set's
+split holds its images once per variant and repeat. A count that does not add up
+stops the run with the stage and the numbers, instead of writing a summary.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .io import write_json
+
+
+class AccountingError(ValueError):
+    """Counts of two stages disagree: some records were lost or duplicated."""
+
+
+def _require(checks: list[dict], name: str, left: int, right: int) -> None:
+    checks.append({"check": name, "left": int(left), "right": int(right), "ok": int(left) == int(right)})
+
+
+def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
+    """Read the stage outputs under `results` and return the summary (with its checks)."""
+    results = Path(results)
+    ingest = json.loads((results / "ingest" / "summary.json").read_text())
+    rejects = pq.read_table(results / "ingest" / "rejects.parquet", columns=["kind"]).column("kind").to_pylist()
+    images = pq.read_table(results / "ingest" / "images.parquet", columns=["image_id"]).column("image_id").to_pylist()
+    splits = pq.read_table(results / "splits" / "splits.parquet", columns=["image_id", "split"]).to_pylist()
+    drops = pq.read_table(results / "drops" / "drops.parquet", columns=["scheme", "dropped"])
+    segment = json.loads((results / "segment" / "summary.json").read_text())
+    checks: list[dict] = []
+
+    im, an = ingest["images"], ingest["annotations"]
+    _require(checks, "ingest: input images = ingested + rejected", im["input"], im["ingested"] + im["rejected"])
+    _require(checks, "ingest: input annotations = ingested + rejected", an["input"], an["ingested"] + an["rejected"])
+    _require(checks, "ingest: rejected images = image rows in rejects.parquet", im["rejected"], rejects.count("image"))
+    _require(checks, "ingest: rejected annotations = annotation rows in rejects.parquet", an["rejected"], rejects.count("annotation"))
+    _require(checks, "ingest: images.parquet rows = ingested images", len(images), im["ingested"])
+
+    split_of = {r["image_id"]: r["split"] for r in splits}
+    _require(checks, "splits: images with a split = ingested images", len(set(split_of) & set(images)), len(images))
+    _require(checks, "splits: one row per image", len(splits), len(split_of))
+
+    qc_failed = len(segment["qc_failed"])
+    _require(checks, "segment: rows = ingested images", segment["images"], len(images))
+    _require(checks, "segment: QC passed + failed = rows", segment["qc_passed"] + qc_failed, segment["images"])
+
+    variant_rows = {}
+    for name in variants:
+        shards = sorted((results / "variants" / name).glob("*.parquet"))
+        variant_rows[name] = sum(pq.read_metadata(p).num_rows for p in shards)
+        _require(checks, f"variants: {name} rows = QC-passed images", variant_rows[name], segment["qc_passed"])
+
+    drop_counts = {}
+    for scheme in sorted(set(drops.column("scheme").to_pylist())):
+        rows = drops.filter(pc.equal(drops.column("scheme"), scheme))
+        dropped = int(pc.sum(rows.column("dropped")).as_py() or 0)
+        drop_counts[scheme] = {"candidates": rows.num_rows, "dropped": dropped, "kept": rows.num_rows - dropped}
+    if drop_counts:
+        reference = next(iter(drop_counts.values()))["candidates"]
+        for scheme, counts in drop_counts.items():
+            _require(checks, f"drops: {scheme} covers every candidate annotation", counts["candidates"], reference)
+
+    qc_failed_ids = {f["image_id"] for f in segment["qc_failed"]}
+    passed_per_split = Counter(split_of[i] for i in images if i not in qc_failed_ids)
+    set_counts = {}
+    for name in sets:
+        summary = json.loads((results / "sets" / name / "summary.json").read_text())
+        set_counts[name] = summary["splits"]
+        for split, counts in summary["splits"].items():
+            copies = summary["repeat"] if split == "train" else 1
+            expected = passed_per_split[split] * len(summary["variants"]) * copies
+            _require(checks, f"sets: {name}/{split} images = QC-passed {split} images x variants x repeats",
+                     counts["images"], expected)
+
+    summary = {
+        "ingest": {"images": im, "annotations": an, "reject_reasons": ingest["reject_reasons"]},
+        "splits": dict(sorted(Counter(split_of.values()).items())),
+        "segment": {"images": segment["images"], "qc_passed": segment["qc_passed"], "qc_failed": qc_failed,
+                    "mask_source": segment["mask_source"]},
+        "variants": variant_rows,
+        "drops": drop_counts,
+        "sets": set_counts,
+        "checks": checks,
+    }
+    failed = [c for c in checks if not c["ok"]]
+    if failed:
+        raise AccountingError("counts do not add up:\n" + "\n".join(f"  {c['check']}: {c['left']} != {c['right']}" for c in failed))
+    return summary
+
+
+def run(results: str | Path, variants: list[str], sets: list[str], out: str | Path) -> dict:
+    summary = build(results, variants, sets)
+    write_json(out, summary)
+    return summary

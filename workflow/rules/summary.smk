@@ -1,0 +1,22 @@
+rule summary:
+    """results/summary.json: counts per stage, checked to add up (every input image accounted for)."""
+    input:
+        ingest=rules.ingest.output,
+        splits=rules.splits.output.splits,
+        drops=rules.drops.output.drops,
+        segment=rules.segment_summary.output.summary,
+        variants=expand(f"{RESULTS}/variants/{{variant}}/{{shard}}.parquet", variant=VARIANTS, shard=SHARDS),
+        sets=expand(rules.export.output, set=SETS),
+    output:
+        summary=f"{RESULTS}/summary.json",
+    params:
+        results=RESULTS,
+        variants=VARIANTS,
+        sets=SETS,
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift summary --results {params.results} --variants {params.variants} --sets {params.sets}"
+        " --out {output.summary} > {log} 2>&1"
