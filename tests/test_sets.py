@@ -7,9 +7,10 @@ from collections import Counter
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from bgshift import config, drops, images, masks, splits
-from conftest import COCO128, REPO, needs, run_stages
+from conftest import COCO128, REPO, gradient_image, needs, run_stages, save_jpeg
 
 
 def constructed_annotations():
@@ -214,3 +215,38 @@ def test_coco128_round_trip(tmp_path):
             assert len(ds) == summary[split]["images"] and ds[0]["image"].mode == "RGB"
             assert summary[split]["yolo_labels"] == summary[split]["annotations"] - sum(a["iscrowd"] for a in coco.loadAnns(coco.getAnnIds()))
     assert crowd == 10
+
+
+ODD_NAMES = ["big dog", "a/b\\c", "ünïcødé 🐑", 'it\'s "quoted": #1', "- dash"]
+
+
+def test_unusual_class_names_survive_every_export(tmp_path):
+    """Spaces, slashes, backslashes, unicode, quotes and YAML-special characters: the same
+    names come back from the canonical tables, COCO, YOLO data.yaml (as ultralytics reads it)
+    and the Parquet provenance of mixed_* variants."""
+    from pycocotools.coco import COCO
+    from ultralytics.data.utils import check_det_dataset
+
+    data = tmp_path / "data"
+    for i in range(12):
+        save_jpeg(data / "images" / "train" / f"{i}.jpg", gradient_image(96, 64, seed=i))
+        (data / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        cls = i % len(ODD_NAMES)  # a rectangle as a polygon, so it has a mask
+        (data / "labels" / "train" / f"{i}.txt").write_text(f"{cls} 0.2 0.2 0.6 0.2 0.6 0.7 0.2 0.7\n")
+    (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "train": "images/train",
+                                                    "names": dict(enumerate(ODD_NAMES))}, allow_unicode=True))
+    cfg = config.validate({
+        "dataset": {"kind": "yolo", "data_yaml": str(data / "data.yaml")}, "segment": {"method": "gt"},
+        "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}, "mixed_same": {}}},
+        "sets": {"train": {"original": {"variants": ["original"]}}, "test": ["mixed_same"]},
+    })
+    root = tmp_path / "run"
+    run_stages(cfg, root)
+    assert [c["name"] for c in pq.read_table(root / "ingest" / "categories.parquet").to_pylist()] == ODD_NAMES
+    for name, split in (("original", "train"), ("test_mixed_same", "test")):
+        coco = COCO(str(root / "sets" / name / "coco" / f"{split}.json"))
+        assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ODD_NAMES
+        assert check_det_dataset(str(root / "sets" / name / "yolo" / "data.yaml"))["names"] == dict(enumerate(ODD_NAMES))
+    donor_classes = set(pq.read_table(root / "sets" / "test_mixed_same" / "parquet" / "test").column("donor_class").to_pylist())
+    assert donor_classes and donor_classes <= set(ODD_NAMES)

@@ -19,12 +19,28 @@ def test_dry_run_lists_the_stages(tmp_path):
     assert "ingest" in out
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"
+
+
+@pytest.mark.parametrize("config_text, message", [
+    ("dataset: {kind: synthetic}\nshard_sise: 4\n", "unknown key(s) ['shard_sise']"),
+    ("dataset: {kind: coco, images: resources, annotations: nope.json}\n", "dataset.annotations: path 'nope.json' does not exist"),
+    ("variants: {catalog: {original: {}}}\nsets: {train: {a: {variants: [only_bg_t]}}, test: []}\n",
+     "sets.train.a.variants: ['only_bg_t'] are not defined variants"),
+    ("variants: {catalog: {original: {}}}\nsets: {train: {a: {variants: [original], drop: harsh}}, test: []}\n",
+     "sets.train.a.drop: 'harsh' is not a scheme under drops"),
+    ("variants: {catalog: {original: {}}}\nsets: {train: {}, test: [no_fg]}\n", "sets.test: 'no_fg' is not a defined variant"),
+    ("variants: {catalog: {original: {}, bg_blur: {sigma: [5, 5]}}}\n" + DEMO_SETS,
+     "variants.catalog expands to duplicate variant names ['bg_blur_s5']"),
+    ("variants: {catalog: {original: {}, bg_scene: {scenes: [mars]}}}\n" + DEMO_SETS, "no scene image for ['mars']"),
+    ("variants: {catalog: {original: {}}}\n" + DEMO_SETS + "train: {sets: [test_original]}\n", "train.sets: ['test_original'] are not training sets"),
+], ids=["schema", "missing-file", "set-variant", "set-drop", "test-variant", "duplicate-variant", "scene", "train-set"])
+def test_bad_config_stops_before_any_job(tmp_path, config_text, message):
     copy_workflow(tmp_path)
-    (tmp_path / "bad.yaml").write_text("dataset: {kind: synthetic}\nshard_sise: 4\n")
-    proc = snakemake(tmp_path, "ingest", "--configfile", "bad.yaml", check=False)
+    (tmp_path / "bad.yaml").write_text("dataset: {kind: synthetic}\n" * ("dataset:" not in config_text) + config_text)
+    proc = snakemake(tmp_path, "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
-    assert "unknown key(s) ['shard_sise']" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 
