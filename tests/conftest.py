@@ -21,6 +21,13 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "workflow"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """SLURM tests last: once they have installed SLURM's client tools, every later Snakemake
+    start would wait ~9 s in the SLURM plugin's `scontrol show config` probe (the test
+    cluster is stopped by then, and scontrol retries before giving up)."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
 def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"real dataset {path} is absent")
 
@@ -72,6 +79,14 @@ def copy_workflow(dest: Path) -> Path:
     if (REPO / "resources" / "backgrounds").is_dir():
         shutil.copytree(REPO / "resources" / "backgrounds", dest / "resources" / "backgrounds")
     return dest
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The whole demo pipeline, run once by Snakemake for every test that inspects it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    proc = snakemake(workdir)
+    return workdir, proc
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -162,8 +162,8 @@ def test_our_yolo_evaluation_agrees_with_ultralytics_validator(tmp_path):
     weights = tmp_path / "runs" / "squares" / "weights" / "last.pt"
     theirs = YOLO(str(weights)).val(data=str(tmp_path / "data" / "data.yaml"), imgsz=128, batch=8, device="cpu",
                                     workers=0, plots=False, verbose=False).box
-    dets = inference.yolo_detections({"imgsz": 128}, weights, tmp_path / "data" / "gt.json",
-                                     [{"index": 0, "category_id": 1}], "cpu")
+    detector = inference.load_detector("yolo", {"imgsz": 128}, weights, [{"index": 0, "category_id": 1}], cuda=False)
+    dets = detector(tmp_path / "data" / "gt.json")
     ours = evaluate.coco_metrics(evaluate.load_coco(tmp_path / "data" / "gt.json"), dets)
     print(f"AP/AP50/AP75 ours {ours['AP']:.4f}/{ours['AP50']:.4f}/{ours['AP75']:.4f}"
           f" ultralytics {theirs.map:.4f}/{theirs.map50:.4f}/{theirs.map75:.4f}")

@@ -54,11 +54,10 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    clean = copy_workflow(tmp_path / "clean")
-    snakemake(clean, TARGET)
-    expected = result_files(clean)
-    assert len(expected) > 1000 and (clean / "results" / "summary.json").is_file()
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(demo_run, tmp_path):
+    """Two runs from scratch: the whole demo, uninterrupted (shared with the workflow tests),
+    and its data stages killed three times and resumed."""
+    expected = result_files(demo_run[0])
 
     resumed = copy_workflow(tmp_path / "killed")
     rng = random.Random(20261122)  # random kill moments, the same in every CI run
@@ -82,5 +81,6 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     got = result_files(resumed)
     leftovers = [name for name in got if Path(name).name.startswith(".") and Path(name).name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left by killed writers: {leftovers}"
-    assert got.keys() == expected.keys()
+    assert "summary.json" in got and len(got) > 1000
+    assert set(got) <= set(expected), sorted(set(got) - set(expected))[:10]
     assert [name for name in got if got[name] != expected[name]] == []

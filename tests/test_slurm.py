@@ -54,12 +54,21 @@ def submitted_ids(state) -> set[str]:
     return set(re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", log))
 
 
-def test_pipeline_through_slurm_matches_a_local_run(cluster, tmp_path):
-    on_slurm, local = copy_workflow(tmp_path / "slurm"), copy_workflow(tmp_path / "local")
-    for workdir in (on_slurm, local):
-        shutil.copy(CLUSTER / "config.yaml", workdir / "cluster.yaml")
+@pytest.fixture(scope="module")
+def slurm_pipeline(cluster, tmp_path_factory):
+    """The reduced demo, every stage through sbatch; returns the workdir, the run's output
+    and log text, and slurmctld's submissions before it."""
+    on_slurm = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    shutil.copy(CLUSTER / "config.yaml", on_slurm / "cluster.yaml")
     before = submitted_ids(cluster)
     out = slurm_run(on_slurm).stdout + "".join(p.read_text() for p in (on_slurm / ".snakemake" / "log").glob("*.log"))
+    return on_slurm, out, before
+
+
+def test_pipeline_through_slurm_matches_a_local_run(cluster, slurm_pipeline, tmp_path):
+    on_slurm, out, before = slurm_pipeline
+    local = copy_workflow(tmp_path / "local")
+    shutil.copy(CLUSTER / "config.yaml", local / "cluster.yaml")
     jobids = set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))
     assert jobids and jobids <= submitted_ids(cluster) - before  # SLURM's own record of every submission
     planned = re.findall(r"^(\w+)\s+(\d+)$", snakemake(local, "-n", "--configfile", "cluster.yaml", "--quiet", "rules").stdout, re.M)
@@ -77,11 +86,14 @@ def test_pipeline_through_slurm_matches_a_local_run(cluster, tmp_path):
     assert slurm_metrics == (local / "results" / "tables" / "metrics.csv").read_text()
 
 
-def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_what_is_missing(cluster, tmp_path):
+def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_what_is_missing(cluster, slurm_pipeline, tmp_path):
     workdir = copy_workflow(tmp_path / "w")
     config = (CLUSTER / "config.yaml").read_text().replace("iterations: 4", "iterations: 40").replace("checkpoint_every: 2", "checkpoint_every: 4")
     (workdir / "cluster.yaml").write_text(config)
-    slurm_run(workdir, "--until", "export")
+    for stage in ("ingest", "splits", "drops", "segment", "variants", "sets", "tables"):  # the data stages, as SLURM made them
+        shutil.copytree(slurm_pipeline[0] / "results" / stage, workdir / "results" / stage)
+    plan = snakemake(workdir, "-n", "--configfile", "cluster.yaml", "--quiet", "rules", "--until", "export").stdout
+    assert not re.search(r"^(ingest|splits|drops|segment|variants|export)\s", plan, re.M), plan  # nothing to redo
     run = workdir / "results" / "train" / "frcnn_mobile" / "original" / "seed0"
     target = "results/train/frcnn_mobile/original/seed0/done.json"
     proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),

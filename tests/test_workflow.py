@@ -52,14 +52,6 @@ def test_ingest_rule_runs_on_the_demo(tmp_path):
     assert summary["annotations"]["unlabelled"] > 0
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """The whole demo pipeline, run once by Snakemake for the tests below."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    proc = snakemake(workdir)
-    return workdir, proc
-
-
 def test_demo_pipeline_produces_every_stage_output(demo_run):
     import pyarrow.parquet as pq
 

@@ -142,14 +142,12 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
     try:
         cuda = allocation.device is not None and torch.cuda.is_available()
         for ckpt in checkpoints_of(done, done_path.parent):
-            for name, folder in sorted(test_sets.items()):
-                if ckpt["label"] != "best" and name.removeprefix("test_") not in sweep:
-                    continue
+            wanted = {name: folder for name, folder in sorted(test_sets.items())
+                      if ckpt["label"] == "best" or name.removeprefix("test_") in sweep}
+            detector = inference.load_detector(done["family"], settings, ckpt["path"], categories, cuda)
+            for name, folder in wanted.items():
                 gt_json = Path(folder) / "coco" / "test.json"
-                if done["family"] == "frcnn":
-                    dets = inference.frcnn_detections(settings, ckpt["path"], gt_json, categories, torch.device("cuda" if cuda else "cpu"))
-                else:
-                    dets = inference.yolo_detections(settings, ckpt["path"], gt_json, categories, "0" if cuda else "cpu")
+                dets = detector(gt_json)
                 target = out_dir / ckpt["label"] / f"{name}.json"
                 write_json(target, [{**d, "bbox": [round(v, 2) for v in d["bbox"]], "score": round(d["score"], 5)} for d in dets], indent=None)
                 manifest.append({"checkpoint": ckpt["label"], "step": ckpt["step"], "test_set": name,
