@@ -265,3 +265,19 @@ def test_malformed_yolo_yaml_names_file_and_line(tmp_path, yolo_dataset):
     Path(yolo_dataset["data_yaml"]).write_text("path: .\nnames: [a, b\ntrain: x\n")
     with pytest.raises(ingest.IngestError, match=r"data\.yaml: malformed YAML at line"):
         run_ingest(tmp_path, yolo_dataset)
+
+
+def test_coco_input_count_is_cached_until_the_file_changes(tmp_path, monkeypatch):
+    from bgshift import ingest as ingest_pkg
+
+    monkeypatch.setattr(ingest_pkg, "COUNT_CACHE", tmp_path / "cache" / "counts.json")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"images": [{"id": 1}, {"id": 2}]}))
+    cfg = {"dataset": {"kind": "coco", "annotations": str(path)}}
+    assert ingest.count_inputs(cfg) == 2
+    monkeypatch.setattr(ingest_pkg, "_coco_image_count", lambda p: pytest.fail("parsed again although unchanged"))
+    assert ingest.count_inputs(cfg) == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(ingest_pkg, "COUNT_CACHE", tmp_path / "cache" / "counts.json")
+    path.write_text(json.dumps({"images": [{"id": 1}, {"id": 2}, {"id": 3}]}))
+    assert ingest.count_inputs(cfg) == 3

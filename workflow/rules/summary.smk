@@ -10,7 +10,7 @@ rule summary:
     output:
         summary=f"{RESULTS}/summary.json",
     params:
-        results=RESULTS,
+        results=lambda wildcards, input: Path(input.splits).parent.parent,
         variants=VARIANTS,
         sets=SETS,
     log:

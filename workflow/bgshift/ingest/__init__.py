@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import coco, synthetic, voc, yolo
+from ..io import write_json
 from .collector import Collector, IngestError
 
 __all__ = ["run", "count_inputs", "IngestError"]
@@ -43,11 +45,7 @@ def count_inputs(config: dict) -> int:
     dataset = config["dataset"]
     kind = dataset["kind"]
     if kind == "coco":
-        with open(dataset["annotations"], encoding="utf-8") as fh:
-            try:
-                return len(json.load(fh).get("images", []))
-            except (json.JSONDecodeError, AttributeError):
-                return 0  # ingest reports the error with its position
+        return _cached(Path(dataset["annotations"]), _coco_image_count)
     if kind == "voc":
         return len(list((Path(dataset["root"]) / dataset["annotations_dir"]).glob("*.xml")))
     if kind == "yolo":
@@ -55,3 +53,33 @@ def count_inputs(config: dict) -> int:
         root = yolo.dataset_root(Path(dataset["data_yaml"]), data)
         return sum(len(yolo.split_images(root, data[s])) for s in ("train", "val", "test") if data.get(s))
     return dataset["synthetic"]["num_images"]
+
+
+def _coco_image_count(path: Path) -> int:
+    with open(path, encoding="utf-8") as fh:
+        try:
+            return len(json.load(fh).get("images", []))
+        except (json.JSONDecodeError, AttributeError):
+            return 0  # ingest reports the error with its position
+
+
+COUNT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bgshift" / "input-counts.json"
+
+
+def _cached(path: Path, count) -> int:
+    """count(path), remembered by the file's path, size and mtime: Snakemake evaluates the
+    workflow (and so this count) at every start and inside every cluster job, and parsing a
+    full COCO json takes seconds."""
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        cache = json.loads(COUNT_CACHE.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache[key] = count(path)
+        try:
+            write_json(COUNT_CACHE, cache)
+        except OSError:
+            pass  # a read-only home: count again next time
+    return cache[key]
