@@ -1,7 +1,7 @@
 """`make bench`: performance figures, each printed as a ratio against a floor or baseline
 measured in the same run on the same data (never absolute timings alone).
 
-    python benchmarks/run.py [variants|segment ...]
+    python benchmarks/run.py [variants|segment|train|evaluate|memory ...]
 """
 from __future__ import annotations
 
