@@ -56,17 +56,23 @@ def kill_tree(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(demo_run, tmp_path):
     """Two runs from scratch: the whole demo, uninterrupted (shared with the workflow tests),
-    and its data stages killed three times and resumed."""
+    and its data stages killed three times (segmenting, writing variants, exporting) and resumed."""
     expected = result_files(demo_run[0])
 
     resumed = copy_workflow(tmp_path / "killed")
     rng = random.Random(20261122)  # random kill moments, the same in every CI run
     kills = 0
-    for _ in range(3):
+    # Kill while each kind of writer is at work, whatever the machine's speed: once the stage's
+    # first output appears, after a random further delay.
+    for stage in ("segment/shards", "variants", "sets"):
         proc = subprocess.Popen(
             [str(VENV_BIN / "snakemake"), "--cores", "2", "--rerun-incomplete", TARGET], cwd=resumed, env=run_env(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(4, 30))
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and not any(p.is_file() for p in (resumed / "results" / stage).glob("**/[!.]*")):
+            assert time.monotonic() < deadline, f"no {stage} output within 600 s"
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is not None:
             break
         kill_tree(proc)
