@@ -73,11 +73,11 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
     passed_per_split = Counter(split_of[i] for i in images if i not in qc_failed_ids)
     set_counts = {}
     for name in sets:
-        summary = json.loads((results / "sets" / name / "summary.json").read_text())
-        set_counts[name] = summary["splits"]
-        for split, counts in summary["splits"].items():
-            copies = summary["repeat"] if split == "train" else 1
-            expected = passed_per_split[split] * len(summary["variants"]) * copies
+        exported = json.loads((results / "sets" / name / "summary.json").read_text())
+        set_counts[name] = exported["splits"]
+        for split, counts in exported["splits"].items():
+            copies = exported["repeat"] if split == "train" else 1
+            expected = passed_per_split[split] * len(exported["variants"]) * copies
             _require(checks, f"sets: {name}/{split} images = QC-passed {split} images x variants x repeats",
                      counts["images"], expected)
 
