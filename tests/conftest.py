@@ -1,6 +1,7 @@
 """Shared fixtures: paths to the real datasets, small generated images, config helpers."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -57,6 +58,17 @@ def jpeg_bytes(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+def digest(folder: Path, pattern: str = "*", skip=lambda relative: False) -> dict[str, str]:
+    """sha256 of every file under `folder` matching `pattern`, by relative path (for byte-identity checks)."""
+    return {relative.as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob(pattern)) if p.is_file() and not skip(relative := p.relative_to(folder))}
+
+
+def ultralytics_cache(relative: Path) -> bool:
+    """ultralytics writes label caches (*.cache) beside the YOLO labels it has read."""
+    return relative.suffix == ".cache"
 
 
 def run_env() -> dict:

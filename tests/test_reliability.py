@@ -2,7 +2,6 @@
 uninterrupted run from scratch; no kill leaves a truncated file under a final name."""
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import signal
@@ -16,16 +15,14 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import VENV_BIN, copy_workflow, run_env, snakemake
+from conftest import VENV_BIN, copy_workflow, digest, run_env, snakemake
 
 TARGET = "summary"  # every data stage: ingest, splits, drops, segmentation (+ its model), variants, exports
 
 
 def result_files(workdir: Path) -> dict[str, str]:
     """sha256 of every output file under results/, logs aside (they hold timings)."""
-    root = workdir / "results"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "logs" not in p.relative_to(root).parts}
+    return digest(workdir / "results", skip=lambda relative: "logs" in relative.parts)
 
 
 def assert_complete(path: Path) -> None:

@@ -1,13 +1,13 @@
 """The built-in synthetic world: deterministic, several sites, exact masks, unlabelled herd."""
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from bgshift import config, images, ingest, masks
 from bgshift.ingest import synthetic
+from conftest import digest
 
 
 def world(tmp_path, name="w", **settings):
@@ -25,14 +25,10 @@ def world_in(workdir, monkeypatch):
     return workdir / "out"
 
 
-def file_hashes(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_same_seed_gives_byte_identical_world(tmp_path, monkeypatch):
     a = world_in(tmp_path / "a", monkeypatch)
     b = world_in(tmp_path / "b", monkeypatch)
-    ha, hb = file_hashes(a), file_hashes(b)
+    ha, hb = digest(a), digest(b)
     assert ha == hb and len(ha) == 12 + 5  # images + four tables + summary
     pixels_a, *_ = synthetic.render(0, 0, config.validate({"dataset": {"kind": "synthetic"}})["dataset"]["synthetic"])
     pixels_b, *_ = synthetic.render(0, 1, config.validate({"dataset": {"kind": "synthetic"}})["dataset"]["synthetic"])

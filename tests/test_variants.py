@@ -1,7 +1,6 @@
 """Variant engine: pixel invariants per family, annotations follow pixels, provenance, determinism."""
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from bgshift import config, drops, images, ingest, masks, segment
 from bgshift.variants import catalog, engine, expand
-from conftest import REPO
+from conftest import REPO, digest
 
 DEMO = config.load(REPO / "config" / "config.yaml")
 SCENES = str(REPO / "resources" / "backgrounds")
@@ -173,7 +172,7 @@ def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
     for out in (tmp_path / "a", tmp_path / "b"):
         engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
                          root / "seg" / "summary.json", root / "seg" / "mean_background.png", out, root / "drops.parquet")
-        digests.append({p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.parquet"))})
+        digests.append(digest(out, "*.parquet"))
     assert digests[0] == digests[1] and len(digests[0]) == len(expand(cfg["variants"]))
 
 

@@ -110,7 +110,7 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, inde
     results = []
     for start in range(0, len(split), batch_size):
         ids = split.ids[start : start + batch_size]
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             outputs = model([split.image(i).to(device) for i in ids])
         for image_id, out in zip(ids, outputs):
             for box, label, score in zip(out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
