@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test bench lint report clean
+.PHONY: run test bench study lint report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -24,6 +24,12 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
+
+# The four findings at CPU scale (docs/findings.md): two synthetic worlds, YOLO, 3 seeds each.
+study: $(STAMP)
+	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
+	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
+	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --out results
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run.py

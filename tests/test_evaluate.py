@@ -82,6 +82,9 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
     assert frame[frame.testset == "test_only_bg_t"].metric.tolist() == ["fp_per_image"]
 
 
+LEARNING_CHECK = {"trainset": "orig", "testset": "test_original", "ap50_floor": 0.25}
+
+
 def long_frame():
     rows = []
     for seed, (a, b, same, rand) in enumerate([(0.1, 0.5, 0.4, 0.3), (0.2, 0.7, 0.5, 0.2), (0.3, 0.6, 0.6, 0.1)]):
@@ -96,22 +99,36 @@ def test_tables_aggregate_mean_and_std_over_seeds_exactly():
     best = frame[(frame.checkpoint == "best") & (frame.testset == "test_original")]
     table = report.paper_table(best[["model", "trainset", "seed", "testset", "value"]])
     cells = {row["training set"]: row["test_original"] for _, row in table.iterrows()}
-    assert cells == {"orig": "0.200 ± 0.100", "mask": "0.600 ± 0.100"}  # sample std over 3 seeds
+    assert cells == {"orig": "0.200 ± 0.100 (n=3)", "mask": "0.600 ± 0.100 (n=3)"}  # sample std over 3 seeds
     windowed = report.window_values(frame, "AP", 6, 9)
     assert windowed[windowed.seed == 0].value.item() == pytest.approx(0.1 + 0.075)  # mean of steps 6 and 9
     gap = report.background_gap(frame)
     assert gap.value.round(6).tolist() == [0.1, 0.3, 0.5]
-    assert report.mean_std(pd.Series([0.25])) == "0.250"
+    assert report.mean_std(pd.Series([0.25])) == "0.250 (n=1)"
+
+
+def test_learning_check_flags_models_below_the_floor_loudly():
+    rows = [(model, "orig", seed, "best", 9, "test_original", "AP50", value)
+            for model, values in (("learnt", (0.6, 0.5)), ("flat", (0.01, 0.3))) for seed, value in enumerate(values)]
+    rows.append(("flat", "mask", 0, "best", 9, "test_original", "AP50", 0.9))  # another training set does not count
+    check = report.learning_check(pd.DataFrame(rows, columns=report.COLUMNS), LEARNING_CHECK)
+    assert check["models"] == {"flat": {"AP50": 0.155, "seeds": 2, "learnt": False}, "learnt": {"AP50": 0.55, "seeds": 2, "learnt": True}}
+    assert not check["all_learnt"] and check["message"].startswith("WARNING: these models did not learn (flat")
+    assert report.learning_check(pd.DataFrame(rows[:2], columns=report.COLUMNS), LEARNING_CHECK)["all_learnt"]
+    assert not report.learning_check(pd.DataFrame(columns=report.COLUMNS), LEARNING_CHECK)["all_learnt"]
 
 
 def test_table_files_in_three_formats(tmp_path):
     frame = long_frame()
     frame.to_parquet(tmp_path / "m.parquet")
-    written = report.tables([tmp_path / "m.parquet"], tmp_path / "tables", {"table_metrics": ["AP"], "window": {"start": 6, "stop": 9}})
+    written = report.tables([tmp_path / "m.parquet"], tmp_path / "tables", {"table_metrics": ["AP"], "window": {"start": 6, "stop": 9},
+                                                                            "learning_check": LEARNING_CHECK})
     assert written == ["AP", "AP_window", "bg_gap"]
     assert "| m       | orig           | 0.200 ± 0.100" in (tmp_path / "tables" / "AP.md").read_text()
     assert r"0.200 $\pm$ 0.100" in (tmp_path / "tables" / "AP.tex").read_text() and r"test\_original" in (tmp_path / "tables" / "AP.tex").read_text()
     assert "<table" in (tmp_path / "tables" / "tables.html").read_text()
+    assert "nothing to check" in (tmp_path / "tables" / "tables.html").read_text()  # long_frame has no AP50 rows
+    assert json.loads((tmp_path / "tables" / "learning.json").read_text())["all_learnt"] is False
     assert pd.read_csv(tmp_path / "tables" / "metrics.csv").shape[0] == len(frame)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bgshift import config, deeplab, ingest, masks, segment
+from bgshift.weights import WeightsMissing
 from conftest import COCO128, needs
 
 
@@ -118,7 +119,7 @@ def test_auto_uses_gt_where_masks_exist_and_grabcut_where_hidden(tmp_path):
 def test_missing_torchvision_weights_error_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     settings = config.validate({"segment": {"deeplabv3": {"weights": "torchvision"}}}, partial=True)["segment"]["deeplabv3"]
-    with pytest.raises(deeplab.WeightsMissing, match=r"place deeplabv3_mobilenet_v3_large-fc3c493d\.pth .* at .*hub/checkpoints"):
+    with pytest.raises(WeightsMissing, match=r"place deeplabv3_mobilenet_v3_large-fc3c493d\.pth .* at .*hub/checkpoints"):
         deeplab.load(settings)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from bgshift import config, images, ingest, masks
 from bgshift.ingest import synthetic
@@ -29,7 +30,7 @@ def test_same_seed_gives_byte_identical_world(tmp_path, monkeypatch):
     a = world_in(tmp_path / "a", monkeypatch)
     b = world_in(tmp_path / "b", monkeypatch)
     ha, hb = digest(a), digest(b)
-    assert ha == hb and len(ha) == 12 + 5  # images + four tables + summary
+    assert ha == hb and len(ha) == 12 + 6  # images + factors + four tables + summary
     pixels_a, *_ = synthetic.render(0, 0, config.validate({"dataset": {"kind": "synthetic"}})["dataset"]["synthetic"])
     pixels_b, *_ = synthetic.render(0, 1, config.validate({"dataset": {"kind": "synthetic"}})["dataset"]["synthetic"])
     assert not np.array_equal(pixels_a, pixels_b)  # the seed matters
@@ -70,3 +71,47 @@ def test_instances_have_exact_disjoint_masks_and_tight_boxes(tmp_path):
 def test_unlabelled_share_zero_labels_everything(tmp_path):
     summary, _ = world(tmp_path, unlabelled_share=0.0)
     assert summary["annotations"]["unlabelled"] == 0
+
+
+def test_confounder_strength_ties_classes_to_sites_and_every_image_records_its_factors(tmp_path):
+    sites, classes = ["meadow", "quarry"], ["sheep", "crate", "cone"]
+    _, out = world(tmp_path, "strong", num_images=40, sites=sites, classes=classes, confounder_strength=1.0, objects_per_image=[2, 3])
+    factors = pq.read_table(out / "world" / "factors.parquet").to_pylist()
+    assert [f["image_id"] for f in factors] == list(range(1, 41))
+    assert {f["site"]: f["home_class"] for f in factors} == {"meadow": "sheep", "quarry": "crate"}
+    assert all(f["front_home_class"] == f["front_objects"] for f in factors)
+    site_of = {f["image_id"]: f["site"] for f in factors}
+    labelled = [a for a in pq.read_table(out / "annotations.parquet").to_pylist() if a["labelled"]]
+    assert {(site_of[a["image_id"]], a["category_id"]) for a in labelled} == {("meadow", 1), ("quarry", 2)}
+    _, out = world(tmp_path, "none", num_images=40, sites=sites, classes=classes, confounder_strength=0.0, objects_per_image=[2, 3])
+    labelled = [a for a in pq.read_table(out / "annotations.parquet").to_pylist() if a["labelled"]]
+    assert len({(site_of[a["image_id"]], a["category_id"]) for a in labelled}) == 6  # every class on every site
+
+
+def test_the_herd_is_labelled_on_fully_labelled_sites_only(tmp_path):
+    _, out = world(tmp_path, num_images=20, fully_labelled_sites=["quarry"], background_objects=[2, 4])
+    factors = pq.read_table(out / "world" / "factors.parquet").to_pylist()
+    assert all(f["herd_unlabelled"] == 0 for f in factors if f["site"] == "quarry")
+    assert all(f["herd_unlabelled"] == f["herd"] > 0 for f in factors if f["site"] == "meadow")
+    site_of = {f["image_id"]: f["site"] for f in factors}
+    unlabelled = [a for a in pq.read_table(out / "annotations.parquet").to_pylist() if not a["labelled"]]
+    assert unlabelled and {site_of[a["image_id"]] for a in unlabelled} == {"meadow"}
+
+
+def test_object_scale_and_count_are_keys(tmp_path):
+    _, out = world(tmp_path, num_images=10, height=200, object_scale=[0.1, 0.12], objects_per_image=[4, 4], background_objects=[0, 0])
+    factors = pq.read_table(out / "world" / "factors.parquet").to_pylist()
+    sizes = [s for f in factors for s in f["object_size_px"]]
+    assert len(sizes) == 40 and min(sizes) >= 20 and max(sizes) <= 24
+    assert all(f["herd"] == 0 for f in factors)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("objects_per_image", [5, 1], "objects_per_image: \\[5, 1\\] is a reversed range"),
+    ("object_scale", [0.4, 0.2], "object_scale: \\[0.4, 0.2\\] is a reversed range"),
+    ("fully_labelled_sites", ["dusk"], "fully_labelled_sites: \\['dusk'\\] are not among sites"),
+    ("home_classes", {"meadow": "ball"}, "home_classes.meadow: .* one of classes"),
+])
+def test_impossible_worlds_are_refused_before_any_job(key, value, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate({"dataset": {"kind": "synthetic", "synthetic": {key: value}}})

@@ -14,6 +14,7 @@ import torch
 
 from bgshift import config
 from bgshift.train import frcnn, gpus
+from bgshift.weights import WeightsMissing
 from conftest import REPO, VENV_BIN, run_env, run_stages
 
 FRCNN = {"family": "frcnn", "arch": "fasterrcnn_mobilenet_v3_large_fpn", "iterations": 16, "batch": 4, "lr": 0.01,
@@ -42,7 +43,7 @@ def train_cli(root, model, run_dir, seed=0, **popen):
     cmd = [str(VENV_BIN / "bgshift"), "train", "--config", str(root / "config.json"), "--model", model,
            "--set-dir", str(root / "sets" / "original"), "--seed", str(seed), "--categories", str(root / "ingest" / "categories.parquet"),
            "--run-dir", str(run_dir), "--done", str(run_dir / "done.json")]
-    env = {**run_env(), "BGSHIFT_THREADS": "1"}
+    env = {**run_env(), "BGSHIFT_THREADS": "1", "BGSHIFT_RESULTS": str(Path(run_dir).parent)}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
@@ -146,7 +147,7 @@ def test_frcnn_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     settings = config.validate({"train": {"models": {"m": {"family": "frcnn", "weights": "torchvision", "min_size": 64, "max_size": 96}}}},
                                partial=True)["train"]["models"]["m"]
-    with pytest.raises(frcnn.WeightsMissing, match=r"place fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7\.pth .* at .*hub/checkpoints"):
+    with pytest.raises(WeightsMissing, match=r"place fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7\.pth .* at .*hub/checkpoints"):
         frcnn.build_model(settings, num_classes=3)
     torch.manual_seed(0)
     coco_model = tvd.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
@@ -162,7 +163,7 @@ def test_frcnn_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
     torch.save({"model": model.state_dict(), "iteration": 7}, own)
     again = frcnn.build_model({**settings, "weights": str(own)}, num_classes=3)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items())
-    with pytest.raises(frcnn.WeightsMissing, match="nothing.pt not found"):
+    with pytest.raises(WeightsMissing, match="nothing.pt not found"):
         frcnn.build_model({**settings, "weights": str(tmp_path / "nothing.pt")}, num_classes=3)
 
 
@@ -174,7 +175,7 @@ def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     cfg, root = small_set
     settings = {**cfg["train"]["models"]["yolo"], "epochs": 1}
     missing = tmp_path / "resources" / "weights" / "yolov8n.pt"
-    with pytest.raises(frcnn.WeightsMissing, match=r"place yolov8n\.pt at .*resources/weights/yolov8n\.pt"):
+    with pytest.raises(WeightsMissing, match=r"place yolov8n\.pt at .*resources/weights/yolov8n\.pt"):
         yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "a", 0, "cpu")
     missing.parent.mkdir(parents=True)
     YOLO("yolov8n.yaml").save(str(missing))  # a checkpoint the test creates, standing in for pretrained weights

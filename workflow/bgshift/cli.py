@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import config as cfg
 from .accounting import AccountingError
 from .ingest import IngestError
+from .io import RESULTS_ENV, OutsideResults
 
 
 def _load_config(args: argparse.Namespace) -> dict:
@@ -129,6 +131,18 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(f"{len(summary['checks'])} checks passed")
 
 
+def cmd_findings(args: argparse.Namespace) -> None:
+    from . import findings
+
+    lab, farms = cfg.load(args.lab), cfg.load(args.farms)
+    model = next(iter(lab["train"]["models"]))
+    colours = [t.removeprefix("bg_color_") for t in lab["sets"]["test"] if t.startswith("bg_color_")]
+    window = (farms["evaluate"]["window"]["start"], farms["evaluate"]["window"]["stop"])
+    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --out {args.out}"
+    for row in findings.run(lab["results"], farms["results"], args.out, model, window, colours, command):
+        print(f"({row.finding}) {row.claim}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {row.verdict}")
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -138,7 +152,8 @@ COMMANDS = {
     "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
     "segment": (cmd_segment, "segment one shard: masks, QC, contact sheet, background statistics", True, [
         ("--ingest", {"required": True}), ("--shard", {"required": True}), ("--out", {"required": True}),
-        ("--sheet", {"required": True}), ("--stats", {"required": True}), ("--model", {"default": None})]),
+        ("--sheet", {"required": True}), ("--stats", {"required": True}),
+        ("--model", {"nargs": "?", "default": None, "help": "fine-tuned segmentation model (none: no value)"})]),
     "segment-model": (cmd_segment_model, "fine-tune the DeepLabV3+ used by segment.deeplabv3.weights=train", True, [
         ("--ingest", {"required": True}), ("--out", {"required": True})]),
     "segment-summary": (cmd_segment_summary, "combine shards: QC report, background mean, mask IoU table", False, [
@@ -175,6 +190,9 @@ COMMANDS = {
     "summary": (cmd_summary, "per-stage counts into results/summary.json; fails if they do not add up", False, [
         ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's two worlds", False, [
+        ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
+        ("--farms", {"required": True, "help": "config of the farms world (finding b)"}), ("--out", {"required": True})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 
@@ -196,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault(RESULTS_ENV, "results")  # every output stays inside ./results (the rules' folder)
     try:
         args.func(args)
-    except (cfg.ConfigError, IngestError, AccountingError, FileNotFoundError, TimeoutError) as exc:
+    except (cfg.ConfigError, IngestError, AccountingError, OutsideResults, FileNotFoundError, TimeoutError) as exc:
         print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

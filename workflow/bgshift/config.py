@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+# User-chosen names become folder names, wildcards and command-line arguments: no slashes,
+# no shell metacharacters, no leading dot (the schema's $defs/name holds the same pattern).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+SAFE_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, at most 100 characters"
 
 
 class ConfigError(ValueError):
@@ -52,9 +57,26 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown key(s) {extra} under {where}; allowed: {allowed}"
     if error.validator == "enum":
         return f"{key}: {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern.join("^$"):
+        return _unsafe_name(error.instance, key)
+    names = [e for e in error.context or [] if e.validator == "pattern"]
+    if error.validator == "oneOf" and names:  # a name or a list of names (drop lists)
+        return _describe(names[0])
     if error.validator == "type":
         return f"{key}: expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
     return f"{key}: {error.message}"
+
+
+def _unsafe_name(name, where: str) -> str:
+    return f"{where}: {name!r} is not a safe name ({SAFE_NAME_RULE}); names become file names and command-line arguments"
+
+
+def check_name(name: str, where: str) -> str:
+    """`name` if it is a safe name, else a ConfigError naming where it came from (for names the
+    schema cannot see: scene file stems, expanded variant names)."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(_unsafe_name(name, where))
+    return name
 
 
 def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
@@ -70,6 +92,7 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
     if "dataset" in config:
         _check_paths(config["dataset"])
+        _check_synthetic(config["dataset"]["synthetic"])
     elif not partial:
         raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
@@ -88,6 +111,21 @@ def _check_paths(dataset: dict) -> None:
             raise ConfigError(f"dataset.{key} is required when dataset.kind is {kind!r}")
         if not Path(dataset[key]).exists():
             raise ConfigError(f"dataset.{key}: path {dataset[key]!r} does not exist")
+
+
+def _check_synthetic(world: dict) -> None:
+    """What the schema cannot say: ranges in order, and names that refer to the world's own lists."""
+    for key in ("objects_per_image", "background_objects", "object_scale", "herd_scale"):
+        low, high = world[key]
+        if low > high:
+            raise ConfigError(f"dataset.synthetic.{key}: [{low}, {high}] is a reversed range; write [min, max]")
+    for site, cls in world["home_classes"].items():
+        if site not in world["sites"] or cls not in world["classes"]:
+            raise ConfigError(f"dataset.synthetic.home_classes.{site}: {site!r} must be one of sites {world['sites']} "
+                              f"and {cls!r} one of classes {world['classes']}")
+    unknown = sorted(set(world["fully_labelled_sites"]) - set(world["sites"]))
+    if unknown:
+        raise ConfigError(f"dataset.synthetic.fully_labelled_sites: {unknown} are not among sites {world['sites']}")
 
 
 def load(path: str | Path) -> dict:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torchvision.models.segmentation as tv_seg
 
+from .weights import WeightsMissing, hub_checkpoint, load_state
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -29,10 +31,6 @@ TORCHVISION_MODELS = {
 }
 
 
-class WeightsMissing(FileNotFoundError):
-    """Pretrained weights are not on this machine; the message says which file to place where."""
-
-
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -41,12 +39,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def torchvision_weights_file(arch: str) -> Path:
     """Where torchvision's weight enum looks for its file in the torch hub cache."""
-    _, weights = TORCHVISION_MODELS[arch]
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-
-
-def _load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return hub_checkpoint(TORCHVISION_MODELS[arch][1].url)
 
 
 @dataclass
@@ -101,7 +94,7 @@ def build_binary_model(arch: str, encoder: str, encoder_weights: str | None) -> 
         path = Path(encoder_weights)
         if not path.is_file():
             raise WeightsMissing(f"encoder weights {path} not found: place the {encoder} state dict there or set encoder_weights: null")
-        model.encoder.load_state_dict(_load_state(path))
+        model.encoder.load_state_dict(load_state(path))
     return model
 
 
@@ -112,7 +105,7 @@ def load(settings: dict, trained: Path | None = None) -> Segmenter:
     if weights == "train":
         if trained is None or not Path(trained).is_file():
             raise WeightsMissing(f"trained segmentation model {trained} is missing: run the segment_model rule first")
-        ckpt = _load_state(Path(trained))
+        ckpt = load_state(Path(trained))
         model = build_binary_model(ckpt["arch"], ckpt["encoder"], None)
         model.load_state_dict(ckpt["state_dict"])
         kind, size = "binary", int(ckpt["input_size"])
@@ -124,7 +117,7 @@ def load(settings: dict, trained: Path | None = None) -> Segmenter:
                 f"DeepLabv3 weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) at {path}, "
                 f"or set segment.deeplabv3.weights to a checkpoint under resources/weights/, or to 'train'"
             )
-        state = _load_state(path)
+        state = load_state(path)
         if "state_dict" in state and "arch" in state:  # a checkpoint written by `train`
             model = build_binary_model(state["arch"], state["encoder"], None)
             model.load_state_dict(state["state_dict"])

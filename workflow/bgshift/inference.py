@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from .evaluate import load_coco
+from .weights import load_state, load_yolo
 
 Detector = Callable[[Path], list[dict]]  # a COCO split's json -> detections on its images
 
@@ -24,14 +25,12 @@ def load_detector(family: str, settings: dict, checkpoint: Path, categories: lis
 
         device = torch.device("cuda" if cuda else "cpu")
         model = frcnn.build_model({**settings, "weights": "none"}, len(categories))
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(load_state(checkpoint)["model"])
         model.to(device)
         category_index = {c["category_id"]: c["index"] for c in categories}
         return lambda coco_json: frcnn.predict(model, frcnn.CocoSplit(coco_json, category_index), device, index_to_category)
 
-    from ultralytics import YOLO
-
-    model = YOLO(str(checkpoint))
+    model = load_yolo(checkpoint)
     return lambda coco_json: _yolo_predict(model, settings["imgsz"], Path(coco_json), index_to_category, "0" if cuda else "cpu")
 
 

@@ -18,11 +18,31 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# The folder every output must stay inside; the CLI sets it (to ./results unless the caller
+# chose another), functions called directly from Python write where they are told.
+RESULTS_ENV = "BGSHIFT_RESULTS"
+
+
+class OutsideResults(ValueError):
+    """An output path that resolves outside the results folder (a name with '../', a symlink)."""
+
+
+def inside_results(path: str | os.PathLike) -> Path:
+    """`path`, after checking that it resolves inside the results folder (when one is set):
+    the last line of defence against user-chosen names that would write or delete elsewhere."""
+    path = Path(path)
+    root = os.environ.get(RESULTS_ENV)
+    if root:
+        root_path, resolved = Path(root).resolve(), path.resolve()
+        if not resolved.is_relative_to(root_path):
+            raise OutsideResults(f"output {path} resolves to {resolved}, outside the results folder {root_path}")
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success."""
-    path = Path(path)
+    path = inside_results(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path, ".tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -42,6 +62,23 @@ def remove_stale_temporaries(path: Path, suffix: str = "") -> None:
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if pattern.fullmatch(leftover.name):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` (an older
+    folder of that name is removed only then, and only inside the results folder)."""
+    path = inside_results(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -29,13 +29,30 @@ def load_metrics(files: list[str | Path]) -> pd.DataFrame:
 
 
 def mean_std(values: pd.Series) -> str:
-    """'mean ± std' over seeds (sample std); just the mean for a single seed."""
+    """'mean ± std (n=seeds)' over seeds (sample std); just the mean for a single seed."""
     values = values.dropna()
     if values.empty:
         return "–"
     if len(values) == 1:
-        return f"{values.iloc[0]:.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+        return f"{values.iloc[0]:.3f} (n=1)"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f} (n={len(values)})"
+
+
+def learning_check(frame: pd.DataFrame, check: dict) -> dict:
+    """Did the originals-trained models learn? Mean AP50 over seeds on the original test set
+    against a floor; a table of numbers from models that learnt nothing carries no signal."""
+    rows = frame[(frame.checkpoint == "best") & (frame.metric == "AP50") & (frame.trainset == check["trainset"])
+                 & (frame.testset == check["testset"])]
+    models = {}
+    for model, group in rows.groupby("model", sort=True):
+        mean = float(group.value.mean())
+        models[model] = {"AP50": round(mean, 4), "seeds": int(group.seed.nunique()), "learnt": mean >= check["ap50_floor"]}
+    failed = sorted(m for m, r in models.items() if not r["learnt"])
+    message = (f"WARNING: these models did not learn ({', '.join(failed)}: AP50 on {check['testset']} below "
+               f"{check['ap50_floor']}); the tables below carry no signal" if failed else
+               f"every model trained on {check['trainset']} reaches AP50 >= {check['ap50_floor']} on {check['testset']}"
+               if models else f"no model was trained on {check['trainset']} and tested on {check['testset']}: nothing to check")
+    return {**check, "models": models, "all_learnt": bool(models) and not failed, "message": message}
 
 
 def paper_table(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -96,8 +113,12 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
         write_table(paper_table(gap), out_dir / "bg_gap", "BG-gap: AP(mixed_same) − AP(mixed_rand), best checkpoint, mean ± std over seeds")
         written.append("bg_gap")
     write_text(out_dir / "index.json", json.dumps(written) + "\n")
+    check = learning_check(frame, settings["learning_check"])
+    write_text(out_dir / "learning.json", json.dumps(check, indent=2, sort_keys=True) + "\n")
+    print(check["message"], flush=True)
+    banner = f'<p class="learning" style="font-weight:bold;color:{"#a00" if not check["all_learnt"] else "#060"}">{check["message"]}</p>'
     pages = [(out_dir / f"{stem}.html").read_text() for stem in written]
-    write_text(out_dir / "tables.html", "<html><body>\n" + "\n".join(pages) + "</body></html>\n")
+    write_text(out_dir / "tables.html", "<html><body>\n" + banner + "\n" + "\n".join(pages) + "</body></html>\n")
     return written
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import yaml
 from . import drops as drops_mod
 from . import masks
 from . import splits as splits_mod
-from .io import parquet_options, remove_stale_temporaries, write_json
+from .io import atomic_dir, parquet_options, write_json
 from .variants.schema import FEATURES
 
 EXPORT_FEATURES = datasets.Features({
@@ -175,20 +174,12 @@ def export(config: dict, set_name: str, variants_dir: str | Path, splits_path: s
     split_of = splits_mod.load(splits_path)
     dropped = drops_mod.dropped_ids(drops_path).get(spec.drop, set())
     categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         exporter = Exporter(tmp, spec, categories, config["sets"]["part_rows"], config["sets"]["yolo_polygons"])
         summary = {split: exporter.write_split(split, set_rows(spec, split, variant_files, split_of, dropped)) for split in spec.splits}
         exporter.write_data_yaml(spec.splits)
         write_json(tmp / "summary.json", {"set": spec.name, "variants": list(spec.variants), "drop": spec.drop,
                                           "repeat": spec.repeat, "splits": summary})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 

@@ -1,11 +1,12 @@
 import json
 import math
+import re
 
 from bgshift.ingest import count_inputs
 from bgshift.sets import resolve as resolve_sets
 from bgshift.variants import expand as expand_variants, scene_files
 
-RESULTS = "results"
+RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
 # Shards are fixed from the input's record count (cheap to read), so the DAG is
 # static; a shard left empty by rejects simply writes empty outputs.
 N_SHARDS = max(1, math.ceil(count_inputs(config) / config["shard_size"]))

@@ -14,5 +14,5 @@ rule drops:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift drops --config-json {params.config:q} --annotations {input.annotations} --out {output.drops}"
-        " --tables {params.tables} > {log} 2>&1"
+        "bgshift drops --config-json {params.config:q} --annotations {input.annotations:q} --out {output.drops:q}"
+        " --tables {params.tables:q} > {log:q} 2>&1"

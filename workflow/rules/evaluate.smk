@@ -10,8 +10,8 @@ rule detect:
         config=stage_config("train", "evaluate"),
         out=lambda wildcards, output: Path(output.manifest).parent,
     wildcard_constraints:
-        model="|".join(MODELS),
-        set="|".join(TRAIN_SETS),
+        model="|".join(map(re.escape, MODELS)),
+        set="|".join(map(re.escape, TRAIN_SETS)),
         seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
@@ -22,8 +22,8 @@ rule detect:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "BGSHIFT_THREADS={threads} bgshift detect --config-json {params.config:q} --model {wildcards.model} --done {input.done}"
-        " --test-sets {input.test_sets} --categories {input.categories} --out {params.out} > {log} 2>&1"
+        "BGSHIFT_THREADS={threads} bgshift detect --config-json {params.config:q} --model {wildcards.model:q} --done {input.done:q}"
+        " --test-sets {input.test_sets:q} --categories {input.categories:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule score:
@@ -35,12 +35,12 @@ rule score:
     params:
         config=stage_config("evaluate"),
     wildcard_constraints:
-        model="|".join(MODELS),
-        set="|".join(TRAIN_SETS),
+        model="|".join(map(re.escape, MODELS)),
+        set="|".join(map(re.escape, TRAIN_SETS)),
         seed=r"\d+",
     log:
         f"{RESULTS}/logs/score/{{model}}/{{set}}/seed{{seed}}.log",
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift score --config-json {params.config:q} --manifest {input.manifest} --out {output.metrics} > {log} 2>&1"
+        "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} > {log:q} 2>&1"

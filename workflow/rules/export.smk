@@ -11,11 +11,11 @@ rule export:
         config=stage_config("seed", "variants", "drops", "sets"),
         variants=lambda wildcards, input: Path(input.variants[0]).parent.parent,
     wildcard_constraints:
-        set="|".join(SETS),
+        set="|".join(map(re.escape, SETS)),
     log:
         f"{RESULTS}/logs/export/{{set}}.log",
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift export --config-json {params.config:q} --set {wildcards.set} --variants {params.variants}"
-        " --splits {input.splits} --drops {input.drops} --categories {input.categories} --out {output} > {log} 2>&1"
+        "bgshift export --config-json {params.config:q} --set {wildcards.set:q} --variants {params.variants:q}"
+        " --splits {input.splits:q} --drops {input.drops:q} --categories {input.categories:q} --out {output:q} > {log:q} 2>&1"

@@ -14,4 +14,4 @@ rule ingest:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift ingest --config-json {params.config:q} --out {params.out} > {log} 2>&1"
+        "bgshift ingest --config-json {params.config:q} --out {params.out:q} > {log:q} 2>&1"

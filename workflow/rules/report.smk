@@ -6,6 +6,7 @@ rule report_tables:
         csv=f"{RESULTS}/tables/metrics.csv",
         parquet=f"{RESULTS}/tables/metrics.parquet",
         html=report(f"{RESULTS}/tables/tables.html", caption="../report/tables.rst", category="Results"),
+        learning=f"{RESULTS}/tables/learning.json",
     params:
         config=stage_config("evaluate"),
         out=lambda wildcards, output: Path(output.csv).parent,
@@ -14,7 +15,7 @@ rule report_tables:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift report-tables --config-json {params.config:q} --metrics {input.metrics} --out {params.out} > {log} 2>&1"
+        "bgshift report-tables --config-json {params.config:q} --metrics {input.metrics:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule plots:
@@ -35,5 +36,5 @@ rule plots:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift plots --config-json {params.config:q} --metrics {input.metrics} --manifests {input.manifests}"
-        " --out {params.out} --examples {output.examples} > {log} 2>&1"
+        "bgshift plots --config-json {params.config:q} --metrics {input.metrics:q} --manifests {input.manifests:q}"
+        " --out {params.out:q} --examples {output.examples:q} > {log:q} 2>&1"

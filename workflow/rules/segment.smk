@@ -16,7 +16,7 @@ rule segment_model:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift segment-model --config-json {params.config:q} --ingest {params.ingest} --out {output.model} > {log} 2>&1"
+        "bgshift segment-model --config-json {params.config:q} --ingest {params.ingest:q} --out {output.model:q} > {log:q} 2>&1"
 
 
 rule segment:
@@ -37,7 +37,6 @@ rule segment:
     params:
         config=stage_config("shard_size", "segment"),
         ingest=lambda wildcards, input: Path(input.images).parent,
-        model=lambda wildcards, input: f"--model {input.model}" if input.model else "",
     log:
         f"{RESULTS}/logs/segment/{{shard}}.log",
     resources:
@@ -45,8 +44,8 @@ rule segment:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift segment --config-json {params.config:q} --ingest {params.ingest} --shard {wildcards.shard}"
-        " --out {output.masks} --sheet {output.sheet} --stats {output.stats} {params.model} > {log} 2>&1"
+        "bgshift segment --config-json {params.config:q} --ingest {params.ingest:q} --shard {wildcards.shard:q}"
+        " --out {output.masks:q} --sheet {output.sheet:q} --stats {output.stats:q} --model {input.model:q} > {log:q} 2>&1"
 
 
 rule segment_summary:
@@ -69,5 +68,5 @@ rule segment_summary:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift segment-summary --shards {input.masks} --stats {input.stats} --categories {input.categories}"
-        " --annotations {input.annotations} --out {params.out} --tables {params.tables} > {log} 2>&1"
+        "bgshift segment-summary --shards {input.masks:q} --stats {input.stats:q} --categories {input.categories:q}"
+        " --annotations {input.annotations:q} --out {params.out:q} --tables {params.tables:q} > {log:q} 2>&1"

@@ -11,4 +11,4 @@ rule splits:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift splits --config-json {params.config:q} --images {input.images} --out {output.splits} > {log} 2>&1"
+        "bgshift splits --config-json {params.config:q} --images {input.images:q} --out {output.splits:q} > {log:q} 2>&1"

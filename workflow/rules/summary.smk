@@ -18,5 +18,5 @@ rule summary:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift summary --results {params.results} --variants {params.variants} --sets {params.sets}"
-        " --out {output.summary} > {log} 2>&1"
+        "bgshift summary --results {params.results:q} --variants {params.variants:q} --sets {params.sets:q}"
+        " --out {output.summary:q} > {log:q} 2>&1"

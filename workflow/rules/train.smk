@@ -9,8 +9,8 @@ rule train:
         config=stage_config("train"),
         run_dir=lambda wildcards, output: Path(output.done).parent,
     wildcard_constraints:
-        model="|".join(MODELS),
-        set="|".join(TRAIN_SETS),
+        model="|".join(map(re.escape, MODELS)),
+        set="|".join(map(re.escape, TRAIN_SETS)),
         seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
@@ -22,6 +22,6 @@ rule train:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "BGSHIFT_THREADS={threads} bgshift train --config-json {params.config:q} --model {wildcards.model}"
-        " --set-dir {input.set_dir} --seed {wildcards.seed} --categories {input.categories}"
-        " --run-dir {params.run_dir} --done {output.done} >> {log} 2>&1"
+        "BGSHIFT_THREADS={threads} bgshift train --config-json {params.config:q} --model {wildcards.model:q}"
+        " --set-dir {input.set_dir:q} --seed {wildcards.seed:q} --categories {input.categories:q}"
+        " --run-dir {params.run_dir:q} --done {output.done:q} >> {log:q} 2>&1"

@@ -20,9 +20,9 @@ rule variants:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift variants --config-json {params.config:q} --ingest {params.ingest} --segment {input.segment}"
-        " --all-segments {input.all_segments} --shard {wildcards.shard} --background {input.background}"
-        " --mean-background {input.mean_background} --drops {input.drops} --out {params.out} > {log} 2>&1"
+        "bgshift variants --config-json {params.config:q} --ingest {params.ingest:q} --segment {input.segment:q}"
+        " --all-segments {input.all_segments:q} --shard {wildcards.shard:q} --background {input.background:q}"
+        " --mean-background {input.mean_background:q} --drops {input.drops:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule variant_sheet:
@@ -43,4 +43,4 @@ rule variant_sheet:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift variant-sheet --config-json {params.config:q} --names {params.names} --files {input} --out {output} > {log} 2>&1"
+        "bgshift variant-sheet --config-json {params.config:q} --names {params.names:q} --files {input:q} --out {output:q} > {log:q} 2>&1"

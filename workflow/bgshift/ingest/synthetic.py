@@ -4,6 +4,16 @@ Each image belongs to a *site* (its own ground texture and lighting), holds a fe
 large labelled objects in front and a small herd in the back, part of which is left
 unlabelled, mirroring the sheep-counting study where unlabelled animals stood in the
 background and test images came from another farm. Everything derives from the seed.
+
+It is a laboratory: the factors the studies vary are keys, and every image records
+them in world/factors.parquet (site, its home class, object and herd counts, scales):
+- `confounder_strength`: the share of front objects that take their site's *home class*
+  (the Waterbirds idea: 0.95 puts sheep on the meadow and crates in the quarry), so a
+  detector can learn to rely on the background, and BG-gap can measure that it does;
+- the herd: `background_objects` small objects of the labelled classes in the back,
+  `unlabelled_share` of them without labels, except on `fully_labelled_sites` (the
+  sheep study's test farm, where every animal is annotated);
+- `objects_per_image` and `object_scale` / `herd_scale` (fractions of the image height).
 """
 from __future__ import annotations
 
@@ -13,9 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import pyarrow as pa
+
 from ..images import encode_jpeg
 from .. import masks
-from ..io import write_bytes
+from ..io import write_bytes, write_parquet
 from .collector import Collector
 
 
@@ -98,8 +110,22 @@ def _shape_mask(cls: str, rng: np.random.Generator, h: int, w: int, cx: int, cy:
     return mask, details
 
 
+def home_class(site_name: str, settings: dict) -> str:
+    """The class a site is confounded with: home_classes, else the i-th site's is the i-th class."""
+    if site_name in settings["home_classes"]:
+        return settings["home_classes"][site_name]
+    return settings["classes"][settings["sites"].index(site_name) % len(settings["classes"])]
+
+
+def _front_class(rng: np.random.Generator, site_name: str, settings: dict) -> str:
+    """The site's home class with probability confounder_strength, else any class uniformly."""
+    if settings["confounder_strength"] > 0 and rng.random() < settings["confounder_strength"]:
+        return home_class(site_name, settings)
+    return settings["classes"][int(rng.integers(len(settings["classes"])))]
+
+
 def render(index: int, seed: int, settings: dict) -> tuple[np.ndarray, str, list[dict]]:
-    """One scene: RGB pixels, its site, and its instances (class, mask, labelled)."""
+    """One scene: RGB pixels, its site, and its instances (class, mask, labelled, layer)."""
     rng = np.random.default_rng([seed, index])
     h, w = settings["height"], settings["width"]
     site_name = settings["sites"][index % len(settings["sites"])]
@@ -111,12 +137,13 @@ def render(index: int, seed: int, settings: dict) -> tuple[np.ndarray, str, list
     n_front = int(rng.integers(settings["objects_per_image"][0], settings["objects_per_image"][1] + 1))
     for layer, count in (("back", n_back), ("front", n_front)):
         for _ in range(count):
-            cls = settings["classes"][int(rng.integers(len(settings["classes"])))]
-            if layer == "back":
-                size = int(h * rng.uniform(0.08, 0.13))
+            if layer == "back":  # the herd: any labelled class, whatever the site
+                cls = settings["classes"][int(rng.integers(len(settings["classes"])))]
+                size = int(h * rng.uniform(*settings["herd_scale"]))
                 cy = int(h * rng.uniform(0.25, 0.42))
             else:
-                size = int(h * rng.uniform(0.22, 0.38))
+                cls = _front_class(rng, site_name, settings)
+                size = int(h * rng.uniform(*settings["object_scale"]))
                 cy = int(h * rng.uniform(0.55, 0.85))
             cx = int(rng.uniform(size * 0.6, w - size * 0.6))
             planned.append((layer, cls, cx, cy, max(size, 6)))
@@ -132,8 +159,9 @@ def render(index: int, seed: int, settings: dict) -> tuple[np.ndarray, str, list
             dsel = detail.astype(bool)
             img[dsel] = np.clip(colour * scale, 0, 255) if scale <= 1 else np.clip(np.full(3, 60 * scale), 0, 255)
         owner[sel] = len(instances) + 1
-        labelled = layer == "front" or rng.random() >= settings["unlabelled_share"]
-        instances.append({"class": cls, "layer": layer, "labelled": bool(labelled)})
+        unlabelled = layer == "back" and rng.random() < settings["unlabelled_share"]
+        labelled = not unlabelled or site_name in settings["fully_labelled_sites"]
+        instances.append({"class": cls, "layer": layer, "labelled": bool(labelled), "size": size})
     light = np.linspace(site.light[0], site.light[1], h, dtype=np.float32)[:, None, None] * np.array(site.tint, np.float32)
     pixels = np.clip(img * light, 0, 255).astype(np.uint8)
     visible = []
@@ -151,12 +179,14 @@ def read(collector: Collector, out_dir: Path, seed: int, settings: dict) -> None
     class_ids = {name: i + 1 for i, name in enumerate(settings["classes"])}
     for name, cid in class_ids.items():
         collector.add_category(cid, name, "synthetic")
+    factors = []
     for index in range(settings["num_images"]):
         pixels, site, instances = render(index, seed, settings)
         rel = f"{site}/{index:06d}.jpg"
         write_bytes(world / rel, encode_jpeg(pixels, settings["jpeg_quality"]))
         image_id = index + 1
         collector.add_image(image_id, rel, "synthetic", (settings["width"], settings["height"]), group=site)
+        factors.append(_factors(image_id, site, instances, settings))
         for k, inst in enumerate(instances):
             collector.add_annotation(
                 image_id=image_id,
@@ -167,3 +197,30 @@ def read(collector: Collector, out_dir: Path, seed: int, settings: dict) -> None
                 segmentation=inst["mask"],
                 labelled=inst["labelled"],
             )
+    write_parquet(world / "factors.parquet", pa.Table.from_pylist(factors, schema=FACTORS_SCHEMA))
+
+
+FACTORS_SCHEMA = pa.schema([
+    ("image_id", pa.int64()),
+    ("site", pa.string()),
+    ("home_class", pa.string()),  # the class confounded with the site
+    ("confounder_strength", pa.float64()),
+    ("front_objects", pa.int32()),  # visible labelled objects in front
+    ("front_home_class", pa.int32()),  # of which of the site's home class
+    ("herd", pa.int32()),  # visible objects in the back (the herd)
+    ("herd_unlabelled", pa.int32()),
+    ("fully_labelled_site", pa.bool_()),
+    ("object_size_px", pa.list_(pa.int32())),  # front objects' drawn sizes
+    ("herd_size_px", pa.list_(pa.int32())),
+])
+
+
+def _factors(image_id: int, site: str, instances: list[dict], settings: dict) -> dict:
+    """What generated one image, so any result can be traced back to its factors."""
+    front = [i for i in instances if i["layer"] == "front"]
+    herd = [i for i in instances if i["layer"] == "back"]
+    home = home_class(site, settings)
+    return {"image_id": image_id, "site": site, "home_class": home, "confounder_strength": float(settings["confounder_strength"]),
+            "front_objects": len(front), "front_home_class": sum(i["class"] == home for i in front), "herd": len(herd),
+            "herd_unlabelled": sum(not i["labelled"] for i in herd), "fully_labelled_site": site in settings["fully_labelled_sites"],
+            "object_size_px": [i["size"] for i in front], "herd_size_px": [i["size"] for i in herd]}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..io import write_json
+from ..io import inside_results, write_json
 from . import gpus
 
 
@@ -17,7 +17,7 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
     import torch
 
     settings = config["train"]["models"][model_name]
-    set_dir, run_dir = Path(set_dir), Path(run_dir)
+    set_dir, run_dir = Path(set_dir), inside_results(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     allocation = gpus.allocate() if config["train"]["device"] == "auto" else gpus.Allocation(None)
     try:

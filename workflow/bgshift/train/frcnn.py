@@ -23,16 +23,13 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from .. import evaluate
 from ..io import write_json, write_torch
+from ..weights import WeightsMissing, hub_checkpoint, load_state
 
 ARCHS = {
     "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1),
     "fasterrcnn_resnet50_fpn_v2": (tvd.fasterrcnn_resnet50_fpn_v2, tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
     "fasterrcnn_mobilenet_v3_large_fpn": (tvd.fasterrcnn_mobilenet_v3_large_fpn, tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1),
 }
-
-
-class WeightsMissing(FileNotFoundError):
-    """Pretrained weights are not on this machine; the message names the file and where to put it."""
 
 
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
@@ -43,19 +40,19 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     if weights == "none":
         return builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, **sizes)
     if weights == "torchvision":
-        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        path = hub_checkpoint(enum.url)
         if not path.is_file():
             raise WeightsMissing(f"Faster R-CNN weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) "
                                  f"at {path}, or set the model's weights to a checkpoint path or 'none'")
         model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]), **sizes)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_state(path))
         in_features = model.roi_heads.box_predictor.cls_score.in_features
         model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes + 1)  # a new head for our classes
         return model
     path = Path(weights)
     if not path.is_file():
         raise WeightsMissing(f"Faster R-CNN checkpoint {path} not found: place it there (e.g. under resources/weights/)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state(path)
     state = state.get("model", state)  # our checkpoints wrap the state dict
     model = builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, **sizes)
     model.load_state_dict(state)
@@ -142,7 +139,7 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch
     state = {"iteration": 0, "checkpoints": [], "best": {"iteration": None, "AP": -1.0}, "stale": 0, "losses": []}
     last = run_dir / "last.pt"
     if last.is_file():  # resume a killed or requeued run exactly where it stopped
-        saved = torch.load(last, map_location="cpu", weights_only=True)
+        saved = load_state(last)
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .frcnn import WeightsMissing
+from ..weights import WeightsMissing, forbid_unpickling, load_yolo
 
 
 def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: str) -> dict:
+    forbid_unpickling()  # resume and best-by-val loads inside ultralytics are weights_only too
     from ultralytics import YOLO
 
     model_spec = settings["model"]
@@ -24,12 +25,12 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: str) 
     if last.is_file() and not (run_dir / "yolo" / "finished").exists():
         print(f"resuming from {last}", flush=True)
         try:
-            YOLO(str(last)).train(resume=True, device=device, workers=0, plots=False)
+            load_yolo(last).train(resume=True, device=device, workers=0, plots=False)
         except AssertionError as exc:  # ultralytics: "... is finished, nothing to resume"
             if "nothing to resume" not in str(exc):
                 raise
     elif not last.is_file():
-        YOLO(model_spec).train(
+        (load_yolo(model_spec) if model_spec.endswith(".pt") else YOLO(model_spec)).train(
             data=str(set_dir / "yolo" / "data.yaml"), epochs=settings["epochs"], imgsz=settings["imgsz"], batch=settings["batch"],
             optimizer=settings["optimizer"], lr0=settings["lr0"], patience=settings["patience"], save_period=settings["save_period"],
             seed=seed, deterministic=True, device=device, workers=0, plots=False, amp=settings["amp"], verbose=False,

@@ -5,6 +5,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import check_name
 from .catalog import FAMILIES
 
 COLOURS = {"red": [255, 0, 0], "green": [0, 255, 0], "blue": [0, 0, 255], "black": [0, 0, 0], "white": [255, 255, 255],
@@ -50,7 +51,8 @@ def _choices(family: str, params: dict, scenes_dir: str | Path) -> list[tuple[st
         missing = [n for n in names if n not in available]
         if missing or not names:
             raise ValueError(f"variants.catalog.bg_scene: no scene image for {missing or 'any scene'} in {scenes_dir}/ (.jpg/.png)")
-        return [(f"_{n}", {"scene": n, "scene_path": str(available[n])}) for n in names]
+        return [(f"_{check_name(n, f'variants.scenes_dir: scene file {available[n]}')}", {"scene": n, "scene_path": str(available[n])})
+                for n in names]
     if family.startswith("unl_") and "drop" in params:  # masking after dropping: one variant per scheme
         rest = {k: v for k, v in params.items() if k != "drop"}
         return [(suffix + ("" if scheme == "none" else f"_{scheme}"), {**chosen, "drop": None if scheme == "none" else scheme})
@@ -77,7 +79,8 @@ def expand(settings: dict) -> list[VariantSpec]:
         feather = params.pop("feather", settings["feather"])
         for suffix, chosen in _choices(family, params, settings["scenes_dir"]):
             for f in _listed(feather):
-                name = family + suffix + (f"_f{f:g}" if isinstance(feather, list) and f else "")
+                name = check_name(family + suffix + (f"_f{f:g}" if isinstance(feather, list) and f else ""),
+                                  f"variants.catalog.{family} (a variant name it expands to)")
                 specs.append(VariantSpec(name, family, {**chosen, "feather": float(f), "family": family}))
     names = [s.name for s in specs]
     clashes = sorted({n for n in names if names.count(n) > 1})

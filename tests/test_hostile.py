@@ -1,0 +1,143 @@
+"""Hostile names and weight files: nothing runs code, nothing is written or deleted outside results/."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from bgshift import config, inference, io, sets
+from bgshift.train import frcnn, yolo
+from bgshift.variants import expand
+from bgshift.weights import UnsafeWeights, load_state, load_yolo
+from conftest import REPO, copy_workflow, run_stages, snakemake
+
+BACKTICK = "x`touch MARKER`"
+
+
+class _WritesMarker:
+    """A pickle payload: unpickling it runs `touch <marker>`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def malicious_pt(path: Path, marker: Path) -> Path:
+    torch.save({"model": _WritesMarker(marker), "train_args": {}, "date": "2026"}, path)
+    return path
+
+
+@pytest.mark.parametrize("where, edit", [
+    ("sets.train", lambda c: c["sets"]["train"].update({BACKTICK: {"variants": ["original"]}})),
+    ("train.models", lambda c: c["train"]["models"].update({BACKTICK: {"family": "yolo"}})),
+    ("variants.catalog.bg_color.colours", lambda c: c["variants"]["catalog"]["bg_color"]["colours"].update({"../../victim": "red"})),
+    ("sets.test.0", lambda c: c["sets"].update({"test": ["original;touch MARKER"]})),
+    ("drops", lambda c: c["drops"].update({"$(touch MARKER)": {"kind": "easy"}})),
+    ("splits.test_groups.0", lambda c: c["splits"].update({"test_groups": ["../quarry"]})),
+])
+def test_unsafe_names_stop_snakemake_before_any_job(tmp_path, where, edit):
+    workdir = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    edit(cfg)
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, "--configfile", "bad.yaml", "-n", check=False)
+    assert proc.returncode != 0
+    assert re.search(rf"{re.escape(where)}: .* is not a safe name", proc.stdout + proc.stderr), proc.stderr[-2000:]
+    assert not (workdir / "MARKER").exists() and not (workdir / "results").exists()
+
+
+def test_a_scene_file_name_that_is_not_a_safe_name_is_refused(tmp_path):
+    (tmp_path / "dusk`touch MARKER`.jpg").write_bytes(b"not read")
+    settings = config.validate({"dataset": {"kind": "synthetic"},
+                                "variants": {"scenes_dir": str(tmp_path), "catalog": {"bg_scene": {}}}})["variants"]
+    with pytest.raises(config.ConfigError, match=r"scene file .*dusk`touch MARKER`\.jpg: 'dusk`touch MARKER`' is not a safe name"):
+        expand(settings)
+
+
+def test_every_rule_quotes_what_it_puts_into_a_shell_command():
+    """Structural: a `{...}` in a rule's shell command is either quoted (`:q`) or the thread count."""
+    unquoted = []
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for command in re.findall(r'shell:\s*\n((?:\s*".*"\n?)+)', smk.read_text()):
+            unquoted += [f"{smk.name}: {{{f}}}" for f in re.findall(r"\{([^{}]+)\}", command)
+                         if not f.endswith(":q") and f != "threads"]
+    assert not unquoted, unquoted
+
+
+def test_writers_refuse_paths_outside_the_results_folder(tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    results = tmp_path / "results"
+    monkeypatch.setenv(io.RESULTS_ENV, str(results))
+    with pytest.raises(io.OutsideResults, match="outside the results folder"):
+        io.write_json(results / "sets" / ".." / ".." / "victim" / "x.json", {})
+    with pytest.raises(io.OutsideResults):
+        with io.atomic_dir(results / "sets" / ".." / ".." / "victim"):
+            pass
+    (tmp_path / "link").symlink_to(victim)
+    with pytest.raises(io.OutsideResults):
+        io.write_text(results / ".." / "link" / "y.txt", "x")
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "precious"
+    io.write_json(results / "ok" / "x.json", {"inside": True})  # inside is fine
+    assert (results / "ok" / "x.json").is_file()
+
+
+def test_a_set_export_never_deletes_a_folder_outside_results(tmp_path, monkeypatch):
+    cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 4}},
+                           "segment": {"method": "gt"}, "variants": {"catalog": {"original": {}}},
+                           "sets": {"train": {"original": {"variants": ["original"]}}, "test": []}})
+    root = tmp_path / "results"
+    run_stages(cfg, root)
+    victim = tmp_path / "original"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("years of work")
+    monkeypatch.setenv(io.RESULTS_ENV, str(root))
+    with pytest.raises(io.OutsideResults):
+        sets.export(cfg, "original", root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
+                    root / "ingest" / "categories.parquet", root / ".." / "original")
+    assert (victim / "thesis.tex").read_text() == "years of work"
+
+
+def test_malicious_yolo_weights_are_refused_everywhere_they_could_be_loaded(tmp_path):
+    marker = tmp_path / "MARKER"
+    evil = malicious_pt(tmp_path / "evil.pt", marker)
+    settings = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {"y": {"family": "yolo", "model": str(evil)}}}})
+    settings = settings["train"]["models"]["y"]
+    with pytest.raises(UnsafeWeights, match=r"evil\.pt: refused"):  # the model named in the config
+        yolo.train(settings, tmp_path / "set", tmp_path / "run", 0, "cpu")
+    last = tmp_path / "resume" / "yolo" / "weights" / "last.pt"
+    last.parent.mkdir(parents=True)
+    malicious_pt(last, marker)
+    with pytest.raises(UnsafeWeights, match=r"last\.pt: refused"):  # resume
+        yolo.train({**settings, "model": "yolov8n.yaml"}, tmp_path / "set", tmp_path / "resume", 0, "cpu")
+    with pytest.raises(UnsafeWeights, match=r"evil\.pt: refused"):  # detection with best.pt
+        inference.load_detector("yolo", {"imgsz": 64}, evil, [], cuda=False)
+    assert not marker.exists(), "unpickling the weights ran code"
+
+
+def test_malicious_torch_checkpoints_are_refused(tmp_path):
+    marker = tmp_path / "MARKER"
+    evil = malicious_pt(tmp_path / "evil.pt", marker)
+    with pytest.raises(UnsafeWeights, match="weights_only=True"):
+        load_state(evil)
+    frcnn_settings = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {"f": {"family": "frcnn", "weights": str(evil)}}}})
+    with pytest.raises(UnsafeWeights):
+        frcnn.build_model(frcnn_settings["train"]["models"]["f"], 2)
+    with pytest.raises(UnsafeWeights):
+        inference.load_detector("frcnn", frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
+    assert not marker.exists()
+
+
+def test_safe_loading_still_loads_real_ultralytics_checkpoints(tmp_path):
+    from ultralytics import YOLO
+
+    YOLO("yolov8n.yaml").save(tmp_path / "scratch.pt")
+    model = load_yolo(tmp_path / "scratch.pt")
+    assert type(model.model).__name__ == "DetectionModel" and os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] == "1"
