@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c "import bgshift, torch, torchvision.ops, ultralytics, snakemake" || (echo "install failed"; exit 1)
 	@touch $(STAMP)
 
+# Rerunning after a crash resumes: unlock-stale clears the lock a killed run left (never a live run's).
 run: $(STAMP)
+	bgshift unlock-stale
 	snakemake --cores $(CORES) --profile workflow/profiles/default
 	snakemake --cores $(CORES) --report results/report.html
 
@@ -27,6 +29,7 @@ test: $(STAMP)
 
 # The four findings at CPU scale (docs/findings.md): two synthetic worlds, YOLO, 3 seeds each.
 study: $(STAMP)
+	bgshift unlock-stale
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
 	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --out results

@@ -52,3 +52,23 @@ def test_every_key_is_described_and_the_reference_is_current():
 
 def test_demo_config_is_valid():
     config.load(REPO / "config" / "config.yaml")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["segment"].update({"qc": {"min_fill_ratio": 0.9, "max_fill_ratio": 0.5}}), "min_fill_ratio 0.9 is above max_fill_ratio"),
+    (lambda c: c["splits"].update({"ratios": {"train": 0, "val": 0, "test": 0}}), "every share of .* is 0"),
+    (lambda c: c["dataset"]["synthetic"].update({"objects_per_image": [5, 1]}), "reversed range"),
+])
+def test_configs_that_could_only_fail_late_are_refused(edit, message):
+    cfg = config.validate({"dataset": {"kind": "synthetic"}})
+    edit(cfg)
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate(cfg)
+
+
+def test_an_annotations_folder_and_a_missing_voc_folder_are_named(tmp_path):
+    with pytest.raises(config.ConfigError, match="dataset.annotations: .* is a folder; name the file"):
+        config.validate({"dataset": {"kind": "coco", "images": str(tmp_path), "annotations": str(tmp_path)}})
+    (tmp_path / "Annotations").mkdir()
+    with pytest.raises(config.ConfigError, match=r"dataset.images_dir: folder .*/photos does not exist"):
+        config.validate({"dataset": {"kind": "voc", "root": str(tmp_path), "images_dir": "photos"}})

@@ -141,3 +141,71 @@ def test_safe_loading_still_loads_real_ultralytics_checkpoints(tmp_path):
     YOLO("yolov8n.yaml").save(tmp_path / "scratch.pt")
     model = load_yolo(tmp_path / "scratch.pt")
     assert type(model.model).__name__ == "DetectionModel" and os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] == "1"
+
+
+def test_editing_the_dataset_reruns_ingest_and_the_shards_follow(tmp_path):
+    """The annotation file is an input of ingest: a larger file after a finished run is noticed."""
+    import json
+
+    from conftest import COCO128
+
+    if not COCO128.is_dir():
+        pytest.skip(f"real dataset {COCO128} is absent")
+    full = json.loads((COCO128 / "annotations" / "instances_train2017.json").read_text())
+    small = {**full, "images": full["images"][:20]}
+    annotations = tmp_path / "instances.json"
+    annotations.write_text(json.dumps(small))
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "coco.yaml").write_text(yaml.safe_dump({"dataset": {"kind": "coco", "images": str(COCO128 / "train2017"),
+                                                                   "annotations": str(annotations)}, "shard_size": 16}))
+    snakemake(workdir, "ingest", "--configfile", "coco.yaml")
+    assert "Nothing to be done" in snakemake(workdir, "ingest", "-n", "--configfile", "coco.yaml").stdout
+    annotations.write_text(json.dumps({**full, "images": full["images"][:40]}))
+    plan = snakemake(workdir, "segment_summary", "-n", "--quiet", "rules", "--configfile", "coco.yaml").stdout
+    assert re.search(r"^ingest\s+1$", plan, re.M) and re.search(r"^segment\s+3$", plan, re.M), plan  # 40 images: 3 shards of 16
+    snakemake(workdir, "ingest", "--configfile", "coco.yaml")
+    summary = json.loads((workdir / "results" / "ingest" / "summary.json").read_text())
+    assert summary["images"]["input"] == 40
+
+
+def test_a_stale_lock_is_removed_but_a_live_runs_lock_is_kept(tmp_path):
+    """`make run` after a crash: bgshift unlock-stale clears the lock of a killed run only."""
+    import subprocess
+    import sys
+
+    from bgshift import locks
+
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / ".snakemake" / "locks").mkdir(parents=True)
+    (workdir / ".snakemake" / "locks" / "0.output.lock").write_text(str(workdir / "results" / "x"))
+    fake = tmp_path / "bin" / "snakemake"  # a process that looks like a Snakemake working in workdir
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    fake.chmod(0o755)
+    live = subprocess.Popen([str(fake)], cwd=workdir)
+    try:
+        with pytest.raises(locks.LiveRun, match=rf"running Snakemake \(pid {live.pid}\)"):
+            locks.unlock_if_stale(workdir)
+    finally:
+        live.kill()
+        live.wait()
+    assert "removed the stale lock" in locks.unlock_if_stale(workdir)
+    lock_dir = workdir / ".snakemake" / "locks"
+    assert not lock_dir.is_dir() or not any(lock_dir.iterdir())
+    assert locks.unlock_if_stale(workdir) == "no lock"
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import stat
+    import subprocess
+
+    from conftest import VENV_BIN, run_env
+
+    script = ("from bgshift import io; io.write_json('results/a.json', {}); "
+              "import contextlib\nwith io.atomic_dir('results/d') as d: (d / 'x').write_text('x')")
+    for umask, file_mode, dir_mode in ((0o022, 0o644, 0o755), (0o077, 0o600, 0o700)):
+        workdir = tmp_path / f"u{umask:o}"
+        workdir.mkdir()
+        subprocess.run(["sh", "-c", f"umask {umask:o} && exec {VENV_BIN / 'python'} -c \"$0\"", script], cwd=workdir, env=run_env(), check=True)
+        assert stat.S_IMODE((workdir / "results" / "a.json").stat().st_mode) == file_mode
+        assert stat.S_IMODE((workdir / "results" / "d").stat().st_mode) == dir_mode

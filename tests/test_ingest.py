@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -281,3 +282,47 @@ def test_coco_input_count_is_cached_until_the_file_changes(tmp_path, monkeypatch
     monkeypatch.setattr(ingest_pkg, "COUNT_CACHE", tmp_path / "cache" / "counts.json")
     path.write_text(json.dumps({"images": [{"id": 1}, {"id": 2}, {"id": 3}]}))
     assert ingest.count_inputs(cfg) == 3
+
+
+def test_yolo_names_with_gaps_keep_their_ids(tmp_path, yolo_dataset):
+    data_yaml = Path(yolo_dataset["data_yaml"])
+    data_yaml.write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: sheep\n  5: dog\n")
+    (data_yaml.parent / "labels" / "val" / "v1.txt").write_text("5 0.5 0.5 0.5 0.5\n1 0.5 0.5 0.2 0.2\n")
+    _, t = run_ingest(tmp_path, yolo_dataset)
+    assert {c["category_id"]: c["name"] for c in t["categories"]} == {0: "sheep", 5: "dog"}
+    val = [a for a in t["annotations"] if a["image_id"] == 4]
+    assert [a["category_id"] for a in val] == [5]  # class 5 is the dog; class 1 does not exist
+    assert any("unknown category id 1" in r for r in reasons(t, "annotation"))
+
+
+def test_yolo_label_files_outside_the_root_orphaned_or_not_text_are_rejected_not_read(tmp_path, yolo_dataset):
+    root = Path(yolo_dataset["data_yaml"]).parent
+    secret = tmp_path / "secret.txt"
+    secret.write_text("0 0.5 0.5 0.2 0.2 password=hunter2\n")
+    (root / "labels" / "train" / "t3.txt").symlink_to(secret)
+    (root / "labels" / "train" / "lost.txt").write_text("0 0.5 0.5 0.2 0.2\n" * 12)  # no image lost.jpg
+    (root / "labels" / "val" / "v1.txt").write_bytes(b"0 0.5 0.5 \xff\xfe 0.2\n")
+    summary, t = run_ingest(tmp_path, yolo_dataset)
+    assert_accounted(summary)
+    rows = {Path(r["file"]).name: r for r in t["rejects"] if r["kind"] == "label_file"}
+    assert "outside the dataset root" in rows["t3.txt"]["reason"]
+    assert "without a matching image" in rows["lost.txt"]["reason"]
+    assert "not UTF-8" in rows["v1.txt"]["reason"]
+    assert not any("hunter2" in str(r) for r in t["rejects"])  # nothing of the linked file is copied
+    assert not [a for a in t["annotations"] if a["image_id"] in (3, 4)]
+
+
+def test_a_long_bad_yolo_line_is_quoted_only_in_part(tmp_path, yolo_dataset):
+    root = Path(yolo_dataset["data_yaml"]).parent
+    (root / "labels" / "val" / "v1.txt").write_text("x" * 500 + "\n")
+    _, t = run_ingest(tmp_path, yolo_dataset)
+    (reason,) = [r for r in reasons(t, "annotation") if "xxxx" in r]
+    assert len(reason) < 200 and "..." in reason
+
+
+def test_yolo_split_without_a_labels_folder_stops_ingest(tmp_path, yolo_dataset):
+    import shutil
+
+    shutil.rmtree(Path(yolo_dataset["data_yaml"]).parent / "labels" / "val")
+    with pytest.raises(ingest.IngestError, match=r"split 'val': no labels folder beside its images \(expected .*labels/val"):
+        run_ingest(tmp_path, yolo_dataset)

@@ -27,6 +27,11 @@ def _require(checks: list[dict], name: str, left: int, right: int) -> None:
     checks.append({"check": name, "left": int(left), "right": int(right), "ok": int(left) == int(right)})
 
 
+def _require_some(checks: list[dict], name: str, count: int, why: str) -> None:
+    """A stage that keeps nothing fails the run, whatever else adds up."""
+    checks.append({"check": f"{name} is not empty", "left": int(count), "right": 0, "ok": int(count) > 0, "why": why})
+
+
 def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
     """Read the stage outputs under `results` and return the summary (with its checks)."""
     results = Path(results)
@@ -52,6 +57,9 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
     qc_failed = len(segment["qc_failed"])
     _require(checks, "segment: rows = ingested images", segment["images"], len(images))
     _require(checks, "segment: QC passed + failed = rows", segment["qc_passed"] + qc_failed, segment["images"])
+    _require_some(checks, "ingest: images", len(images), "every image was rejected: see ingest/rejects.parquet")
+    _require_some(checks, "segment: QC-passed images", segment["qc_passed"],
+                  "every image failed segmentation QC: see segment/summary.json (qc_failed) and segment.qc")
 
     variant_rows = {}
     for name in variants:
@@ -76,6 +84,9 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
         exported = json.loads((results / "sets" / name / "summary.json").read_text())
         set_counts[name] = exported["splits"]
         for split, counts in exported["splits"].items():
+            if split in ("train", "test"):  # what the set is for; an empty val split only weakens model selection
+                _require_some(checks, f"sets: {name}/{split}", counts["images"],
+                              f"no QC-passed image in split {split!r}: check splits (ratios, groups) and segment.qc")
             copies = exported["repeat"] if split == "train" else 1
             expected = passed_per_split[split] * len(exported["variants"]) * copies
             _require(checks, f"sets: {name}/{split} images = QC-passed {split} images x variants x repeats",
@@ -93,7 +104,8 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
     }
     failed = [c for c in checks if not c["ok"]]
     if failed:
-        raise AccountingError("counts do not add up:\n" + "\n".join(f"  {c['check']}: {c['left']} != {c['right']}" for c in failed))
+        raise AccountingError("counts do not add up:\n" + "\n".join(
+            f"  {c['check']}: {c['why']}" if "why" in c else f"  {c['check']}: {c['left']} != {c['right']}" for c in failed))
     return summary
 
 

@@ -10,6 +10,7 @@ from . import config as cfg
 from .accounting import AccountingError
 from .ingest import IngestError
 from .io import RESULTS_ENV, OutsideResults
+from .locks import LiveRun
 
 
 def _load_config(args: argparse.Namespace) -> dict:
@@ -143,6 +144,12 @@ def cmd_findings(args: argparse.Namespace) -> None:
         print(f"({row.finding}) {row.claim}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {row.verdict}")
 
 
+def cmd_unlock_stale(args: argparse.Namespace) -> None:
+    from . import locks
+
+    print(locks.unlock_if_stale(".", args.snakemake_args))
+
+
 def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
@@ -193,6 +200,8 @@ COMMANDS = {
     "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's two worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
         ("--farms", {"required": True, "help": "config of the farms world (finding b)"}), ("--out", {"required": True})]),
+    "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, [
+        ("snakemake_args", {"nargs": "*", "help": "options the run uses (e.g. --configfile my.yaml)"})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 
@@ -217,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(RESULTS_ENV, "results")  # every output stays inside ./results (the rules' folder)
     try:
         args.func(args)
-    except (cfg.ConfigError, IngestError, AccountingError, OutsideResults, FileNotFoundError, TimeoutError) as exc:
+    except (cfg.ConfigError, IngestError, AccountingError, OutsideResults, FileNotFoundError, TimeoutError, LiveRun) as exc:
         print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

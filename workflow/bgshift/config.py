@@ -93,6 +93,7 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     if "dataset" in config:
         _check_paths(config["dataset"])
         _check_synthetic(config["dataset"]["synthetic"])
+        _check_consistency(config)
     elif not partial:
         raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
@@ -110,7 +111,14 @@ def _check_paths(dataset: dict) -> None:
         if not dataset.get(key):
             raise ConfigError(f"dataset.{key} is required when dataset.kind is {kind!r}")
         if not Path(dataset[key]).exists():
-            raise ConfigError(f"dataset.{key}: path {dataset[key]!r} does not exist")
+            raise ConfigError(f"dataset.{key}: path {dataset[key]!r} does not exist (relative paths resolve "
+                              f"against the working directory, {Path.cwd()})")
+        if key in ("annotations", "data_yaml") and not Path(dataset[key]).is_file():
+            raise ConfigError(f"dataset.{key}: {dataset[key]!r} is a folder; name the file")
+    if kind == "voc":
+        for key in ("annotations_dir", "images_dir"):
+            if not (Path(dataset["root"]) / dataset[key]).is_dir():
+                raise ConfigError(f"dataset.{key}: folder {Path(dataset['root']) / dataset[key]} does not exist")
 
 
 def _check_synthetic(world: dict) -> None:
@@ -126,6 +134,19 @@ def _check_synthetic(world: dict) -> None:
     unknown = sorted(set(world["fully_labelled_sites"]) - set(world["sites"]))
     if unknown:
         raise ConfigError(f"dataset.synthetic.fully_labelled_sites: {unknown} are not among sites {world['sites']}")
+
+
+def _check_consistency(config: dict) -> None:
+    """Settings that validate one by one but together could only fail late or produce nothing."""
+    qc = config["segment"]["qc"]
+    if qc["min_fill_ratio"] > qc["max_fill_ratio"]:
+        raise ConfigError(f"segment.qc: min_fill_ratio {qc['min_fill_ratio']} is above max_fill_ratio "
+                          f"{qc['max_fill_ratio']}: every image would fail QC")
+    splits = config["splits"]
+    shares = splits["ratios"]
+    used = ("train", "val") if splits["method"] == "group" else ("train", "val", "test")
+    if not any(shares.get(k, 0) > 0 for k in used):
+        raise ConfigError(f"splits.ratios: every share of {list(used)} is 0; give train a positive share")
 
 
 def load(path: str | Path) -> dict:

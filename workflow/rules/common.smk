@@ -2,7 +2,7 @@ import json
 import math
 import re
 
-from bgshift.ingest import count_inputs
+from bgshift.ingest import count_inputs, input_files
 from bgshift.sets import resolve as resolve_sets
 from bgshift.variants import expand as expand_variants, scene_files
 
@@ -11,6 +11,7 @@ RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
 # static; a shard left empty by rejects simply writes empty outputs.
 N_SHARDS = max(1, math.ceil(count_inputs(config) / config["shard_size"]))
 SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
+DATASET_FILES = input_files(config)  # editing one reruns ingest and everything after it
 
 
 def stage_config(*sections):

@@ -1,5 +1,7 @@
 rule ingest:
     """Read the dataset into canonical tables; unusable records go to rejects.parquet."""
+    input:
+        dataset=DATASET_FILES,
     output:
         images=f"{RESULTS}/ingest/images.parquet",
         annotations=f"{RESULTS}/ingest/annotations.parquet",

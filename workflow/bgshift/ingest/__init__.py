@@ -9,7 +9,7 @@ from . import coco, synthetic, voc, yolo
 from ..io import write_json
 from .collector import Collector, IngestError
 
-__all__ = ["run", "count_inputs", "IngestError"]
+__all__ = ["run", "count_inputs", "input_files", "IngestError"]
 
 
 def run(config: dict, out_dir: str | Path) -> dict:
@@ -55,6 +55,24 @@ def count_inputs(config: dict) -> int:
     return dataset["synthetic"]["num_images"]
 
 
+def input_files(config: dict) -> list[str]:
+    """The dataset files whose content ingest reads (annotations, not pixels), so that editing
+    one of them reruns ingest and everything downstream (Snakemake's input-change trigger)."""
+    dataset = config["dataset"]
+    kind = dataset["kind"]
+    if kind == "coco":
+        return [dataset["annotations"]]
+    if kind == "voc":
+        root = Path(dataset["root"])
+        files = sorted((root / dataset["annotations_dir"]).glob("*.xml"))
+        files += [root / rel for rel in dataset["image_sets"].values()]
+        files += sorted((root / dataset["segmentation_dir"]).glob("*.png"))
+        return [str(p) for p in files]
+    if kind == "yolo":
+        return [dataset["data_yaml"], *map(str, yolo.label_files(Path(dataset["data_yaml"])))]
+    return []
+
+
 def _coco_image_count(path: Path) -> int:
     with open(path, encoding="utf-8") as fh:
         try:
@@ -80,6 +98,6 @@ def _cached(path: Path, count) -> int:
         cache[key] = count(path)
         try:
             write_json(COUNT_CACHE, cache)
-        except OSError:
-            pass  # a read-only home: count again next time
+        except (OSError, ValueError):
+            pass  # a read-only home (or one outside the results folder): count again next time
     return cache[key]

@@ -24,11 +24,18 @@ def load_data_yaml(path: Path) -> dict:
     return data
 
 
-def class_names(data: dict) -> list[str]:
+def class_names(data: dict, data_yaml: Path | str = "data.yaml") -> dict[int, str]:
+    """Class id -> name, by the ids the file gives: `names: {0: sheep, 5: dog}` keeps 5 for dog."""
     names = data["names"]
-    if isinstance(names, dict):
-        return [str(names[k]) for k in sorted(names, key=int)]
-    return [str(n) for n in names]
+    if not isinstance(names, dict):
+        return {i: str(n) for i, n in enumerate(names)}
+    out = {}
+    for key, name in names.items():
+        try:
+            out[int(key)] = str(name)
+        except (TypeError, ValueError):
+            raise IngestError(f"{data_yaml}: names: class id {key!r} is not an integer") from None
+    return dict(sorted(out.items()))
 
 
 def split_images(root: Path, spec) -> list[Path]:
@@ -57,8 +64,11 @@ def label_path(image: Path) -> Path:
 def parse_line(line: str) -> tuple[int, list[float], list[float] | None]:
     """'c cx cy w h' or 'c x1 y1 x2 y2 ...' (normalised) -> class, box (normalised xywh), polygon."""
     values = line.split()
-    cls = int(values[0])
-    coords = [float(v) for v in values[1:]]
+    try:
+        cls = int(values[0])
+        coords = [float(v) for v in values[1:]]
+    except ValueError:
+        raise ValueError("the class is not an integer or a coordinate is not a number") from None
     if len(coords) == 4:
         cx, cy, w, h = coords
         return cls, [cx - w / 2, cy - h / 2, w, h], None
@@ -74,25 +84,52 @@ def dataset_root(data_yaml: Path, data: dict) -> Path:
     return root if root.is_absolute() else Path(data_yaml).parent / root
 
 
+def label_files(data_yaml: Path) -> list[Path]:
+    """Every label file the listed images point to (what ingest reads besides data.yaml)."""
+    data = load_data_yaml(Path(data_yaml))
+    root = dataset_root(Path(data_yaml), data)
+    return sorted({label_path(image) for split in ("train", "val", "test") if data.get(split)
+                   for image in split_images(root, data[split]) if label_path(image).is_file()})
+
+
+def excerpt(line: str, limit: int = 40) -> str:
+    """A short, escaped piece of a bad line for a reject reason (never the whole of it)."""
+    return repr(line[:limit]) + ("..." if len(line) > limit else "")
+
+
 def read(collector: Collector, data_yaml: Path) -> None:
     data_yaml = Path(data_yaml)
     data = load_data_yaml(data_yaml)
     root = dataset_root(data_yaml, data)
     collector.root = root
-    for index, name in enumerate(class_names(data)):
-        collector.add_category(index, name)
+    for class_id, name in class_names(data, data_yaml).items():
+        collector.add_category(class_id, name)
     image_id = 0
+    used_labels: set[Path] = set()
     for split in ("train", "val", "test"):
         if not data.get(split):
             continue
-        for image in split_images(root, data[split]):
+        images = split_images(root, data[split])
+        if images and not any(label_path(image).parent.is_dir() for image in images):
+            raise IngestError(f"{data_yaml}: split {split!r}: no labels folder beside its images "
+                              f"(expected {label_path(images[0]).parent}, ultralytics' images/ -> labels/ convention)")
+        for image in images:
             image_id += 1
             rel = str(image.relative_to(root)) if image.is_relative_to(root) else str(image)
             entry = collector.add_image(image_id, rel, str(data_yaml), None, split=split)
             labels = label_path(image)
             if not labels.is_file():
                 continue  # an image without a label file is a background image in YOLO
-            lines = labels.read_text(encoding="utf-8").splitlines()
+            used_labels.add(labels.resolve())
+            if not labels.resolve().is_relative_to(root.resolve()):
+                collector.reject("label_file", labels, "label file", "path",
+                                 f"label file resolves to {labels.resolve()}, outside the dataset root {root.resolve()}; not read")
+                continue
+            try:
+                lines = labels.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as exc:
+                collector.reject("label_file", labels, "label file", "encoding", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+                continue
             w, h = (entry.info.width, entry.info.height) if entry else (1, 1)
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
@@ -102,7 +139,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                     cls, (x, y, bw, bh), polygon = parse_line(line)
                 except ValueError as exc:
                     collector.counts["annotations_input"] += 1
-                    collector.reject("annotation", labels, record, "line", f"malformed label line {line!r}: {exc}")
+                    collector.reject("annotation", labels, record, "line", f"malformed label line {excerpt(line)}: {exc}")
                     continue
                 segmentation = None
                 if polygon is not None:
@@ -115,3 +152,12 @@ def read(collector: Collector, data_yaml: Path) -> None:
                     record=record,
                     segmentation=segmentation,
                 )
+    for orphan in _orphan_labels(root, data, used_labels):
+        collector.reject("label_file", orphan, "label file", "path", "label file without a matching image; its lines were not read")
+
+
+def _orphan_labels(root: Path, data: dict, used: set[Path]) -> list[Path]:
+    """Label files in the splits' labels folders that no listed image points to."""
+    folders = {label_path(image).parent for split in ("train", "val", "test") if data.get(split)
+               for image in split_images(root, data[split])}
+    return sorted(p for folder in folders if folder.is_dir() for p in folder.glob("*.txt") if p.resolve() not in used)
