@@ -35,14 +35,14 @@ def assert_accounted(summary):
 @pytest.fixture
 def coco_dataset(tmp_path):
     root = tmp_path / "imgs"
-    rgb = gradient_image(100, 80)
+    rgb = gradient_image(100, 80)  # every file differs: identical content is rejected as a duplicate
     save_jpeg(root / "good.jpg", rgb)
-    save_jpeg(root / "crowd.jpg", rgb)
-    save_jpeg(root / "wrongsize.jpg", rgb)
-    save_jpeg(root / "dup.jpg", rgb)
-    trunc = save_jpeg(root / "truncated.jpg", rgb)
+    save_jpeg(root / "crowd.jpg", gradient_image(100, 80, seed=1))
+    save_jpeg(root / "wrongsize.jpg", gradient_image(100, 80, seed=2))
+    save_jpeg(root / "dup.jpg", gradient_image(100, 80, seed=3))
+    trunc = save_jpeg(root / "truncated.jpg", gradient_image(100, 80, seed=4))
     trunc.write_bytes(trunc.read_bytes()[:300])
-    save_jpeg(tmp_path / "outside.jpg", rgb)
+    save_jpeg(tmp_path / "outside.jpg", gradient_image(100, 80, seed=5))
     Image.fromarray(rgb).convert("L").save(root / "gray.png")
     Image.fromarray(rgb).convert("RGBA").save(root / "rgba.png")
     Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg")
@@ -51,6 +51,7 @@ def coco_dataset(tmp_path):
     raw = np.zeros((60, 100, 3), np.uint8)
     raw[5:25, 10:30] = 255
     save_jpeg(root / "rotated_raw.jpg", raw, exif_orientation=6, quality=100)
+    raw[59, 99] = 1
     save_jpeg(root / "rotated_shown.jpg", raw, exif_orientation=6, quality=100)
     crowd_mask = np.zeros((80, 100), np.uint8)
     crowd_mask[40:70, 10:90] = 1
@@ -179,8 +180,8 @@ def voc_dataset(tmp_path):
     (root / "Annotations").mkdir(parents=True)
     (root / "SegmentationObject").mkdir()
     (root / "ImageSets" / "Main").mkdir(parents=True)
-    for name in ("a", "b", "c"):
-        save_jpeg(root / "JPEGImages" / f"{name}.jpg", gradient_image(120, 90))
+    for seed, name in enumerate(("a", "b", "c")):
+        save_jpeg(root / "JPEGImages" / f"{name}.jpg", gradient_image(120, 90, seed=seed))
     (root / "Annotations" / "a.xml").write_text(voc_xml("a.jpg", 120, 90, [("dog", (11, 21, 40, 60), 1, 0), ("cat", (51, 11, 100, 80), 0, 1)]))
     (root / "Annotations" / "b.xml").write_text(voc_xml("b.jpg", 120, 90, [("dog", (1, 1, 120, 90), 0, 0), ("dog", (50, 50, 40, 60), 0, 0)]))
     (root / "Annotations" / "c.xml").write_text(voc_xml("../../c.jpg", 120, 90, [("cat", (1, 1, 10, 10), 0, 0)]))
@@ -230,7 +231,7 @@ def yolo_dataset(tmp_path):
     root = tmp_path / "yolo"
     for split, names in (("train", ["t1", "t2", "t3"]), ("val", ["v1"])):
         for name in names:
-            save_jpeg(root / "images" / split / f"{name}.jpg", gradient_image(200, 100))
+            save_jpeg(root / "images" / split / f"{name}.jpg", gradient_image(200, 100, seed=["t1", "t2", "t3", "v1"].index(name)))
     (root / "labels" / "train").mkdir(parents=True)
     (root / "labels" / "val").mkdir(parents=True)
     (root / "labels" / "train" / "t1.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n")
@@ -326,3 +327,62 @@ def test_yolo_split_without_a_labels_folder_stops_ingest(tmp_path, yolo_dataset)
     shutil.rmtree(Path(yolo_dataset["data_yaml"]).parent / "labels" / "val")
     with pytest.raises(ingest.IngestError, match=r"split 'val': no labels folder beside its images \(expected .*labels/val"):
         run_ingest(tmp_path, yolo_dataset)
+
+
+def test_the_same_file_under_two_ids_or_in_two_split_lists_is_ingested_once(tmp_path, yolo_dataset, coco_dataset):
+    data = json.loads(Path(coco_dataset["annotations"]).read_text())
+    data["images"] += [{"id": 50, "file_name": "good.jpg", "width": 100, "height": 80},  # same path
+                       {"id": 51, "file_name": "copy.jpg", "width": 100, "height": 80}]  # same bytes
+    (Path(coco_dataset["images"]) / "copy.jpg").write_bytes((Path(coco_dataset["images"]) / "good.jpg").read_bytes())
+    Path(coco_dataset["annotations"]).write_text(json.dumps(data))
+    summary, t = run_ingest(tmp_path / "coco", coco_dataset)
+    assert_accounted(summary)
+    assert not {50, 51} & {r["image_id"] for r in t["images"]}
+    assert any("the same file as image id 1 (good.jpg)" in r for r in reasons(t, "image"))
+    assert any("the same content as image id 1 (copy.jpg is a copy)" in r for r in reasons(t, "image"))
+    root = Path(yolo_dataset["data_yaml"]).parent
+    (root / "lists").mkdir()
+    (root / "lists" / "train.txt").write_text("images/train/t1.jpg\nimages/train/t2.jpg\n")
+    (root / "lists" / "test.txt").write_text("images/train/t2.jpg\n")  # t2 listed in two splits
+    (root / "data.yaml").write_text("path: .\ntrain: lists/train.txt\ntest: lists/test.txt\nnames: [sheep, dog]\n")
+    summary, t = run_ingest(tmp_path / "yolo", yolo_dataset)
+    assert [(r["file_name"], r["split"]) for r in t["images"]] == [("images/train/t1.jpg", "train"), ("images/train/t2.jpg", "train")]
+    assert any("the same file as image id 2" in r for r in reasons(t, "image"))
+
+
+def test_a_cut_jpeg_with_its_end_marker_kept_is_rejected(tmp_path, coco_dataset):
+    """libjpeg only warns ("premature end of data segment") and would decode a grey half."""
+    good = Path(coco_dataset["images"]) / "good.jpg"
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 2] + b"\xff\xd9")
+    bomb = Path(coco_dataset["images"]) / "bomb.jpg"  # a tiny file declaring 9000x9000
+    header = bytearray(data[: data.index(b"\xff\xda")])
+    sof = header.index(b"\xff\xc0")
+    header[sof + 5 : sof + 9] = (9000).to_bytes(2, "big") * 2
+    bomb.write_bytes(bytes(header) + data[data.index(b"\xff\xda") : data.index(b"\xff\xda") + 200] + b"\xff\xd9")
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    spec["images"].append({"id": 60, "file_name": "bomb.jpg", "width": 9000, "height": 9000})
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    _, t = run_ingest(tmp_path, coco_dataset)
+    ids = {r["image_id"] for r in t["images"]}
+    assert 1 not in ids and 60 not in ids
+    corrupt = [r for r in reasons(t, "image") if "corrupt JPEG" in r]
+    assert len(corrupt) == 2 and all("premature end" in r or "Corrupt" in r for r in corrupt), corrupt
+    assert any("good.jpg" in r for r in corrupt)  # the reason names the image file
+
+
+@pytest.mark.parametrize("counts, message", [
+    ([100, 50], "sum to 150, not height x width = 8000"),
+    ([7000, -1000, 2000], "non-negative integers"),
+    ("~0", "hold the character '~'"),
+    ("00000001", "sum to"),
+])
+def test_malformed_rle_drops_the_mask_keeps_the_box(tmp_path, coco_dataset, counts, message):
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    spec["annotations"].append({"id": 99, "image_id": 1, "category_id": 3, "bbox": [10, 10, 20, 20], "iscrowd": 1,
+                                "segmentation": {"size": [80, 100], "counts": counts}})
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    _, t = run_ingest(tmp_path, coco_dataset)
+    (ann,) = [a for a in t["annotations"] if a["ann_id"] == 99]
+    assert ann["segmentation"] is None and ann["bbox"] == [10.0, 10.0, 20.0, 20.0]
+    assert any(message in r["reason"] for r in t["rejects"] if r["kind"] == "mask" and r["record"].endswith("99")), t["rejects"]

@@ -29,16 +29,54 @@ def area(rle: dict) -> int:
     return int(mask_utils.area(_as_pycoco(rle)))
 
 
+def _compressed_counts(counts: str | bytes) -> list[int]:
+    """Run lengths of a compressed COCO RLE string (pycocotools' rleFrString, in Python so a
+    malformed string is refused before pycocotools' C decoder writes runs past the mask)."""
+    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    runs: list[int] = []
+    p = 0
+    while p < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if p >= len(data):
+                raise ValueError("compressed RLE counts end inside a number")
+            c = data[p] - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"compressed RLE counts hold the character {chr(data[p])!r}")
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            p += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def check_runs(runs: list, height: int, width: int) -> None:
+    """RLE run lengths must be non-negative integers that cover the mask exactly."""
+    if not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 0 for r in runs):
+        raise ValueError("RLE counts must be non-negative integers")
+    if sum(runs) != height * width:
+        raise ValueError(f"RLE counts sum to {sum(runs)}, not height x width = {height * width}")
+
+
 def from_coco_segmentation(segmentation, height: int, width: int) -> dict:
-    """Polygons, uncompressed RLE (crowd) or compressed RLE -> compact RLE."""
+    """Polygons, uncompressed RLE (crowd) or compressed RLE -> compact RLE (malformed RLE refused)."""
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if len(p) >= 6]
         if not polygons:
             raise ValueError("polygon segmentation has no polygon with 3 or more points")
         rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segmentation, dict) and list(segmentation.get("size") or []) != [height, width]:
+        raise ValueError(f"segmentation size {segmentation.get('size')} differs from image size {[height, width]}")
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        check_runs(segmentation["counts"], height, width)
         rle = mask_utils.frPyObjects(segmentation, height, width)
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+        check_runs(_compressed_counts(segmentation["counts"]), height, width)
         rle = _as_pycoco(segmentation)
     else:
         raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}")

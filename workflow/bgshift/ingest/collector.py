@@ -6,6 +6,7 @@ every input record ends up counted as ingested or rejected with a reason.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ class Collector:
     rejected_image_ids: dict[int, str] = field(default_factory=dict)
     seen_ann_ids: set[int] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
+    # the same file under two ids (or in two split lists) would leak across train/val/test
+    image_of_path: dict[Path, int] = field(default_factory=dict)
+    image_of_content: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, root: Path, ingest: dict) -> "Collector":
@@ -140,18 +144,24 @@ class Collector:
     ) -> ImageEntry | None:
         """Check one image record; returns its entry, or None when it was rejected."""
         self.counts["images_input"] += 1
-        reason, field_name, info = None, "file_name", None
+        reason, field_name, info, digest = None, "file_name", None, None
         if image_id in self.accepted or image_id in self.rejected_image_ids:
             reason, field_name = f"duplicate image id {image_id}", "id"
         else:
             path = self.resolve(file_name)
             if path is None:
                 reason = f"file name {file_name!r} escapes the dataset root {self.root}"
+            elif path.resolve() in self.image_of_path:
+                reason, field_name = f"the same file as image id {self.image_of_path[path.resolve()]} ({file_name})", "file_name"
             else:
                 try:
                     info = imgs.probe(path, self.max_pixels, verify=self.verify_images)
                 except imgs.ImageProblem as exc:
-                    reason = str(exc)
+                    reason = f"{exc} ({path})"
+                digest = self._content_digest(path) if info is not None and self.verify_images else None
+                if digest in self.image_of_content:
+                    reason, field_name = (f"the same content as image id {self.image_of_content[digest]} "
+                                          f"({file_name} is a copy)", "file_name")
         needs_orienting = False
         if info is not None and declared_size is not None:
             dw, dh = declared_size
@@ -174,6 +184,9 @@ class Collector:
         )
         entry = ImageEntry(image_id, info, declared_w, declared_h, needs_orienting and info.orientation != 1)
         self.accepted[image_id] = entry
+        self.image_of_path[path.resolve()] = image_id
+        if digest is not None:
+            self.image_of_content[digest] = image_id
         self.images.append(
             {
                 "image_id": image_id,
@@ -189,6 +202,11 @@ class Collector:
             }
         )
         return entry
+
+    @staticmethod
+    def _content_digest(path: Path) -> str:
+        """sha256 of the file (verify_images has just read it, so it is in the page cache)."""
+        return hashlib.sha256(path.read_bytes()).hexdigest()
 
     # -- annotations -------------------------------------------------------
     def add_annotation(
