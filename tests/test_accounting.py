@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,26 +16,33 @@ from bgshift import accounting, config, ingest
 from conftest import REPO, gradient_image, run_stages, save_jpeg
 
 W, H = 40, 30
-IMAGE_DEFECTS = ["ok", "ok", "ok", "missing", "truncated", "escapes_root", "wrong_size"]
+IMAGE_DEFECTS = ["ok", "ok", "ok", "missing", "truncated", "cut_jpeg", "escapes_root", "wrong_size"]
 BOX_DEFECTS = ["ok", "ok", "ok", "partly_outside", "outside", "zero_size", "unknown_class"]
 GOOD_BOX = (5, 4, 12, 10)
 BOXES = {"ok": GOOD_BOX, "partly_outside": (30, 20, 20, 20), "outside": (100, 100, 5, 5), "zero_size": (5, 5, 0, 8),
          "unknown_class": GOOD_BOX}
 
+COCO_BOX_DEFECTS = BOX_DEFECTS + ["string_values", "null_category"]  # what only a JSON file can hold
 images_strategy = st.lists(
     st.tuples(st.sampled_from(IMAGE_DEFECTS), st.lists(st.sampled_from(BOX_DEFECTS), max_size=4)), min_size=1, max_size=6)
+coco_strategy = st.lists(
+    st.tuples(st.sampled_from(IMAGE_DEFECTS), st.lists(st.sampled_from(COCO_BOX_DEFECTS), max_size=4)), min_size=1, max_size=6)
 
 
 def write_image(root: Path, name: str, defect: str) -> str:
     """The image file for one record; returns the file name the annotations give for it."""
     if defect == "missing":
         return name
+    pixels = gradient_image(W, H, seed=zlib.crc32(name.encode()))  # distinct files: equal content is a duplicate
     if defect == "escapes_root":
-        save_jpeg(root.parent / name, gradient_image(W, H))
+        save_jpeg(root.parent / name, pixels)
         return f"../{name}"
-    path = save_jpeg(root / name, gradient_image(W, H))
+    path = save_jpeg(root / name, pixels)
     if defect == "truncated":
         path.write_bytes(path.read_bytes()[:200])
+    if defect == "cut_jpeg":  # cut in the scan, end marker kept: libjpeg only warns
+        data = path.read_bytes()
+        path.write_bytes(data[: (data.index(b"\xff\xda") + len(data)) // 2] + b"\xff\xd9")
     return name
 
 
@@ -62,7 +70,7 @@ def check_invariant(dataset: dict, records, extra_annotations: int = 0) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records=images_strategy, orphans=st.integers(0, 2), duplicate_image=st.booleans())
+@given(records=coco_strategy, orphans=st.integers(0, 2), duplicate_image=st.booleans())
 def test_coco_with_random_defects_is_fully_accounted_for(records, orphans, duplicate_image):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
@@ -73,8 +81,9 @@ def test_coco_with_random_defects_is_fully_accounted_for(records, orphans, dupli
             size = (W + 7, H) if defect == "wrong_size" else (W, H)
             images.append({"id": i, "file_name": name, "width": size[0], "height": size[1]})
             for box in boxes:
-                annotations.append({"id": len(annotations) + 1, "image_id": i, "bbox": list(BOXES[box]),
-                                    "category_id": 99 if box == "unknown_class" else 1, "iscrowd": 0})
+                bbox = [str(v) for v in GOOD_BOX] if box == "string_values" else list(BOXES.get(box, GOOD_BOX))
+                category = None if box == "null_category" else 99 if box == "unknown_class" else 1
+                annotations.append({"id": len(annotations) + 1, "image_id": i, "bbox": bbox, "category_id": category, "iscrowd": 0})
         for k in range(orphans):  # annotations of an image that does not exist
             annotations.append({"id": len(annotations) + 1, "image_id": 1000 + k, "bbox": list(GOOD_BOX), "category_id": 1})
         if duplicate_image:  # a second record with an existing id: rejected, its file is not read
@@ -110,7 +119,7 @@ def test_voc_with_random_defects_is_fully_accounted_for(records):
         check_invariant({"kind": "voc", "root": str(root), "classes": ["sheep"]}, records)
 
 
-YOLO_IMAGE_DEFECTS = ["ok", "ok", "ok", "truncated"]
+YOLO_IMAGE_DEFECTS = ["ok", "ok", "ok", "truncated", "cut_jpeg"]
 YOLO_LINE_DEFECTS = BOX_DEFECTS + ["malformed"]
 
 

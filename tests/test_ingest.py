@@ -386,3 +386,42 @@ def test_malformed_rle_drops_the_mask_keeps_the_box(tmp_path, coco_dataset, coun
     (ann,) = [a for a in t["annotations"] if a["ann_id"] == 99]
     assert ann["segmentation"] is None and ann["bbox"] == [10.0, 10.0, 20.0, 20.0]
     assert any(message in r["reason"] for r in t["rejects"] if r["kind"] == "mask" and r["record"].endswith("99")), t["rejects"]
+
+
+def test_odd_coco_records_become_reject_rows_not_tracebacks(tmp_path, coco_dataset):
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    spec["images"] += ["not an object", {"id": "70", "file_name": "x.jpg"}, {"id": 2**70, "file_name": "y.jpg"},
+                       {"id": 71, "file_name": "good.jpg", "width": "100", "height": 80}]
+    spec["annotations"] += [{"image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]},  # no id
+                            {"id": 80, "image_id": 1, "category_id": None, "bbox": [1, 1, 5, 5]},
+                            {"id": 81, "image_id": 1, "category_id": 3, "bbox": ["1", "1", "5", "5"]},
+                            {"id": 82, "image_id": 1, "category_id": 3, "bbox": [True, 1, 5, 5]}]
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    image_rows = {r["record"]: r["reason"] for r in t["rejects"] if r["kind"] == "image"}
+    assert image_rows["images[14]"] == "the record is a str, not an object"
+    assert image_rows["images[15]"] == 'id "70" is not an integer between 0 and 2^63-1'
+    assert "is not an integer" in image_rows["images[16]"]
+    assert image_rows["images[17]"] == 'width/height "100"x80 are not positive integers'
+    ann_rows = {r["record"]: r["reason"] for r in t["rejects"] if r["kind"] == "annotation"}
+    assert ann_rows["annotations[14]"] == "no 'id' field"
+    assert ann_rows["annotations[15]"] == "category_id null is not an integer between 0 and 2^63-1"
+    assert "is not four finite numbers" in ann_rows["annotation id 81"] and "is not four finite numbers" in ann_rows["annotation id 82"]
+    assert 1 in {a["ann_id"] for a in t["annotations"]}  # the real id 1 is kept, not taken by the record without an id
+
+
+def test_voc_mask_bombs_truncated_masks_and_point_boxes(tmp_path, voc_dataset):
+    root = Path(voc_dataset["root"])
+    bomb = root / "SegmentationObject" / "b.png"  # a small file that declares 20000x20000
+    Image.new("L", (20000, 20000)).save(bomb, optimize=True)
+    png = (root / "SegmentationObject" / "a.png").read_bytes()
+    (root / "SegmentationObject" / "a.png").write_bytes(png[: len(png) // 2])
+    (root / "Annotations" / "c.xml").write_text(voc_xml("c.jpg", 120, 90, [("cat", (5, 5, 5, 5), 0, 0), ("cat", (1, 1, 10, 10), 0, 0)]))
+    summary, t = run_ingest(tmp_path, voc_dataset, max_pixels=10_000_000)
+    assert_accounted(summary)
+    mask_rows = {Path(r["file"]).name: r["reason"] for r in t["rejects"] if r["kind"] == "mask"}
+    assert "above ingest.max_pixels=10000000" in mask_rows["b.png"] and "unreadable" in mask_rows["a.png"]
+    assert all(a["segmentation"] is None for a in t["annotations"] if a["image_id"] in (1, 2))  # boxes kept
+    assert any("point box" in r for r in reasons(t, "annotation"))
+    assert [a["bbox"] for a in t["annotations"] if a["image_id"] == 3] == [[0.0, 0.0, 10.0, 10.0]]

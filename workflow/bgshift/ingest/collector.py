@@ -234,10 +234,9 @@ class Collector:
             self.reject("annotation", source_file, record, *problem)
             return
         entry = self.accepted[image_id]
-        try:
-            box = [float(v) for v in bbox]
-        except (TypeError, ValueError):
-            box = []
+        numbers = isinstance(bbox, (list, tuple, np.ndarray)) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in bbox)
+        box = [float(v) for v in bbox] if numbers else []  # strings and booleans are not coordinates
         if len(box) != 4 or not all(math.isfinite(v) for v in box):
             self.reject("annotation", source_file, record, "bbox", f"bbox {bbox!r} is not four finite numbers")
             return

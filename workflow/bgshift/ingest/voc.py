@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import images
 from .collector import Collector, IngestError
 
 
@@ -40,9 +41,15 @@ def _split_lists(root: Path, image_sets: dict[str, str]) -> dict[str, str]:
     return split_of
 
 
-def instance_masks(png: Path, count: int) -> list[np.ndarray | None]:
-    """VOC SegmentationObject: pixel value i+1 is the i-th object of the XML; 255 is the void border."""
-    labels = np.asarray(Image.open(png))
+def instance_masks(png: Path, count: int, max_pixels: int) -> list[np.ndarray | None]:
+    """VOC SegmentationObject: pixel value i+1 is the i-th object of the XML; 255 is the void border.
+    The size is checked from the header before decoding (a small file can declare a huge image)."""
+    images.probe(png, max_pixels, verify=False)
+    try:
+        with Image.open(png) as im:
+            labels = np.asarray(im)
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise images.ImageProblem(f"unreadable mask: {type(exc).__name__}: {exc}") from None
     return [(labels == i + 1).astype(np.uint8) if np.any(labels == i + 1) else None for i in range(count)]
 
 
@@ -65,15 +72,26 @@ def read(collector: Collector, root: Path, annotations_dir: str, images_dir: str
         entry = collector.add_image(image_id, f"{images_dir}/{file_name}", str(path), declared, split=split_of.get(path.stem))
         objects = list(xml.iter("object"))
         png = root / segmentation_dir / f"{path.stem}.png"
-        masks = instance_masks(png, len(objects)) if entry is not None and png.is_file() else [None] * len(objects)
+        masks = [None] * len(objects)
+        if entry is not None and png.is_file():
+            try:
+                masks = instance_masks(png, len(objects), collector.max_pixels)
+            except images.ImageProblem as exc:
+                collector.reject("mask", png, path.stem, "segmentation", f"masks dropped, boxes kept: {exc}")
         for index, (obj, mask) in enumerate(zip(objects, masks)):
             name = (obj.findtext("name") or "").strip()
             coords = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
             try:
                 x0, y0, x1, y1 = (float(c) for c in coords)
                 bbox = [x0 - 1.0, y0 - 1.0, x1 - x0 + 1.0, y1 - y0 + 1.0]  # VOC corners are 1-based, inclusive
+                point = x0 == x1 and y0 == y1
             except (TypeError, ValueError):
-                bbox = coords
+                bbox, point = coords, False
+            if point:
+                collector.counts["annotations_input"] += 1
+                collector.reject("annotation", path, f"object {index} ({name or 'no name'})", "bndbox",
+                                 f"point box: xmin == xmax and ymin == ymax ({coords}), not an object's extent")
+                continue
             collector.add_annotation(
                 image_id=image_id,
                 category_id=category_of.get(name, -1),
