@@ -72,3 +72,23 @@ def test_an_annotations_folder_and_a_missing_voc_folder_are_named(tmp_path):
     (tmp_path / "Annotations").mkdir()
     with pytest.raises(config.ConfigError, match=r"dataset.images_dir: folder .*/photos does not exist"):
         config.validate({"dataset": {"kind": "voc", "root": str(tmp_path), "images_dir": "photos"}})
+
+
+def test_schema_has_no_stray_keys_from_unquoted_commas():
+    """In a YAML flow mapping an unquoted comma ends a description and turns the rest into keys."""
+    import yaml
+
+    keywords = {"description", "type", "default", "enum", "minimum", "maximum", "exclusiveMinimum", "items", "minItems",
+                "maxItems", "properties", "additionalProperties", "required", "oneOf", "$ref", "const", "pattern",
+                "propertyNames", "uniqueItems", "if", "then", "else"}
+    stray = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if path and ("description" in node or "type" in node) and path[-1] != "properties":
+                stray.extend(f"{'.'.join(path)}: {k}" for k in node if k not in keywords)
+            for key, value in node.items():
+                walk(value, path + [str(key)])
+
+    walk(yaml.safe_load(config.SCHEMA_PATH.read_text()), [])
+    assert not stray, stray

@@ -66,7 +66,7 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     assert len(variants) >= 30
     for variant in variants:
         shards = sorted((results / "variants" / variant).glob("*.parquet"))
-        assert len(shards) == 3 and sum(pq.read_metadata(s).num_rows for s in shards) == 48
+        assert len(shards) == 6 and sum(pq.read_metadata(s).num_rows for s in shards) == 96
     assert (results / "variants" / "contact_sheet.png").stat().st_size > 10_000
     quality = (results / "tables" / "segmentation_quality.csv").read_text()
     assert quality.startswith("method,class,instances,mean_iou,median_iou") and "deeplabv3,all," in quality
@@ -76,10 +76,10 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
         assert (folder / "yolo" / "data.yaml").is_file() and list((folder / "parquet").glob("*/part-00000.parquet"))
         assert list((folder / "coco").glob("*.json"))
     segment_summary = json.loads((results / "segment" / "summary.json").read_text())
-    assert segment_summary["mask_source"] == {"deeplabv3": 24, "gt": 24}
+    assert segment_summary["mask_source"] == {"deeplabv3": 48, "gt": 48}
     summary = json.loads((results / "summary.json").read_text())
-    assert summary["ingest"]["images"] == {"input": 48, "ingested": 48, "rejected": 0}
-    assert summary["variants"] == {variant: 48 for variant in variants} and all(c["ok"] for c in summary["checks"])
+    assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0}
+    assert summary["variants"] == {variant: 96 for variant in variants} and all(c["ok"] for c in summary["checks"])
 
 
 def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):
@@ -89,7 +89,7 @@ def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):
     results = workdir / "results"
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
     assert list(metrics.columns) == ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
-    assert set(metrics.model) == {"yolo_n", "frcnn_mobile"} and set(metrics.trainset) == {"original", "masked"}
+    assert set(metrics.model) == {"yolo_n", "frcnn_mobile"} and set(metrics.trainset) == {"original"}
     assert set(metrics.seed) == {0, 1} and metrics.testset.nunique() == 12
     swept = metrics[(metrics.testset == "test_original") & (metrics.checkpoint != "best")]
     assert swept.checkpoint.nunique() >= 2  # the sweep test set is evaluated at every kept checkpoint
@@ -101,9 +101,32 @@ def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):
     for png in ("ap_by_trainset", "ap_by_drop_scheme", "mae_by_checkpoint", "detections"):
         assert (results / "plots" / f"{png}.png").stat().st_size > 5_000
     manifests = list((results / "eval").glob("*/*/*/manifest.json"))
-    assert len(manifests) == 8 and all(json.loads(m.read_text())["evaluations"] for m in manifests)
+    assert len(manifests) == 4 and all(json.loads(m.read_text())["evaluations"] for m in manifests)
     snakemake(workdir, "--report", "results/report.html")
     assert (results / "report.html").stat().st_size > 100_000
+
+
+DEMO_AP50_FLOOR = 0.5  # the demo's acceptance bar (issue 14); measured 0.76 YOLO, 0.74 Faster R-CNN (docs/findings.md)
+
+
+def test_every_detector_family_learns_in_the_demo(demo_run):
+    """Each family's demo-sized models, trained on the originals, detect the test objects: AP50
+    far above chance (an untrained model, or one whose classes are mapped wrongly, scores ~0),
+    and the background variants then move the figures in the directions a reader expects."""
+    import pandas as pd
+
+    workdir, _ = demo_run
+    metrics = pd.read_csv(workdir / "results" / "tables" / "metrics.csv")
+    best = metrics[(metrics.checkpoint == "best") & (metrics.metric == "AP50") & (metrics.trainset == "original")]
+    ap50 = best.pivot_table(index="model", columns="testset", values="value", aggfunc="mean")
+    print(ap50.round(3).T)
+    assert set(ap50.index) == {"yolo_n", "frcnn_mobile"}
+    assert (ap50["test_original"] >= DEMO_AP50_FLOOR).all(), ap50["test_original"]
+    assert (ap50["test_bg_color_red"] < 0.5 * ap50["test_original"]).all()  # a solid red world is new to them
+    assert (ap50["test_bg_gray"] > 0.8 * ap50["test_original"]).all()  # colour of the ground barely matters
+    learning = json.loads((workdir / "results" / "tables" / "learning.json").read_text())
+    assert learning["all_learnt"] and set(learning["models"]) == {"yolo_n", "frcnn_mobile"}
+    assert "every model trained on original reaches" in (workdir / "results" / "tables" / "tables.html").read_text()
 
 
 def test_report_tables_rebuild_without_retraining_or_reevaluating(demo_run):

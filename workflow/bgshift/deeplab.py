@@ -152,7 +152,7 @@ def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: in
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
     history = []
     model.train()
-    for _ in range(t["epochs"]):
+    for epoch in range(1, t["epochs"] + 1):
         order = rng.permutation(len(samples))
         epoch_loss = 0.0
         for start in range(0, len(order), t["batch_size"]):
@@ -169,6 +169,7 @@ def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: in
             schedule.step()
             epoch_loss += float(loss.detach()) * len(idx)
         history.append(epoch_loss / len(samples))
+        print(f"epoch {epoch}/{t['epochs']}: loss {history[-1]:.4f} ({len(samples)} images)", flush=True)  # the job's log
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     write_torch(out, {"arch": t["arch"], "encoder": t["encoder"], "input_size": t["input_size"], "state_dict": state, "loss": history})
     return {"loss": history, "samples": len(samples)}

@@ -169,8 +169,8 @@ class Shard:
             ms = [grabcut_instance(rgb, a["bbox"], g["iterations"], g["min_fill"], g["margin"], g["max_side"]) for a in anns]
             return ms, ["grabcut" if m is not None else "none" for m in ms]
         fg = (probability >= self.settings["deeplabv3"]["threshold"]).astype(np.uint8)
-        ms = split_by_boxes(fg, [a["bbox"] for a in anns], self.settings["deeplabv3"]["box_margin"])
-        return ms, ["deeplabv3"] * len(ms)
+        ms = [m if m.any() else None for m in split_by_boxes(fg, [a["bbox"] for a in anns], self.settings["deeplabv3"]["box_margin"])]
+        return ms, ["deeplabv3" if m is not None else "none" for m in ms]
 
     def qc(self, image: dict, anns: list[dict], inst: list, fg: np.ndarray) -> tuple[float, str]:
         """Fill ratio and the reasons (empty when the image passes)."""
@@ -180,7 +180,7 @@ class Shard:
         boxes = masks.boxes_mask([a["bbox"] for a in anns], fg.shape).astype(bool)
         fill = float(np.count_nonzero(fg.astype(bool) & boxes) / max(1, np.count_nonzero(boxes)))
         reasons = []
-        missing = sum(m is None for m in inst)
+        missing = sum(m is None or not m.any() for m in inst)  # one rule for every method: no pixel, no mask
         if missing:
             reasons.append(f"{missing} of {len(anns)} instances have no mask")
         pixels = int(fg.sum())
