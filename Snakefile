@@ -47,6 +47,7 @@ rule all:
         rules.variant_sheet.output,
         rules.drops.output,
         expand(rules.export.output, set=SETS),
+        rules.accounting.output,
         rules.summary.output,
         TRAIN_RUNS,
         # without models (train.models: {}) the run ends with the exported sets

@@ -187,3 +187,13 @@ def test_summary_refuses_counts_that_do_not_add_up(stages, tmp_path):
             accounting.build(root, variants, sets)
     finally:
         shard.write_bytes(original)
+
+
+def test_summary_carries_the_learning_check_and_says_when_models_did_not_learn(tmp_path, capsys):
+    (tmp_path / "accounting.json").write_text(json.dumps({"checks": [], "ingest": {}}))
+    learning = {"all_learnt": False, "message": "WARNING: these models did not learn (m: AP50 on test_original below 0.25)"}
+    (tmp_path / "learning.json").write_text(json.dumps(learning))
+    summary = accounting.summarise(tmp_path / "accounting.json", tmp_path / "learning.json", tmp_path / "summary.json")
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary == {"checks": [], "ingest": {}, "learning": learning}
+    assert "these models did not learn" in capsys.readouterr().out
+    assert accounting.summarise(tmp_path / "accounting.json", None, tmp_path / "s2.json")["learning"] is None

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import VENV_BIN, copy_workflow, digest, run_env, snakemake
 
-TARGET = "summary"  # every data stage: ingest, splits, drops, segmentation (+ its model), variants, exports
+TARGET = "accounting"  # every data stage: ingest, splits, drops, segmentation (+ its model), variants, exports
 
 
 def result_files(workdir: Path) -> dict[str, str]:
@@ -85,6 +85,6 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(demo_run, tmp_path):
     got = result_files(resumed)
     leftovers = [name for name in got if Path(name).name.startswith(".") and Path(name).name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left by killed writers: {leftovers}"
-    assert "summary.json" in got and len(got) > 1000
+    assert "accounting.json" in got and len(got) > 1000
     assert set(got) <= set(expected), sorted(set(got) - set(expected))[:10]
     assert [name for name in got if got[name] != expected[name]] == []

@@ -78,6 +78,7 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     segment_summary = json.loads((results / "segment" / "summary.json").read_text())
     assert segment_summary["mask_source"] == {"deeplabv3": 48, "gt": 48}
     summary = json.loads((results / "summary.json").read_text())
+    assert summary["learning"]["all_learnt"] is True  # the learning check, beside the accounting
     assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0}
     assert summary["variants"] == {variant: 96 for variant in variants} and all(c["ok"] for c in summary["checks"])
 

@@ -113,3 +113,14 @@ def run(results: str | Path, variants: list[str], sets: list[str], out: str | Pa
     summary = build(results, variants, sets)
     write_json(out, summary)
     return summary
+
+
+def summarise(accounting: str | Path, learning: str | Path | None, out: str | Path) -> dict:
+    """results/summary.json: the accounting of the data stages, and the learning check of the
+    trained models (null without training), whose warning is printed to the log as well."""
+    summary = json.loads(Path(accounting).read_text())
+    summary["learning"] = json.loads(Path(learning).read_text()) if learning else None
+    if summary["learning"] and not summary["learning"]["all_learnt"]:
+        print(summary["learning"]["message"], flush=True)
+    write_json(out, summary)
+    return summary

@@ -125,11 +125,18 @@ def cmd_plots(args: argparse.Namespace) -> None:
     report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
 
 
-def cmd_summary(args: argparse.Namespace) -> None:
+def cmd_accounting(args: argparse.Namespace) -> None:
     from . import accounting
 
     summary = accounting.run(args.results, args.variants, args.sets, args.out)
     print(f"{len(summary['checks'])} checks passed")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from . import accounting
+
+    summary = accounting.summarise(args.accounting, args.learning, args.out)
+    print((summary["learning"] or {}).get("message", "no model was trained"))
 
 
 def cmd_findings(args: argparse.Namespace) -> None:
@@ -194,9 +201,11 @@ COMMANDS = {
     "plots": (cmd_plots, "metric plots and detection examples", True, [
         ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
         ("--out", {"required": True}), ("--examples", {"required": True})]),
-    "summary": (cmd_summary, "per-stage counts into results/summary.json; fails if they do not add up", False, [
+    "accounting": (cmd_accounting, "per-stage counts into results/accounting.json; fails if they do not add up", False, [
         ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+    "summary": (cmd_summary, "results/summary.json: the accounting and whether the models learnt", False, [
+        ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
     "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's two worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
         ("--farms", {"required": True, "help": "config of the farms world (finding b)"}), ("--out", {"required": True})]),

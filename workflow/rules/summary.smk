@@ -1,5 +1,5 @@
-rule summary:
-    """results/summary.json: counts per stage, checked to add up (every input image accounted for)."""
+rule accounting:
+    """results/accounting.json: counts per stage, checked to add up (every input image accounted for)."""
     input:
         ingest=rules.ingest.output,
         splits=rules.splits.output.splits,
@@ -8,15 +8,30 @@ rule summary:
         variants=expand(f"{RESULTS}/variants/{{variant}}/{{shard}}.parquet", variant=VARIANTS, shard=SHARDS),
         sets=expand(rules.export.output, set=SETS),
     output:
-        summary=f"{RESULTS}/summary.json",
+        accounting=f"{RESULTS}/accounting.json",
     params:
         results=lambda wildcards, input: Path(input.splits).parent.parent,
         variants=VARIANTS,
         sets=SETS,
     log:
+        f"{RESULTS}/logs/accounting.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift accounting --results {params.results:q} --variants {params.variants:q} --sets {params.sets:q}"
+        " --out {output.accounting:q} > {log:q} 2>&1"
+
+
+rule summary:
+    """results/summary.json: the accounting, and whether the originals-trained models learnt (when any were trained)."""
+    input:
+        accounting=rules.accounting.output.accounting,
+        learning=rules.report_tables.output.learning if RUNS else [],
+    output:
+        summary=f"{RESULTS}/summary.json",
+    log:
         f"{RESULTS}/logs/summary.log",
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift summary --results {params.results:q} --variants {params.variants:q} --sets {params.sets:q}"
-        " --out {output.summary:q} > {log:q} 2>&1"
+        "bgshift summary --accounting {input.accounting:q} --learning {input.learning:q} --out {output.summary:q} > {log:q} 2>&1"
