@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -95,7 +96,8 @@ def demo_sets(tmp_path_factory):
         "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}},
         "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"),
                      "catalog": {"original": {}, "bg_color": {"colours": {"red": "red"}}, "unl_black": {"drop": ["none", "hard"]}}},
-        "sets": {"train": {"original": {"variants": ["original"]}, "hard_masked": {"variants": ["unl_black_hard"], "drop": "hard"},
+        "sets": {"train": {"original": {"variants": ["original"]}, "hard": {"variants": ["original"], "drop": "hard"},
+                           "hard_masked": {"variants": ["unl_black_hard"], "drop": "hard"},
                            "red_x2": {"variants": ["original", "bg_color_red"], "repeat": 2}},
                  "test": ["original", "bg_color_red"], "part_rows": 5},
     })
@@ -168,9 +170,32 @@ def test_dropped_annotations_become_unlabelled_and_can_be_masked(demo_sets):
                 assert pixels[inner].mean() < 20  # painted black (JPEG noise aside)
                 covered += 1
     assert covered > 0
-    # in the plain set with the same drop, dropped annotations stay as labelled=false objects
-    summary = json.loads((root / "sets" / "hard_masked" / "summary.json").read_text())
-    assert summary["drop"] == "hard"
+
+
+def test_dropped_annotations_are_exported_as_unlabelled_id_by_id(demo_sets):
+    """The heart of the missing-annotation experiments: in a set with a drop scheme, exactly the
+    annotations drops.parquet marks dropped are labelled=false in Parquet and absent from the
+    COCO json and the YOLO labels, in train only (val keeps every label for model selection)."""
+    from pycocotools.coco import COCO
+
+    cfg, root, summaries = demo_sets
+    dropped = drops.dropped_ids(root / "drops" / "drops.parquet")["hard"]
+    labelled_at_ingest = {a["ann_id"] for a in pq.read_table(root / "ingest" / "annotations.parquet").to_pylist() if a["labelled"]}
+    folder = root / "sets" / "hard"
+    for split in ("train", "val"):
+        rows = pq.read_table(folder / "parquet" / split).to_pylist()
+        objects = {o["ann_id"]: o["labelled"] for row in rows for o in row["objects"]}
+        expected = {i: i in labelled_at_ingest and (split == "val" or i not in dropped) for i in objects}
+        assert objects == expected and (split == "val" or any(i in dropped for i in objects))
+        coco = COCO(str(folder / "coco" / f"{split}.json"))
+        assert sorted(a["source_ann_id"] for a in coco.loadAnns(coco.getAnnIds())) == sorted(i for i, kept in expected.items() if kept)
+        by_image = {row["image_id"]: sum(expected[o["ann_id"]] for o in row["objects"]) for row in rows}
+        file_of = {img["source_image_id"]: img["file_name"] for img in coco.loadImgs(coco.getImgIds())}
+        for image_id, count in by_image.items():
+            label = folder / "yolo" / "labels" / split / (Path(file_of[image_id]).stem + ".txt")
+            lines = label.read_text().splitlines() if label.is_file() else []
+            assert len(lines) == count, (split, image_id)
+    assert json.loads((folder / "summary.json").read_text())["drop"] == "hard"
 
 
 def test_size_matched_baseline_repeats_train_images_only(demo_sets):

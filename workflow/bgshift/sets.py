@@ -112,7 +112,8 @@ class Exporter:
                     continue
                 coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id,
                                             "category_id": obj["category_id"], "bbox": obj["bbox"], "area": obj["area"],
-                                            "iscrowd": int(obj["iscrowd"]), "segmentation": obj["segmentation"]})
+                                            "iscrowd": int(obj["iscrowd"]), "segmentation": obj["segmentation"],
+                                            "source_ann_id": obj["ann_id"]})  # traceable to ingest and drops.parquet
                 if not obj["iscrowd"]:
                     lines.append(yolo_line(obj, row["width"], row["height"], self.polygons))
             (yolo_labels / file_name).with_suffix(".txt").write_text("".join(line + "\n" for line in lines))
