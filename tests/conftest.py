@@ -97,7 +97,7 @@ def copy_workflow(dest: Path) -> Path:
 def demo_run(tmp_path_factory):
     """The whole demo pipeline, run once by Snakemake for every test that inspects it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    proc = snakemake(workdir)
+    proc = snakemake(workdir, timeout=1800)  # about 8 minutes on 2 idle cores
     return workdir, proc
 
 

@@ -48,7 +48,7 @@ def test_ingest_rule_runs_on_the_demo(tmp_path):
     copy_workflow(tmp_path)
     snakemake(tmp_path, "ingest")
     summary = json.loads((tmp_path / "results" / "ingest" / "summary.json").read_text())
-    assert summary["images"]["ingested"] == summary["images"]["input"] == 48
+    assert summary["images"]["ingested"] == summary["images"]["input"] == 96
     assert summary["annotations"]["unlabelled"] > 0
 
 
