@@ -197,3 +197,18 @@ def test_summary_carries_the_learning_check_and_says_when_models_did_not_learn(t
     assert json.loads((tmp_path / "summary.json").read_text()) == summary == {"checks": [], "ingest": {}, "learning": learning}
     assert "these models did not learn" in capsys.readouterr().out
     assert accounting.summarise(tmp_path / "accounting.json", None, tmp_path / "s2.json")["learning"] is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"splits": {"ratios": {"train": 1.0, "val": 0.0, "test": 0.0}}},
+     r"sets: original/val is not empty: no QC-passed image in split 'val'"),
+    ({"segment": {"method": "gt", "qc": {"min_fg_pixels": 10**9}}},
+     r"segment: QC-passed images is not empty: every image failed segmentation QC"),
+])
+def test_a_stage_or_set_that_keeps_nothing_fails_the_run_with_the_reason(tmp_path, changes, message):
+    cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 6}},
+                           "segment": {"method": "gt"}, "variants": {"catalog": {"original": {}}},
+                           "sets": {"train": {"original": {"variants": ["original"]}}, "test": []}, **changes})
+    sets = run_stages(cfg, tmp_path)
+    with pytest.raises(accounting.AccountingError, match=message):
+        accounting.build(tmp_path, ["original"], list(sets))

@@ -84,9 +84,10 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
         exported = json.loads((results / "sets" / name / "summary.json").read_text())
         set_counts[name] = exported["splits"]
         for split, counts in exported["splits"].items():
-            if split in ("train", "test"):  # what the set is for; an empty val split only weakens model selection
-                _require_some(checks, f"sets: {name}/{split}", counts["images"],
-                              f"no QC-passed image in split {split!r}: check splits (ratios, groups) and segment.qc")
+            # every split a set exports is needed (val: model selection of both families), and an empty
+            # one would be a 0-row Parquet part and a YOLO folder that its consumers refuse to load
+            _require_some(checks, f"sets: {name}/{split}", counts["images"],
+                          f"no QC-passed image in split {split!r}: check splits (ratios, groups) and segment.qc")
             copies = exported["repeat"] if split == "train" else 1
             expected = passed_per_split[split] * len(exported["variants"]) * copies
             _require(checks, f"sets: {name}/{split} images = QC-passed {split} images x variants x repeats",
