@@ -209,3 +209,12 @@ def test_outputs_follow_the_umask(tmp_path):
         subprocess.run(["sh", "-c", f"umask {umask:o} && exec {VENV_BIN / 'python'} -c \"$0\"", script], cwd=workdir, env=run_env(), check=True)
         assert stat.S_IMODE((workdir / "results" / "a.json").stat().st_mode) == file_mode
         assert stat.S_IMODE((workdir / "results" / "d").stat().st_mode) == dir_mode
+
+
+def test_an_empty_dataset_stops_before_any_job(tmp_path):
+    annotations = tmp_path / "empty.json"
+    annotations.write_text('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "sheep"}]}')
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "empty.yaml").write_text(yaml.safe_dump({"dataset": {"kind": "coco", "images": str(tmp_path), "annotations": str(annotations)}}))
+    proc = snakemake(workdir, "-n", "--configfile", "empty.yaml", check=False)
+    assert proc.returncode != 0 and "the coco input lists no image" in proc.stdout + proc.stderr

@@ -425,3 +425,21 @@ def test_voc_mask_bombs_truncated_masks_and_point_boxes(tmp_path, voc_dataset):
     assert all(a["segmentation"] is None for a in t["annotations"] if a["image_id"] in (1, 2))  # boxes kept
     assert any("point box" in r for r in reasons(t, "annotation"))
     assert [a["bbox"] for a in t["annotations"] if a["image_id"] == 3] == [[0.0, 0.0, 10.0, 10.0]]
+
+
+def test_a_yolo_split_folder_linked_to_a_sibling_is_read_but_links_leaving_it_are_not(tmp_path, yolo_dataset):
+    """Policy: folders data.yaml names are followed (datasets ship images/ as a link); a file link
+    inside them that leaves them is still refused."""
+    import shutil
+
+    root = Path(yolo_dataset["data_yaml"]).parent
+    shutil.move(root / "images", tmp_path / "shared_images")
+    (root / "images").symlink_to(tmp_path / "shared_images")
+    secret = tmp_path / "elsewhere.jpg"
+    save_jpeg(secret, gradient_image(200, 100, seed=42))
+    (tmp_path / "shared_images" / "train" / "t9.jpg").symlink_to(secret)
+    summary, t = run_ingest(tmp_path, yolo_dataset)
+    assert_accounted(summary)
+    assert sorted(r["file_name"] for r in t["images"]) == ["images/train/t1.jpg", "images/train/t2.jpg", "images/train/t3.jpg",
+                                                           "images/val/v1.jpg"]
+    assert any("t9.jpg" in r["reason"] and "escapes the dataset root" in r["reason"] for r in t["rejects"])

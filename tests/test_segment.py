@@ -191,12 +191,13 @@ def test_an_instance_without_mask_pixels_fails_qc_whatever_the_method():
     would otherwise paint background over a labelled object."""
     settings = config.validate({"dataset": {"kind": "synthetic"}, "segment": {"method": "deeplabv3"}})["segment"]
     shard = segment.Shard(settings, None)
-    image, anns = {"image_id": 1, "group": "meadow"}, [{"bbox": [10, 10, 20, 20]}, {"bbox": [60, 10, 20, 20]}]
+    image = {"image_id": 1, "group": "meadow", "file_name": "meadow/000001.jpg"}
+    anns = [{"bbox": [10, 10, 20, 20]}, {"bbox": [60, 10, 20, 20]}]
     probability = np.zeros((50, 100), np.float32)
     probability[12:28, 12:28] = 1.0  # the model sees the first object only
     ms, sources = shard.instance_masks(None, image, anns, "deeplabv3", probability)
     assert sources == ["deeplabv3", "none"] and ms[1] is None
     _, reason = shard.qc(image, anns, ms, ms[0])
-    assert "1 of 2 instances have no mask" in reason
+    assert "1 of 2 instances have no mask" in reason and reason.endswith("(meadow/000001.jpg)")
     _, reason = shard.qc(image, anns, [ms[0], np.zeros_like(ms[0])], ms[0])  # an all-zero mask from any method
     assert "1 of 2 instances have no mask" in reason

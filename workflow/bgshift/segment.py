@@ -190,7 +190,7 @@ class Shard:
             reasons.append(f"mask fills {fill:.2f} of its boxes, outside segment.qc fill range [{q['min_fill_ratio']}, {q['max_fill_ratio']}]")
         if self.accept is not None and image["image_id"] not in self.accept:
             reasons.append("not in segment.qc.accept_list")
-        return fill, "; ".join(reasons)
+        return fill, "; ".join(reasons) + (f" ({image['file_name']})" if reasons else "")  # the file a person opens
 
     def add_stats(self, rgb: np.ndarray, fg: np.ndarray) -> None:
         """Accumulate the background's colour sum and its per-pixel mean at a fixed size."""

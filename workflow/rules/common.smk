@@ -9,7 +9,10 @@ from bgshift.variants import expand as expand_variants, scene_files
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
 # Shards are fixed from the input's record count (cheap to read), so the DAG is
 # static; a shard left empty by rejects simply writes empty outputs.
-N_SHARDS = max(1, math.ceil(count_inputs(config) / config["shard_size"]))
+INPUT_IMAGES = count_inputs(config)
+if INPUT_IMAGES == 0:
+    raise ValueError(f"dataset: the {config['dataset']['kind']} input lists no image; nothing to run")
+N_SHARDS = math.ceil(INPUT_IMAGES / config["shard_size"])
 SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
 DATASET_FILES = input_files(config)  # editing one reruns ingest and everything after it
 

@@ -103,6 +103,9 @@ class Collector:
     # the same file under two ids (or in two split lists) would leak across train/val/test
     image_of_path: dict[Path, int] = field(default_factory=dict)
     image_of_content: dict[str, int] = field(default_factory=dict)
+    # folders the dataset itself names (a YOLO split folder that is a link to a sibling folder):
+    # files may resolve inside them too, never elsewhere
+    linked_roots: list[Path] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, root: Path, ingest: dict) -> "Collector":
@@ -126,12 +129,17 @@ class Collector:
             self.counts[f"{kind}s_rejected"] += 1
 
     # -- images -----------------------------------------------------------
+    def inside(self, path: Path) -> bool:
+        """Whether `path`, links followed, stays inside the dataset root or a folder the dataset names."""
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(root) for root in [self.root.resolve(), *self.linked_roots])
+
     def resolve(self, file_name: str) -> Path | None:
-        """root/file_name if it stays inside the dataset root (after following links), else None."""
+        """root/file_name if it stays inside the dataset (after following links), else None."""
         if not file_name or Path(file_name).is_absolute():
             return None
         path = self.root / file_name
-        return path if path.resolve().is_relative_to(self.root.resolve()) else None
+        return path if self.inside(path) else None
 
     def add_image(
         self,

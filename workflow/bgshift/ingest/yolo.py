@@ -104,6 +104,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
     collector.root = root
     for class_id, name in class_names(data, data_yaml).items():
         collector.add_category(class_id, name)
+    collector.linked_roots = _named_folders(root, data)
     image_id = 0
     used_labels: set[Path] = set()
     for split in ("train", "val", "test"):
@@ -121,7 +122,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
             if not labels.is_file():
                 continue  # an image without a label file is a background image in YOLO
             used_labels.add(labels.resolve())
-            if not labels.resolve().is_relative_to(root.resolve()):
+            if not collector.inside(labels):
                 collector.reject("label_file", labels, "label file", "path",
                                  f"label file resolves to {labels.resolve()}, outside the dataset root {root.resolve()}; not read")
                 continue
@@ -154,6 +155,19 @@ def read(collector: Collector, data_yaml: Path) -> None:
                 )
     for orphan in _orphan_labels(root, data, used_labels):
         collector.reject("label_file", orphan, "label file", "path", "label file without a matching image; its lines were not read")
+
+
+def _named_folders(root: Path, data: dict) -> list[Path]:
+    """The split folders data.yaml names and their labels folders, links followed: a dataset that
+    keeps `images/` as a link to a sibling folder names that folder itself, so it may be read."""
+    folders = []
+    for split in ("train", "val", "test"):
+        specs = data.get(split) or []
+        for item in specs if isinstance(specs, list) else [specs]:
+            folder = root / str(item)
+            if folder.is_dir():
+                folders += [folder.resolve(), label_path(folder / "x.jpg").parent.resolve()]
+    return folders
 
 
 def _orphan_labels(root: Path, data: dict, used: set[Path]) -> list[Path]:
