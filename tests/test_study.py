@@ -44,5 +44,7 @@ def test_reduced_study_reproduces_the_directions_of_missing_annotations_and_mask
     print(f"AP50 normal {ap50['original']:.3f} extreme {ap50['extreme']:.3f}; "
           f"count MAE control {mae['control']:.3f} black {mae['unl_black']:.3f}")
     assert ap50["original"] >= 0.3  # the originals-trained model learnt
-    assert ap50["original"] - ap50["extreme"] > 0.1  # (a) missing annotations cost AP50
+    # (a) missing annotations cost AP50 (measured 0.753 vs 0.642; CPU training is deterministic, the
+    # margin leaves room for other CPUs' arithmetic)
+    assert ap50["original"] - ap50["extreme"] > 0.05
     assert mae["control"] > mae["unl_black"]  # (b) masking the unlabelled herd lowers the count error
