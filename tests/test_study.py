@@ -1,4 +1,4 @@
-"""`make study` at reduced size: directions (a) and (b) reproduced by the real pipeline.
+"""`make study` at reduced size: direction (a) reproduced by the real pipeline, (b) measured.
 
 The two study worlds of config/study/, shrunk (fewer scenes, one seed, only the training
 sets the two directions compare) so that CI can afford them; the full study with three
@@ -30,7 +30,7 @@ def best(workdir, world: str, metric: str) -> pd.Series:
 
 
 @pytest.mark.slow
-def test_reduced_study_reproduces_the_directions_of_missing_annotations_and_masking(tmp_path):
+def test_reduced_study_reproduces_missing_annotations_and_measures_masking(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     lab = reduced("lab", {"original": {"variants": ["original"]}, "extreme": {"variants": ["original"], "drop": "extreme"}},
                   {"original": {}}, drops={"normal": {"kind": "normal"}, "extreme": {"kind": "extreme"}})
@@ -47,4 +47,18 @@ def test_reduced_study_reproduces_the_directions_of_missing_annotations_and_mask
     # (a) missing annotations cost AP50 (measured 0.753 vs 0.642; CPU training is deterministic, the
     # margin leaves room for other CPUs' arithmetic)
     assert ap50["original"] - ap50["extreme"] > 0.05
-    assert mae["control"] > mae["unl_black"]  # (b) masking the unlabelled herd lowers the count error
+    # (b) is measured, not asserted: at this size masking does not lower the count error (measured
+    # 4.79 control vs 5.04 black; the full study is inconclusive, docs/findings.md). What the finding
+    # rests on is checked: the test farm counts every object, herd included, and the masked training
+    # set has no unlabelled object left to learn from.
+    farms = workdir / "results" / "study" / "farms"
+    test_rows = pd.read_parquet(farms / "sets" / "test_original" / "parquet" / "test")
+    test_objects = [o for objects in test_rows.objects for o in objects]
+    assert test_objects and all(o["labelled"] for o in test_objects)
+    factors = pd.read_parquet(farms / "ingest" / "world" / "factors.parquet").set_index("image_id")
+    assert factors.loc[test_rows.image_id, "herd"].sum() > len(test_rows)  # a labelled herd stands in the test scenes
+    masked = pd.read_parquet(farms / "sets" / "unl_black" / "parquet" / "train")
+    control = pd.read_parquet(farms / "sets" / "control" / "parquet" / "train")
+    assert any(not o["labelled"] for objects in control.objects for o in objects)
+    assert not any(not o["labelled"] for objects in masked.objects for o in objects)
+    assert mae.notna().all() and (mae > 0).all()

