@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .io import atomic_path, write_json, write_text  # noqa: E402
-from .report import window_values  # noqa: E402
+from .io import write_json, write_text  # noqa: E402
+from .report import save_png, window_values  # noqa: E402
 
 
 @dataclass
@@ -95,8 +95,9 @@ def masking_unlabelled(farms: Study, window: tuple[int | None, int | None]) -> t
     """(b) Sheep study, Tables 1-2: count MAE on a fully labelled site is lower for models
     trained with unlabelled objects masked than for the unmasked control."""
     masks = {"black": "unl_black", "random colour": "unl_color", "real patch": "unl_patch"}
-    best = {name: farms.per_seed("count_mae", s, "test_original") for name, s in {"control": "control", **masks}.items()}
-    windowed = {name: farms.windowed("count_mae", s, "test_original", *window) for name, s in {"control": "control", **masks}.items()}
+    trainsets = {"control": "control", **masks}
+    best = {name: farms.per_seed("count_mae", s, "test_original") for name, s in trainsets.items()}
+    windowed = {name: farms.windowed("count_mae", s, "test_original", *window) for name, s in trainsets.items()}
     rows = [compare("b", f"count MAE control > {name} (best checkpoint)", best["control"], best[name]) for name in masks]
     span = f"epochs {window[0] or 'first'}-{window[1] or 'last'}"
     rows += [compare("b", f"count MAE control > {name} (mean over {span})", windowed["control"], windowed[name]) for name in masks]
@@ -110,10 +111,10 @@ def solid_backgrounds(lab: Study, colours: list[str]) -> tuple[list[Comparison],
         on_colours = pd.concat([lab.per_seed("AP50", trainset, f"test_bg_color_{c}") for c in colours], axis=1).mean(axis=1)
         return lab.per_seed("AP50", trainset, "test_original") - on_colours
 
-    zero = pd.Series(0.0, index=loss("original").index)
-    rows = [compare("c", "AP50 loss on colour backgrounds > 0 (trained on originals)", loss("original"), zero),
-            compare("c", "the loss narrows when colour backgrounds are trained on", loss("original"), loss("colour"))]
-    return rows, pd.DataFrame({"original": loss("original"), "original + colour": loss("colour")})
+    original, colour = loss("original"), loss("colour")
+    rows = [compare("c", "AP50 loss on colour backgrounds > 0 (trained on originals)", original, original * 0),
+            compare("c", "the loss narrows when colour backgrounds are trained on", original, colour)]
+    return rows, pd.DataFrame({"original": original, "original + colour": colour})
 
 
 def background_reliance(lab: Study) -> tuple[list[Comparison], pd.DataFrame]:
@@ -122,10 +123,10 @@ def background_reliance(lab: Study) -> tuple[list[Comparison], pd.DataFrame]:
     def gap(trainset: str) -> pd.Series:
         return lab.per_seed("AP50", trainset, "test_mixed_same") - lab.per_seed("AP50", trainset, "test_mixed_rand")
 
-    zero = pd.Series(0.0, index=gap("original").index)
-    rows = [compare("d", "BG-gap > 0 (trained on originals)", gap("original"), zero),
-            compare("d", "BG-gap smaller when trained on mixed_rand", gap("original"), gap("mixed_rand"))]
-    return rows, pd.DataFrame({"original": gap("original"), "mixed_rand": gap("mixed_rand")})
+    original, mixed_rand = gap("original"), gap("mixed_rand")
+    rows = [compare("d", "BG-gap > 0 (trained on originals)", original, original * 0),
+            compare("d", "BG-gap smaller when trained on mixed_rand", original, mixed_rand)]
+    return rows, pd.DataFrame({"original": original, "mixed_rand": mixed_rand})
 
 
 TITLES = {
@@ -148,9 +149,7 @@ def _plot(key: str, values: pd.DataFrame, path: Path) -> None:
     ax.set_xticks(range(len(means)), [str(c) for c in values.columns])
     ax.set_ylabel(ylabel)
     ax.set_title(f"({key}) {title}\n{subtitle}", fontsize=9)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _fmt(value: float) -> str:

@@ -123,7 +123,8 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
 
 
 # ---------------------------------------------------------------- plots
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
+    """Write a figure as PNG atomically, with no timestamp (same data, same bytes), and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -145,7 +146,7 @@ def plot_by_trainset(frame: pd.DataFrame, metric: str, path: Path) -> None:
         ax.set_ylabel(metric)
         ax.set_title(f"{model}: {metric} by training set and test set (best checkpoint)")
         ax.legend(fontsize=7, ncol=4)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_by_drop(frame: pd.DataFrame, drop_of: dict[str, str], path: Path) -> None:
@@ -159,7 +160,7 @@ def plot_by_drop(frame: pd.DataFrame, drop_of: dict[str, str], path: Path) -> No
     ax.set_xlabel("drop scheme of the training set")
     ax.set_ylabel("AP on test_original")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_mae_by_checkpoint(frame: pd.DataFrame, path: Path) -> None:
@@ -172,7 +173,7 @@ def plot_mae_by_checkpoint(frame: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("checkpoint step (iteration or epoch)")
     ax.set_ylabel("count MAE")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plots(metric_files: list[str | Path], out_dir: str | Path, drop_of: dict[str, str]) -> None:
