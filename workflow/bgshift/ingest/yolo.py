@@ -107,6 +107,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
     collector.linked_roots = _named_folders(root, data)
     image_id = 0
     used_labels: set[Path] = set()
+    label_folders: set[Path] = set()
     for split in ("train", "val", "test"):
         if not data.get(split):
             continue
@@ -119,6 +120,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
             rel = str(image.relative_to(root)) if image.is_relative_to(root) else str(image)
             entry = collector.add_image(image_id, rel, str(data_yaml), None, split=split)
             labels = label_path(image)
+            label_folders.add(labels.parent)
             if not labels.is_file():
                 continue  # an image without a label file is a background image in YOLO
             used_labels.add(labels.resolve())
@@ -153,7 +155,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                     record=record,
                     segmentation=segmentation,
                 )
-    for orphan in _orphan_labels(root, data, used_labels):
+    for orphan in _orphan_labels(label_folders, used_labels):
         collector.reject("label_file", orphan, "label file", "path", "label file without a matching image; its lines were not read")
 
 
@@ -170,8 +172,6 @@ def _named_folders(root: Path, data: dict) -> list[Path]:
     return folders
 
 
-def _orphan_labels(root: Path, data: dict, used: set[Path]) -> list[Path]:
+def _orphan_labels(folders: set[Path], used: set[Path]) -> list[Path]:
     """Label files in the splits' labels folders that no listed image points to."""
-    folders = {label_path(image).parent for split in ("train", "val", "test") if data.get(split)
-               for image in split_images(root, data[split])}
     return sorted(p for folder in folders if folder.is_dir() for p in folder.glob("*.txt") if p.resolve() not in used)
