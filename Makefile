@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test bench study lint report clean
+.PHONY: run test bench study mutation lint report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -37,8 +37,13 @@ study: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run.py
 
+# Mutation testing of drops, sets, evaluate, splits and the variant catalog (docs/testing.md); not CI.
+mutation: $(STAMP)
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[test,mutation]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PYTHON) scripts/mutation.py
+
 lint: $(STAMP)
 	snakemake --lint
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake .mutation

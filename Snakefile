@@ -1,7 +1,8 @@
 """bgshift: background-bias and missing-annotation experiments for object detection.
 
-Rules are thin: each calls one `bgshift <stage>` command with the config sections
-that stage reads (as params, so editing a section reruns only the stages that use it).
+Rules are thin: each calls one `bgshift <stage>` command with exactly the configuration
+its output depends on (as params, so an edit reruns only the jobs whose output it changes;
+see job_config in workflow/rules/common.smk).
 """
 import sys
 from pathlib import Path
@@ -40,10 +41,15 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
 
 
+localrules:
+    set_definition,  # writes one small JSON file: not worth a cluster job
+
+
 rule all:
     input:
         rules.ingest.output,
         rules.segment_summary.output,
+        expand(rules.segment_sheet.output, shard=SHARDS),
         rules.variant_sheet.output,
         rules.drops.output,
         expand(rules.export.output, set=SETS),

@@ -121,11 +121,12 @@ def run_stages(cfg: dict, root: Path) -> dict:
     splits.run(cfg, root / "ingest" / "images.parquet", root / "splits" / "splits.parquet")
     drops.run(cfg, root / "ingest" / "annotations.parquet", root / "drops" / "drops.parquet", root / "tables")
     seg = root / "segment"
-    segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "sheet.png", seg / "stats.parquet")
+    segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "stats.parquet")
     segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", seg, root / "tables")
     engine.run_shard(cfg, root / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0, seg / "summary.json",
                      seg / "mean_background.png", root / "variants", root / "drops" / "drops.parquet")
-    return {name: sets.export(cfg, name, root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
+    return {name: sets.export(definition, cfg["sets"]["part_rows"], cfg["sets"]["yolo_polygons"], root / "variants",
+                              root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
                               root / "ingest" / "categories.parquet", root / "sets" / name)
-            for name in sets.set_names(cfg)}
+            for name, definition in sets.definitions(cfg).items()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from bgshift import config, inference, io, sets
+from bgshift import config, io, sets
 from bgshift.train import frcnn, yolo
 from bgshift.variants import expand
 from bgshift.weights import UnsafeWeights, load_state, load_yolo
@@ -100,8 +100,8 @@ def test_a_set_export_never_deletes_a_folder_outside_results(tmp_path, monkeypat
     (victim / "thesis.tex").write_text("years of work")
     monkeypatch.setenv(io.RESULTS_ENV, str(root))
     with pytest.raises(io.OutsideResults):
-        sets.export(cfg, "original", root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
-                    root / "ingest" / "categories.parquet", root / ".." / "original")
+        sets.export(sets.definitions(cfg)["original"], 500, False, root / "variants", root / "splits" / "splits.parquet",
+                    root / "drops" / "drops.parquet", root / "ingest" / "categories.parquet", root / ".." / "original")
     assert (victim / "thesis.tex").read_text() == "years of work"
 
 
@@ -111,14 +111,14 @@ def test_malicious_yolo_weights_are_refused_everywhere_they_could_be_loaded(tmp_
     settings = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {"y": {"family": "yolo", "model": str(evil)}}}})
     settings = settings["train"]["models"]["y"]
     with pytest.raises(UnsafeWeights, match=r"evil\.pt: refused"):  # the model named in the config
-        yolo.train(settings, tmp_path / "set", tmp_path / "run", 0, "cpu")
+        yolo.train(settings, tmp_path / "set", tmp_path / "run", 0, False, [])
     last = tmp_path / "resume" / "yolo" / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
     malicious_pt(last, marker)
     with pytest.raises(UnsafeWeights, match=r"last\.pt: refused"):  # resume
-        yolo.train({**settings, "model": "yolov8n.yaml"}, tmp_path / "set", tmp_path / "resume", 0, "cpu")
+        yolo.train({**settings, "model": "yolov8n.yaml"}, tmp_path / "set", tmp_path / "resume", 0, False, [])
     with pytest.raises(UnsafeWeights, match=r"evil\.pt: refused"):  # detection with best.pt
-        inference.load_detector("yolo", {"imgsz": 64}, evil, [], cuda=False)
+        yolo.load_detector({"imgsz": 64}, evil, [], cuda=False)
     assert not marker.exists(), "unpickling the weights ran code"
 
 
@@ -131,7 +131,7 @@ def test_malicious_torch_checkpoints_are_refused(tmp_path):
     with pytest.raises(UnsafeWeights):
         frcnn.build_model(frcnn_settings["train"]["models"]["f"], 2)
     with pytest.raises(UnsafeWeights):
-        inference.load_detector("frcnn", frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
+        frcnn.load_detector(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
     assert not marker.exists()
 
 

@@ -60,8 +60,27 @@ def make_ingested(tmp_path, **synthetic):
 
 def run(tmp_path, cfg, shard=0, model=None):
     out = tmp_path / "seg"
-    result = segment.run_shard(cfg, tmp_path / "ingest", shard, out / "m.parquet", out / "sheet.png", out / "stats.parquet", model)
+    result = segment.run_shard(cfg, tmp_path / "ingest", shard, out / "m.parquet", out / "stats.parquet", model)
     return result, pq.read_table(out / "m.parquet").to_pylist()
+
+
+def test_contact_sheet_is_drawn_from_the_stored_masks_with_failures_framed(tmp_path):
+    """The sheet job reads a shard's masks: one (image, overlay) pair per image, red frame on QC failures."""
+    import cv2
+
+    base = make_ingested(tmp_path)
+    accept = tmp_path / "accept.csv"
+    accept.write_text("image_id\n1\n")
+    _, rows = run(tmp_path, config.validate({**base, "shard_size": 8, "segment": {"method": "gt", "qc": {"accept_list": str(accept)}}}))
+    sheet = tmp_path / "sheet.png"
+    segment.write_contact_sheet(tmp_path / "ingest", tmp_path / "seg" / "m.parquet", sheet, images=5, thumb=48)
+    picture = cv2.imread(str(sheet))[..., ::-1]
+    tile_h, tile_w = 48 + 4, 2 * 48 + 4 + 4  # a pair, padded by 2 on every side
+    assert picture.shape == (2 * tile_h, 4 * tile_w, 3)  # 5 images: 2 rows of 4
+    for k, row in enumerate(rows[:5]):
+        corner = picture[(k // 4) * tile_h + 2, (k % 4) * tile_w + 2]
+        assert (tuple(corner) == (255, 0, 0)) == (not row["qc_pass"]), (k, row["qc_reason"], corner)
+    assert sum(r["qc_pass"] for r in rows[:5]) == 1
 
 
 def test_gt_masks_qc_accept_list_and_summary(tmp_path):
@@ -112,7 +131,12 @@ def test_auto_uses_gt_where_masks_exist_and_grabcut_where_hidden(tmp_path):
     table = (tmp_path / "tables" / "segmentation_quality.csv").read_text().splitlines()
     assert table[0] == "method,class,instances,mean_iou,median_iou" and any(line.startswith("grabcut,all,") for line in table)
     mean_rgb = json.loads((tmp_path / "sum" / "summary.json").read_text())["background_mean_rgb"]
-    assert 40 < np.mean(mean_rgb) < 220 and (tmp_path / "sum" / "mean_background.png").stat().st_size > 0
+    assert 40 < np.mean(mean_rgb) < 220
+    from bgshift import images
+
+    picture = images.read_rgb(tmp_path / "sum" / "mean_background.png")  # the per-pixel mean background
+    assert picture.shape == (segment.MEAN_IMAGE_SIZE, segment.MEAN_IMAGE_SIZE, 3)
+    assert np.abs(picture.reshape(-1, 3).mean(0) - mean_rgb).max() < 25  # same background as the colour mean
 
 
 # ------------------------------------------------------------------ DeepLabv3

@@ -64,6 +64,12 @@ def test_drop_table_and_seed(tmp_path):
     table = (tmp_path / "drop_statistics.csv").read_text().splitlines()
     assert table[0] == "scheme,kind,annotations,dropped,dropped_percent" and "hard,hard,15,6,40.0" in table
     first = drops.dropped_ids(tmp_path / "d.parquet")
+    # the table itself, against the scheme's definition: easy drops one box of each image with two or more
+    image_of = {a["ann_id"]: a["image_id"] for a in anns}
+    rows = pq.read_table(tmp_path / "d.parquet").to_pylist()
+    assert all(r["image_id"] == image_of[r["ann_id"]] for r in rows)
+    assert {scheme: len(first.get(scheme, ())) for scheme in cfg["drops"]} == {"normal": 0, "easy": 4, "hard": 6}
+    assert sorted(Counter(image_of[i] for i in first["easy"]).items()) == [(2, 1), (3, 1), (4, 1), (5, 1)]
     drops.run({**cfg, "seed": 2}, tmp_path / "a.parquet", tmp_path / "d2.parquet", tmp_path)
     assert drops.dropped_ids(tmp_path / "d2.parquet")["easy"] != first["easy"]
 
@@ -82,6 +88,39 @@ def test_ratio_group_and_predefined_splits():
     pre = [{**im, "split": "trainval" if im["image_id"] % 2 else "test"} for im in imgs]
     got = splits.assign(pre, {"method": "predefined", "predefined": {"trainval": "train"}, "ratios": {}}, seed=0)
     assert all(got[i] == ("train" if i % 2 else "test") for i in got)
+
+
+def test_ratios_are_normalised_and_groups_can_hold_out_validation_too():
+    imgs = [{"image_id": i, "group": "abc"[i % 3], "split": None} for i in range(1, 61)]
+    weights = splits.assign(imgs, {"method": "ratio", "ratios": {"train": 6, "val": 2, "test": 2}}, seed=3)
+    assert Counter(weights.values()) == {"train": 36, "val": 12, "test": 12}  # 6:2:2 of 60, not 6 and 2 as shares
+    held = splits.assign(imgs, {"method": "group", "test_groups": ["a"], "val_groups": ["b"],
+                                "ratios": {"train": 0.8, "val": 0.2, "test": 0}}, seed=0)
+    assert all(held[im["image_id"]] == {"a": "test", "b": "val", "c": "train"}[im["group"]] for im in imgs)
+
+
+def test_predefined_splits_keep_their_own_and_split_the_rest_by_ratio():
+    imgs = [{"image_id": i, "group": None, "split": "test" if i <= 10 else None} for i in range(1, 41)]
+    got = splits.assign(imgs, {"method": "predefined", "predefined": {}, "ratios": {"train": 0.5, "val": 0.5}}, seed=0)
+    assert all(got[i] == "test" for i in range(1, 11))
+    assert Counter(got[i] for i in range(11, 41)) == {"train": 15, "val": 15}
+    with pytest.raises(ValueError, match=r"predefined splits \['holdout'\] are not train/val/test"):
+        splits.assign([{**imgs[0], "split": "holdout"}], {"method": "predefined", "predefined": {}, "ratios": {"train": 1}}, seed=0)
+
+
+def test_splits_table_records_every_image_its_split_and_group(tmp_path):
+    import pyarrow as pa
+
+    from bgshift.io import write_parquet
+
+    imgs = [{"image_id": i, "group": "ab"[i % 2], "split": None} for i in range(1, 21)]
+    write_parquet(tmp_path / "images.parquet", pa.Table.from_pylist(imgs))
+    counts = splits.run({"seed": 0, "splits": {"method": "group", "test_groups": ["a"], "val_groups": [],
+                                               "ratios": {"train": 0.8, "val": 0.2}}}, tmp_path / "images.parquet", tmp_path / "s.parquet")
+    assert counts == {"train": 8, "val": 2, "test": 10}
+    rows = pq.read_table(tmp_path / "s.parquet").to_pylist()
+    assert [(r["image_id"], r["group"]) for r in rows] == [(im["image_id"], im["group"]) for im in imgs]
+    assert splits.load(tmp_path / "s.parquet") == {r["image_id"]: r["split"] for r in rows}
 
 
 DEMO = config.load(REPO / "config" / "config.yaml")

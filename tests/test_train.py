@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,6 +22,10 @@ FRCNN = {"family": "frcnn", "arch": "fasterrcnn_mobilenet_v3_large_fpn", "iterat
          "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4,
          "model_kwargs": {"rpn_post_nms_top_n_train": 200, "rpn_pre_nms_top_n_train": 200, "box_batch_size_per_image": 64,
                           "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 200}}
+RETINANET = {"family": "retinanet", "arch": "retinanet_resnet18_fpn", "loss": "brl", "iterations": 16, "batch": 4, "lr": 0.01,
+             "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4, "anchor_sizes": [16, 32, 64, 128, 256]}
+# the head whose weights a checkpoint of each torchvision family must hold
+HEADS = {"frcnn": "roi_heads", "retinanet": "head.classification_head"}
 
 
 @pytest.fixture(scope="module")
@@ -32,24 +37,25 @@ def small_set(tmp_path_factory):
         "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.75, "val": 0.25, "test": 0}},
         "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}}},
         "sets": {"train": {"original": {"variants": ["original"]}}, "test": []},
-        "train": {"models": {"frcnn": FRCNN, "yolo": {"family": "yolo", "model": "yolov8n.yaml", "epochs": 4, "imgsz": 160, "batch": 8}}},
+        "train": {"models": {"frcnn": FRCNN, "retinanet": RETINANET, "yolo": {"family": "yolo", "model": "yolov8n.yaml", "epochs": 4, "imgsz": 160, "batch": 8}}},
     })
     run_stages(cfg, root)
     (root / "config.json").write_text(json.dumps(cfg))
     return cfg, root
 
 
-def train_cli(root, model, run_dir, seed=0, **popen):
-    cmd = [str(VENV_BIN / "bgshift"), "train", "--config", str(root / "config.json"), "--model", model,
+def train_cli(root, model, run_dir, seed=0, config_path=None, **popen):
+    cmd = [str(VENV_BIN / "bgshift"), "train", "--config", str(config_path or root / "config.json"), "--model", model,
            "--set-dir", str(root / "sets" / "original"), "--seed", str(seed), "--categories", str(root / "ingest" / "categories.parquet"),
            "--run-dir", str(run_dir), "--done", str(run_dir / "done.json")]
     env = {**run_env(), "BGSHIFT_THREADS": "1", "BGSHIFT_RESULTS": str(Path(run_dir).parent)}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_path):
+@pytest.mark.parametrize("family", ["frcnn", "retinanet"])
+def test_torchvision_family_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_path, family):
     cfg, root = small_set
-    proc = train_cli(root, "frcnn", tmp_path / "run")
+    proc = train_cli(root, family, tmp_path / "run")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     done = json.loads((tmp_path / "run" / "done.json").read_text())
@@ -60,15 +66,17 @@ def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_
     losses = json.loads((tmp_path / "run" / "losses.json").read_text())
     assert len(losses) == 16 and sum(losses[-4:]) < sum(losses[:4])
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "iter_000016.pt", weights_only=True)
-    assert ckpt["iteration"] == 16 and any(k.startswith("roi_heads") for k in ckpt["model"])
+    assert ckpt["iteration"] == 16 and any(k.startswith(HEADS[family]) for k in ckpt["model"])
+    assert done["family"] == family
 
 
-def test_killed_frcnn_run_resumes_exactly(small_set, tmp_path):
+@pytest.mark.parametrize("family", ["frcnn", "retinanet"])
+def test_killed_run_resumes_exactly(small_set, tmp_path, family):
     """Kill (SIGKILL) after the first checkpoint, restart: the run continues from it and ends
     with the same weights as an uninterrupted run (nothing lost, nothing repeated)."""
     cfg, root = small_set
     killed = tmp_path / "killed"
-    proc = train_cli(root, "frcnn", killed, start_new_session=True)
+    proc = train_cli(root, family, killed, start_new_session=True)
     deadline = time.monotonic() + 600
     while not (killed / "last.pt").is_file():
         assert proc.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
@@ -78,10 +86,10 @@ def test_killed_frcnn_run_resumes_exactly(small_set, tmp_path):
     first = torch.load(killed / "last.pt", weights_only=True)
     stopped_at = json.loads(first["state"])["iteration"]
     assert 4 <= stopped_at < 16 and not (killed / "done.json").exists()
-    resumed = train_cli(root, "frcnn", killed)
+    resumed = train_cli(root, family, killed)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0 and f"resuming from iteration {stopped_at} of 16" in out
-    straight = train_cli(root, "frcnn", tmp_path / "straight")
+    straight = train_cli(root, family, tmp_path / "straight")
     straight.communicate(timeout=600)
     a = torch.load(killed / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
@@ -92,6 +100,30 @@ def test_killed_frcnn_run_resumes_exactly(small_set, tmp_path):
         assert torch.equal(a["model"][name], tensor), name
     final = Path("checkpoints") / "iter_000016.pt"  # a checkpoint file is byte-identical too
     assert (killed / final).read_bytes() == (tmp_path / "straight" / final).read_bytes()
+
+
+def test_a_run_whose_inputs_changed_starts_afresh_instead_of_resuming(small_set, tmp_path):
+    """Snakemake reruns a finished training job when its set or settings change; the old
+    checkpoints must not be resumed then (they were learnt from other data)."""
+    cfg, root = small_set
+    short = {**cfg, "train": {**cfg["train"], "models": {"frcnn": {**cfg["train"]["models"]["frcnn"], "iterations": 4}}}}
+    changed = {**short, "train": {**short["train"], "models": {"frcnn": {**short["train"]["models"]["frcnn"], "lr": 0.02}}}}
+    for name, c in (("short.json", short), ("changed.json", changed)):
+        (tmp_path / name).write_text(json.dumps(c))
+    run = tmp_path / "run"
+
+    def train(config_name):
+        proc = train_cli(root, "frcnn", run, config_path=tmp_path / config_name)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+        return out, json.loads((run / "losses.json").read_text())
+
+    _, first = train("short.json")
+    out, again = train("short.json")  # same inputs: resumed at its end, nothing retrained
+    assert "resuming from iteration 4 of 4" in out and again == first
+    out, fresh = train("changed.json")  # another learning rate: trained anew from iteration 0
+    assert "starting afresh" in out and "resuming" not in out
+    assert len(fresh) == 4 and fresh[0] == first[0] and fresh[1:] != first[1:]  # same start, other steps
 
 
 def test_yolo_trains_from_yaml_offline(small_set, tmp_path):
@@ -167,6 +199,36 @@ def test_frcnn_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
         frcnn.build_model({**settings, "weights": str(tmp_path / "nothing.pt")}, num_classes=3)
 
 
+def test_retinanet_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
+    """COCO RetinaNet weights get a new classification head for our classes; an ImageNet backbone
+    (the paper's ResNet-101) loads into the backbone; a missing file names the file to place."""
+    import torchvision.models as tvm
+
+    from bgshift.train import retinanet
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    base = {"family": "retinanet", "weights": "torchvision", "min_size": 64, "max_size": 96}
+    settings = config.validate({"train": {"models": {"m": base}}}, partial=True)["train"]["models"]["m"]
+    with pytest.raises(WeightsMissing, match=r"place resnet18-f37072fd\.pth .* at .*hub/checkpoints"):
+        retinanet.build_model(settings, num_classes=3)
+    torch.manual_seed(0)
+    imagenet = tvm.resnet18(weights=None)
+    cache = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cache.parent.mkdir(parents=True)
+    torch.save(imagenet.state_dict(), cache)
+    model = retinanet.build_model(settings, num_classes=3)
+    assert torch.equal(model.backbone.body.layer1[0].conv1.weight, imagenet.layer1[0].conv1.weight)
+    assert model.head.classification_head.num_classes == 3
+    own = tmp_path / "resources" / "weights" / "retinanet.pt"
+    own.parent.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "iteration": 3}, own)
+    again = retinanet.build_model({**settings, "weights": str(own)}, num_classes=3).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in model.state_dict().items())
+    coco = config.validate({"train": {"models": {"m": {**base, "arch": "retinanet_resnet50_fpn"}}}}, partial=True)["train"]["models"]["m"]
+    with pytest.raises(WeightsMissing, match=r"place retinanet_resnet50_fpn_coco-eeacb38b\.pth"):
+        retinanet.build_model(coco, num_classes=3)
+
+
 def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     from ultralytics import YOLO
 
@@ -176,10 +238,10 @@ def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     settings = {**cfg["train"]["models"]["yolo"], "epochs": 1}
     missing = tmp_path / "resources" / "weights" / "yolov8n.pt"
     with pytest.raises(WeightsMissing, match=r"place yolov8n\.pt at .*resources/weights/yolov8n\.pt"):
-        yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "a", 0, "cpu")
+        yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "a", 0, False, [])
     missing.parent.mkdir(parents=True)
     YOLO("yolov8n.yaml").save(str(missing))  # a checkpoint the test creates, standing in for pretrained weights
-    summary = yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "b", 0, "cpu")
+    summary = yolo.train({**settings, "model": str(missing)}, root / "sets" / "original", tmp_path / "b", 0, False, [])
     assert summary["checkpoints"] == [{"name": "yolo/weights/epoch0.pt", "epoch": 1}]
 
 
@@ -191,10 +253,38 @@ def test_yolo_with_a_fixed_seed_trains_identical_weights_on_cpu(small_set, tmp_p
     cfg, root = small_set
     settings = {**cfg["train"]["models"]["yolo"], "epochs": 2}
     for run in ("a", "b"):
-        yolo.train(settings, root / "sets" / "original", tmp_path / run, 7, "cpu")
+        yolo.train(settings, root / "sets" / "original", tmp_path / run, 7, False, [])
     a, b = (torch.load(tmp_path / run / "yolo" / "weights" / "last.pt", weights_only=False) for run in ("a", "b"))
     assert a["date"] != b["date"] or a["train_args"]["save_dir"] != b["train_args"]["save_dir"]
     weights_a, weights_b = a["model"].state_dict(), b["model"].state_dict()  # the final EMA weights
     assert weights_a.keys() == weights_b.keys()
     for name, tensor in weights_a.items():
         assert torch.equal(tensor, weights_b[name]), name
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("step", {0: 0.001, 5: 0.5005, 10: 1.0, 59: 1.0, 60: 0.1, 79: 0.1, 80: 0.01, 89: 0.01}),
+    ("cosine", {0: 0.001, 10: 1.0, 50: 0.5, 70: 0.5 * (1 + math.cos(math.pi * 60 / 80)), 89: 0.5 * (1 + math.cos(math.pi * 79 / 80))}),
+])
+def test_lr_schedule_warms_up_then_decays_as_documented(schedule, expected):
+    """10 warm-up iterations of 90: step decay x0.1 at iterations 60 (2/3) and 80 (8/9), or cosine to 0."""
+    from bgshift.train.torchvision_loop import lr_schedule
+
+    optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    scheduler = lr_schedule(optimiser, 90, {"warmup_iters": 10, "schedule": schedule})
+    factors = []
+    for _ in range(90):
+        factors.append(optimiser.param_groups[0]["lr"] / 2.0)
+        optimiser.step()
+        scheduler.step()
+    assert {it: pytest.approx(factors[it], abs=1e-9) for it in expected} == expected
+
+
+def test_batches_of_a_resumed_run_are_those_of_an_uninterrupted_one():
+    from bgshift.train.torchvision_loop import IterationBatches
+
+    whole = list(IterationBatches(images=10, batch=4, seed=3, start=0, total=12, hflip=0.5))
+    assert list(IterationBatches(images=10, batch=4, seed=3, start=7, total=12, hflip=0.5)) == whole[7:]
+    epoch = [i for batch in whole[:3] for i, _ in batch]  # 3 batches of an epoch: each image once
+    assert sorted(epoch) == list(range(10)) and whole[:3] != whole[3:6]
+    assert any(f for batch in whole for _, f in batch) and not all(f for batch in whole for _, f in batch)

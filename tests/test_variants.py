@@ -27,7 +27,7 @@ def world(tmp_path_factory):
                            "segment": {"method": "gt"}, "variants": demo_variants(), "drops": DEMO["drops"]})
     ingest.run(cfg, root / "ingest")
     drops.run(cfg, root / "ingest" / "annotations.parquet", root / "drops.parquet", root / "tables")
-    segment.run_shard(cfg, root / "ingest", 0, root / "seg" / "00000.parquet", root / "seg" / "sheet.png", root / "seg" / "stats.parquet")
+    segment.run_shard(cfg, root / "ingest", 0, root / "seg" / "00000.parquet", root / "seg" / "stats.parquet")
     segment.summarise([root / "seg" / "00000.parquet"], [root / "seg" / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", root / "seg", root / "tables")
     return cfg, root

@@ -13,10 +13,18 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
-def test_dry_run_lists_the_stages(tmp_path):
+def test_dry_run_plans_every_job_of_the_demo(tmp_path):
+    """96 images / shard_size 16 = 6 shards; 6 training + 12 test sets; 2 models x 1 set x 2 seeds = 4 runs."""
+    import re
+
     copy_workflow(tmp_path)
-    out = snakemake(tmp_path, "-n").stdout
-    assert "ingest" in out
+    out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
+    jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M)}
+    per_shard = {rule: 6 for rule in ("segment", "segment_sheet", "variants")}
+    per_run = {rule: 4 for rule in ("train", "detect", "score")}
+    once = {rule: 1 for rule in ("ingest", "splits", "drops", "segment_model", "segment_summary", "variant_sheet", "accounting",
+                                 "report_tables", "plots", "summary", "all")}
+    assert jobs == {**per_shard, **per_run, **once, "export": 18, "total": 59}
 
 
 DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"

@@ -29,7 +29,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 def cmd_segment(args: argparse.Namespace) -> None:
     from . import segment
 
-    result = segment.run_shard(_load_config(args), args.ingest, int(args.shard), args.out, args.sheet, args.stats, args.model)
+    result = segment.run_shard(_load_config(args), args.ingest, int(args.shard), args.out, args.stats, args.model)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -50,7 +50,9 @@ def cmd_segment_summary(args: argparse.Namespace) -> None:
 def cmd_variants(args: argparse.Namespace) -> None:
     from .variants import engine
 
-    result = engine.run_shard(_load_config(args), args.ingest, args.segment, args.all_segments, int(args.shard),
+    config = _load_config(args)
+    config["variants"].update(rows_per_group=args.rows_per_group, donor_cache=args.donor_cache)  # memory bounds, no part of the job's config
+    result = engine.run_shard(config, args.ingest, args.segment, args.all_segments, int(args.shard),
                               args.background, args.mean_background, args.out, args.drops)
     print(json.dumps(result, sort_keys=True))
 
@@ -61,6 +63,13 @@ def cmd_variant_sheet(args: argparse.Namespace) -> None:
     config = _load_config(args)
     files = dict(zip(args.names, args.files))
     sheet.write(files, args.out, config["variants"]["contact_sheet"]["images"], config["variants"]["contact_sheet"]["size"])
+
+
+def cmd_segment_sheet(args: argparse.Namespace) -> None:
+    from . import segment
+
+    settings = _load_config(args)["segment"]["contact_sheet"]
+    segment.write_contact_sheet(args.ingest, args.masks, args.out, settings["images"], settings["size"])
 
 
 def cmd_variant_names(args: argparse.Namespace) -> None:
@@ -84,14 +93,19 @@ def cmd_drops(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from . import sets
 
-    summary = sets.export(_load_config(args), args.set, args.variants, args.splits, args.drops, args.categories, args.out)
+    settings = _load_config(args)["sets"]
+    with open(args.definition, encoding="utf-8") as fh:
+        definition = json.load(fh)
+    summary = sets.export(definition, settings["part_rows"], settings["yolo_polygons"], args.variants, args.splits,
+                          args.drops, args.categories, args.out)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from . import train
 
-    summary = train.run(_load_config(args), args.model, args.set_dir, int(args.seed), args.categories, args.run_dir, args.done)
+    summary = train.run(_load_config(args), args.model, args.set_dir, int(args.seed), args.categories, args.run_dir, args.done,
+                        args.device)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
@@ -99,7 +113,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
     from . import evaluate
 
     test_sets = {p.rstrip("/").split("/")[-1]: p for p in args.test_sets}
-    summary = evaluate.detect(_load_config(args), args.model, args.done, test_sets, args.categories, args.out)
+    summary = evaluate.detect(_load_config(args), args.model, args.done, test_sets, args.categories, args.out, args.device)
     print(f"{len(summary['evaluations'])} evaluations")
 
 
@@ -116,12 +130,10 @@ def cmd_report_tables(args: argparse.Namespace) -> None:
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    from . import report, sets
-    from .variants import expand
+    from . import report
 
     config = _load_config(args)
-    drop_of = {s.name: s.drop for s in sets.resolve(config, [v.name for v in expand(config["variants"])])}
-    report.plots(args.metrics, args.out, drop_of)
+    report.plots(args.metrics, args.out, json.loads(args.drop_of))
     report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
 
 
@@ -166,7 +178,7 @@ COMMANDS = {
     "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
     "segment": (cmd_segment, "segment one shard: masks, QC, contact sheet, background statistics", True, [
         ("--ingest", {"required": True}), ("--shard", {"required": True}), ("--out", {"required": True}),
-        ("--sheet", {"required": True}), ("--stats", {"required": True}),
+        ("--stats", {"required": True}),
         ("--model", {"nargs": "?", "default": None, "help": "fine-tuned segmentation model (none: no value)"})]),
     "segment-model": (cmd_segment_model, "fine-tune the DeepLabV3+ used by segment.deeplabv3.weights=train", True, [
         ("--ingest", {"required": True}), ("--out", {"required": True})]),
@@ -177,30 +189,37 @@ COMMANDS = {
     "variants": (cmd_variants, "write every configured variant of one shard", True, [
         ("--ingest", {"required": True}), ("--segment", {"required": True}), ("--all-segments", {"nargs": "+", "required": True}),
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
-        ("--out", {"required": True}), ("--drops", {"default": None})]),
+        ("--out", {"required": True}), ("--drops", {"default": None}),
+        ("--rows-per-group", {"type": int, "required": True, "help": "images per Parquet row group (memory bound)"}),
+        ("--donor-cache", {"type": int, "required": True, "help": "decoded donor backgrounds kept for reuse (memory bound)"})]),
     "variant-sheet": (cmd_variant_sheet, "contact sheet: the same images across all variants", True, [
         ("--names", {"nargs": "+", "required": True}), ("--files", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+    "segment-sheet": (cmd_segment_sheet, "contact sheet of a shard: the first images and their masks, for people to review", True, [
+        ("--ingest", {"required": True}), ("--masks", {"required": True}), ("--out", {"required": True})]),
     "variant-names": (cmd_variant_names, "list the variant names the config expands to", True, []),
     "splits": (cmd_splits, "assign every source image to train/val/test", True, [
         ("--images", {"required": True}), ("--out", {"required": True})]),
     "drops": (cmd_drops, "annotation-drop schemes: kept/dropped per annotation + statistics table", True, [
         ("--annotations", {"required": True}), ("--out", {"required": True}), ("--tables", {"required": True})]),
     "export": (cmd_export, "export one set as sharded Parquet, COCO and YOLO", True, [
-        ("--set", {"required": True}), ("--variants", {"required": True}), ("--splits", {"required": True}),
+        ("--definition", {"required": True, "help": "the set's definition file (JSON, one entry of sets.definitions)"}),
+        ("--variants", {"required": True}), ("--splits", {"required": True}),
         ("--drops", {"required": True}), ("--categories", {"required": True}), ("--out", {"required": True})]),
     "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
-        ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True})]),
+        ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
+        ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})]),
     "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [
         ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
-        ("--categories", {"required": True}), ("--out", {"required": True})]),
+        ("--categories", {"required": True}), ("--out", {"required": True}), ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})]),
     "score": (cmd_score, "metrics from stored detections (no inference)", True, [
         ("--manifest", {"required": True}), ("--out", {"required": True})]),
     "report-tables": (cmd_report_tables, "long metrics table and paper-shaped tables", True, [
         ("--metrics", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "plots": (cmd_plots, "metric plots and detection examples", True, [
         ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
-        ("--out", {"required": True}), ("--examples", {"required": True})]),
+        ("--out", {"required": True}), ("--examples", {"required": True}),
+        ("--drop-of", {"required": True, "help": "JSON: training set -> its drop scheme"})]),
     "accounting": (cmd_accounting, "per-stage counts into results/accounting.json; fails if they do not add up", False, [
         ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),

@@ -50,8 +50,9 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        shared = [load_schema()["$defs"][part["$ref"].split("/")[-1]] for part in error.schema.get("allOf", []) if "$ref" in part]
+        allowed = sorted({*error.schema.get("properties", {}), *(k for d in shared for k in d.get("properties", {}))})
         extra = sorted(set(error.instance) - set(allowed))
         where = key if error.absolute_path else "top level"
         return f"unknown key(s) {extra} under {where}; allowed: {allowed}"
@@ -169,7 +170,9 @@ def loads_json(text: str) -> dict:
 
 def _rows(schema: dict, prefix: str = "", defs: dict | None = None):
     defs = schema.get("$defs", {}) if defs is None else defs
-    for name, sub in schema.get("properties", {}).items():
+    shared = [defs[part["$ref"].split("/")[-1]] for part in schema.get("allOf", []) if "$ref" in part]
+    properties = {**schema.get("properties", {}), **{k: v for d in shared for k, v in d.get("properties", {}).items()}}
+    for name, sub in properties.items():
         if "$ref" in sub:  # a shared definition, with this key's own overrides on top
             sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
         key = f"{prefix}{name}"
@@ -202,7 +205,7 @@ def reference_markdown() -> str:
     ]
     schema = load_schema()
     rows = list(_rows(schema))
-    for family in ("yolo_model", "frcnn_model"):  # keys of one entry of train.models
+    for family in ("yolo_model", "frcnn_model", "retinanet_model"):  # keys of one entry of train.models
         rows += list(_rows(schema["$defs"][family], f"train.models.<{family.split('_')[0]} model>.", schema["$defs"]))
     for key, kind, default, text in rows:
         lines.append(f"| `{key}` | {kind} | `{default}` | {text} |".replace("``", ""))

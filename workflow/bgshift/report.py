@@ -190,7 +190,7 @@ def detection_examples(manifests: list[str | Path], out: str | Path, threshold: 
     import cv2
 
     from . import images as imgs
-    from .evaluate import load_coco
+    from .metrics import load_coco
 
     chosen = {}
     for path in sorted(map(Path, manifests)):

@@ -204,11 +204,10 @@ class Shard:
         st["pixel_sum"] = st.get("pixel_sum", np.zeros((s, s, 3))) + small_rgb
         st["pixel_weight"] = st.get("pixel_weight", np.zeros((s, s))) + cv2.resize(bg, (s, s), interpolation=cv2.INTER_AREA)
 
-    def process(self, shard_images: list[dict]) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray, bool]]]:
+    def process(self, shard_images: list[dict]) -> list[dict]:
         """Segment the shard, in batches so at most one batch of decoded images is held."""
-        rows, sheet = [], []
+        rows = []
         batch = max(1, self.settings["deeplabv3"]["batch_size"])
-        sheet_n = self.settings["contact_sheet"]["images"]
         for start in range(0, len(shard_images), batch):
             chunk = shard_images[start : start + batch]
             pixels = [imgs.read_rgb(im["path"]) for im in chunk]
@@ -240,9 +239,7 @@ class Shard:
                              "fill_ratio": fill, "qc_pass": not reason, "qc_reason": reason})
                 if not reason:
                     self.add_stats(rgb, fg)
-                if len(sheet) < sheet_n:
-                    sheet.append((rgb, fg, not reason))
-        return rows, sheet
+        return rows
 
 
 def contact_sheet(entries: list[tuple[np.ndarray, np.ndarray, bool]], thumb: int) -> np.ndarray:
@@ -273,6 +270,16 @@ def contact_sheet(entries: list[tuple[np.ndarray, np.ndarray, bool]], thumb: int
     return np.vstack(rows)
 
 
+def write_contact_sheet(ingest_dir: str | Path, masks_path: str | Path, out: str | Path, images: int, thumb: int) -> None:
+    """The contact sheet of a shard's first `images` images, drawn from its stored masks.
+
+    A job of its own, so resizing the sheet redraws pictures and reruns no segmentation."""
+    paths = {im["image_id"]: im["path"] for im in pq.read_table(Path(ingest_dir) / "images.parquet", columns=["image_id", "path"]).to_pylist()}
+    rows = pq.read_table(masks_path, columns=["image_id", "foreground", "qc_pass"]).slice(0, images).to_pylist()
+    entries = [(imgs.read_rgb(paths[r["image_id"]]), masks.decode(r["foreground"]), r["qc_pass"]) for r in rows]
+    write_bytes(out, imgs.encode_png(contact_sheet(entries, thumb)))
+
+
 def read_accept_list(path: str | None) -> set[int] | None:
     """A person's list of well-segmented images: a CSV with an image_id column."""
     if not path:
@@ -284,9 +291,9 @@ def read_accept_list(path: str | None) -> set[int] | None:
         return {int(row["image_id"]) for row in reader if row["image_id"].strip()}
 
 
-def run_shard(config: dict, ingest_dir: str | Path, shard: int, out_parquet: str | Path, out_sheet: str | Path,
-              out_stats: str | Path, model: str | Path | None = None) -> dict:
-    """Segment one shard: masks table, contact sheet and background statistics."""
+def run_shard(config: dict, ingest_dir: str | Path, shard: int, out_parquet: str | Path, out_stats: str | Path,
+              model: str | Path | None = None) -> dict:
+    """Segment one shard: masks table and background statistics."""
     settings = config["segment"]
     dataset = Dataset.load(ingest_dir)
     shard_images = dataset.shard(shard, config["shard_size"])
@@ -296,9 +303,8 @@ def run_shard(config: dict, ingest_dir: str | Path, shard: int, out_parquet: str
 
         segmenter = deeplab.load(settings["deeplabv3"], trained=Path(model) if model else None)
     job = Shard(settings, dataset, segmenter, read_accept_list(settings["qc"]["accept_list"]))
-    rows, sheet = job.process(shard_images)
+    rows = job.process(shard_images)
     write_parquet(out_parquet, pa.Table.from_pylist(rows, schema=SEGMENT_SCHEMA))
-    write_bytes(out_sheet, imgs.encode_png(contact_sheet(sheet, settings["contact_sheet"]["size"])))
     s = MEAN_IMAGE_SIZE
     st = job.stats
     stats_row = {"size": s, "count": st.get("count", 0), "sum_rgb": list(st.get("sum_rgb", np.zeros(3))),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -164,28 +164,40 @@ def set_rows(spec: SetSpec, split: str, variant_files: dict[str, list[Path]], sp
                     yield {**row, "set": spec.name, "split": split, "drop_scheme": drop, "repeat": k}
 
 
-def export(config: dict, set_name: str, variants_dir: str | Path, splits_path: str | Path, drops_path: str | Path,
-           categories_path: str | Path, out_dir: str | Path) -> dict:
-    """Write results/sets/<set> atomically (built in a temporary folder, then renamed)."""
+def definitions(config: dict) -> dict[str, dict]:
+    """Every set's definition: its spec and what its variants are made of (seed, JPEG quality,
+    each variant's family and parameters). A set's export depends on exactly this and the
+    upstream tables, so it is also what the export records in its summary.json."""
     from .variants import expand
 
-    spec = {s.name: s for s in resolve(config, [v.name for v in expand(config["variants"])])}[set_name]
+    variants = {v.name: v for v in expand(config["variants"])}
+    return {spec.name: {**asdict(spec), "made_of": {
+        "seed": config["seed"], "jpeg_quality": config["variants"]["jpeg_quality"],
+        "variants": {v: {"family": variants[v].family, "params": variants[v].params} for v in spec.variants}}}
+        for spec in resolve(config, list(variants))}
+
+
+def export(definition: dict, part_rows: int, yolo_polygons: bool, variants_dir: str | Path, splits_path: str | Path,
+           drops_path: str | Path, categories_path: str | Path, out_dir: str | Path) -> dict:
+    """Write results/sets/<set> atomically (built in a temporary folder, then renamed).
+
+    `definition` is one entry of `definitions(config)`."""
+    spec = SetSpec(definition["name"], tuple(definition["variants"]), tuple(definition["splits"]), definition["drop"],
+                   definition["repeat"])
     variants_dir, out_dir = Path(variants_dir), Path(out_dir)
     variant_files = {v: sorted((variants_dir / v).glob("*.parquet")) for v in spec.variants}
     split_of = splits_mod.load(splits_path)
     dropped = drops_mod.dropped_ids(drops_path).get(spec.drop, set())
     categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
     with atomic_dir(out_dir) as tmp:
-        exporter = Exporter(tmp, spec, categories, config["sets"]["part_rows"], config["sets"]["yolo_polygons"])
+        exporter = Exporter(tmp, spec, categories, part_rows, yolo_polygons)
         summary = {split: exporter.write_split(split, set_rows(spec, split, variant_files, split_of, dropped)) for split in spec.splits}
         exporter.write_data_yaml(spec.splits)
         write_json(tmp / "summary.json", {"set": spec.name, "variants": list(spec.variants), "drop": spec.drop,
-                                          "repeat": spec.repeat, "splits": summary})
+                                          "repeat": spec.repeat, "made_of": definition["made_of"], "splits": summary})
     return summary
 
 
 def set_names(config: dict) -> list[str]:
-    from .variants import expand
-
-    return [s.name for s in resolve(config, [v.name for v in expand(config["variants"])])]
+    return list(definitions(config))
 

@@ -3,7 +3,8 @@ import math
 import re
 
 from bgshift.ingest import count_inputs, input_files
-from bgshift.sets import resolve as resolve_sets
+from bgshift.io import write_json
+from bgshift.sets import definitions as set_definitions, resolve as resolve_sets
 from bgshift.variants import expand as expand_variants, scene_files
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
@@ -17,9 +18,19 @@ SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
 DATASET_FILES = input_files(config)  # editing one reruns ingest and everything after it
 
 
-def stage_config(*sections):
-    """The config sections a stage reads, as JSON for `bgshift --config-json`."""
-    return json.dumps({key: config[key] for key in sections}, sort_keys=True)
+def job_config(*sections, **parts):
+    """Exactly the configuration a job's output depends on, as JSON for `bgshift --config-json`.
+
+    Whole sections by name, parts of sections as keywords. It is the job's params, so
+    Snakemake's params trigger reruns a job when, and only when, this changes; settings that
+    change no output (threads, devices, memory bounds, picture sizes of other jobs) stay out.
+    """
+    return json.dumps({**{key: config[key] for key in sections}, **parts}, sort_keys=True)
+
+
+def section(name, *leave_out):
+    """config[name] without the keys that change none of the job's outputs."""
+    return {key: value for key, value in config[name].items() if key not in leave_out}
 
 
 SEGMENT_NEEDS_TRAINED_MODEL = (
@@ -40,11 +51,26 @@ VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
 SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]
 SET_SPECS = {spec.name: spec for spec in resolve_sets(config, VARIANTS)}
 SETS = list(SET_SPECS)
+# What each set's content depends on (its spec, and every variant's family and parameters),
+# written by the set_definition rule; editing one variant re-exports only the sets made of it.
+SET_DEFINITIONS = set_definitions(config)
 
 
 def set_variant_shards(wildcards):
-    """Every shard of every variant a set is made of."""
-    return [f"{RESULTS}/variants/{variant}/{shard}.parquet" for variant in SET_SPECS[wildcards.set].variants for shard in SHARDS]
+    """Every shard of every variant a set is made of, as `ancient` inputs.
+
+    One variants job writes every variant of its shard, so a rerun rewrites all of them;
+    mtimes alone would then re-export every set. What a set's variants are made of is its
+    definition file instead (rule set_definition), and what they are made from (segmentation,
+    drops, splits) are ordinary inputs of the export.
+    """
+    return [ancient(f"{RESULTS}/variants/{variant}/{shard}.parquet") for variant in SET_SPECS[wildcards.set].variants for shard in SHARDS]
+
+
+def set_scene_files(wildcards):
+    """The scene images a set's bg_scene variants paint in."""
+    made_of = SET_DEFINITIONS[wildcards.set]["made_of"]["variants"]
+    return sorted({v["params"]["scene_path"] for v in made_of.values() if "scene_path" in v["params"]})
 
 
 MODELS = list(config["train"]["models"])

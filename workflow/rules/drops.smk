@@ -7,7 +7,7 @@ rule drops:
         table=f"{RESULTS}/tables/drop_statistics.csv",
         table_md=f"{RESULTS}/tables/drop_statistics.md",
     params:
-        config=stage_config("seed", "drops"),
+        config=job_config("seed", "drops"),
         tables=lambda wildcards, output: Path(output.table).parent,
     log:
         f"{RESULTS}/logs/drops.log",

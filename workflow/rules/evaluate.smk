@@ -7,7 +7,10 @@ rule detect:
     output:
         manifest=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/manifest.json",
     params:
-        config=stage_config("train", "evaluate"),
+        config=lambda wildcards: job_config(
+            train={"models": {wildcards.model: config["train"]["models"][wildcards.model]}},
+            evaluate={"sweep_test_sets": config["evaluate"]["sweep_test_sets"]},
+        ),
         out=lambda wildcards, output: Path(output.manifest).parent,
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
@@ -16,6 +19,7 @@ rule detect:
     threads: config["train"]["threads"]
     resources:
         gpu=1,
+        device=config["train"]["device"],  # where to run (auto: a free GPU by lock, else CPU), not what is learnt
         mem_mb=config["train"]["mem_mb"],
     log:
         f"{RESULTS}/logs/detect/{{model}}/{{set}}/seed{{seed}}.log",
@@ -23,7 +27,8 @@ rule detect:
         "../envs/bgshift.yaml"
     shell:
         "BGSHIFT_THREADS={threads} bgshift detect --config-json {params.config:q} --model {wildcards.model:q} --done {input.done:q}"
-        " --test-sets {input.test_sets:q} --categories {input.categories:q} --out {params.out:q} > {log:q} 2>&1"
+        " --test-sets {input.test_sets:q} --categories {input.categories:q} --out {params.out:q} --device {resources.device:q}"
+        " > {log:q} 2>&1"
 
 
 rule score:
@@ -33,7 +38,7 @@ rule score:
     output:
         metrics=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/metrics.parquet",
     params:
-        config=stage_config("evaluate"),
+        config=job_config(evaluate={"score_threshold": config["evaluate"]["score_threshold"]}),
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
         set="|".join(map(re.escape, TRAIN_SETS)),

@@ -1,14 +1,35 @@
+rule set_definition:
+    """What a set is made of: its spec, its variants' families and parameters, seed, JPEG quality
+    (sets.definitions) and the scene images it paints in. Rewritten only when one of these
+    changes, which is what re-exports the set: its variant files are `ancient` inputs."""
+    input:
+        scenes=set_scene_files,
+    output:
+        f"{RESULTS}/definitions/{{set}}.json",
+    params:
+        definition=lambda wildcards: json.dumps(SET_DEFINITIONS[wildcards.set], sort_keys=True),
+    wildcard_constraints:
+        set="|".join(map(re.escape, SETS)),
+    log:
+        f"{RESULTS}/logs/set_definition/{{set}}.log",
+    run:
+        write_json(output[0], json.loads(params.definition))
+        write_json(log[0], {"written": output[0]})
+
+
 rule export:
     """One set as sharded Parquet, COCO (json + images) and YOLO (data.yaml, images, labels)."""
     input:
+        definition=rules.set_definition.output,
         variants=set_variant_shards,
+        segmentation=rules.segment_summary.output.summary,
         splits=rules.splits.output.splits,
         drops=rules.drops.output.drops,
         categories=rules.ingest.output.categories,
     output:
         directory(f"{RESULTS}/sets/{{set}}"),
     params:
-        config=stage_config("seed", "variants", "drops", "sets"),
+        config=job_config(sets=section("sets", "train", "test")),
         variants=lambda wildcards, input: Path(input.variants[0]).parent.parent,
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
@@ -17,5 +38,5 @@ rule export:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift export --config-json {params.config:q} --set {wildcards.set:q} --variants {params.variants:q}"
+        "bgshift export --config-json {params.config:q} --definition {input.definition:q} --variants {params.variants:q}"
         " --splits {input.splits:q} --drops {input.drops:q} --categories {input.categories:q} --out {output:q} > {log:q} 2>&1"

@@ -9,7 +9,7 @@ rule ingest:
         rejects=f"{RESULTS}/ingest/rejects.parquet",
         summary=f"{RESULTS}/ingest/summary.json",
     params:
-        config=stage_config("seed", "dataset", "ingest"),
+        config=job_config("seed", "dataset", "ingest"),
         out=lambda wildcards, output: Path(output.images).parent,
     log:
         f"{RESULTS}/logs/ingest.log",

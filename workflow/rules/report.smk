@@ -8,7 +8,7 @@ rule report_tables:
         html=report(f"{RESULTS}/tables/tables.html", caption="../report/tables.rst", category="Results"),
         learning=f"{RESULTS}/tables/learning.json",
     params:
-        config=stage_config("evaluate"),
+        config=job_config(evaluate=section("evaluate", "score_threshold", "sweep_test_sets", "example_images")),
         out=lambda wildcards, output: Path(output.csv).parent,
     log:
         f"{RESULTS}/logs/report_tables.log",
@@ -29,7 +29,8 @@ rule plots:
         mae=report(f"{RESULTS}/plots/mae_by_checkpoint.png", caption="../report/mae_by_checkpoint.rst", category="Results"),
         examples=report(f"{RESULTS}/plots/detections.png", caption="../report/detections.rst", category="Results"),
     params:
-        config=stage_config("seed", "variants", "drops", "sets", "evaluate"),
+        config=job_config(evaluate={key: config["evaluate"][key] for key in ("score_threshold", "example_images")}),
+        drop_of=json.dumps({name: SET_SPECS[name].drop for name in TRAIN_SETS}, sort_keys=True),
         out=lambda wildcards, output: Path(output.by_trainset).parent,
     log:
         f"{RESULTS}/logs/plots.log",
@@ -37,4 +38,4 @@ rule plots:
         "../envs/bgshift.yaml"
     shell:
         "bgshift plots --config-json {params.config:q} --metrics {input.metrics:q} --manifests {input.manifests:q}"
-        " --out {params.out:q} --examples {output.examples:q} > {log:q} 2>&1"
+        " --out {params.out:q} --examples {output.examples:q} --drop-of {params.drop_of:q} > {log:q} 2>&1"

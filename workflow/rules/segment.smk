@@ -6,7 +6,7 @@ rule segment_model:
     output:
         model=f"{RESULTS}/segment/model/deeplabv3_trained.pt",
     params:
-        config=stage_config("seed", "segment"),
+        config=job_config("seed", segment=section("segment", "contact_sheet")),
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment_model.log",
@@ -20,22 +20,16 @@ rule segment_model:
 
 
 rule segment:
-    """Masks of one shard of images (gt, DeepLabv3 or GrabCut), QC, contact sheet, background statistics."""
+    """Masks of one shard of images (gt, DeepLabv3 or GrabCut), QC, background statistics."""
     input:
         images=rules.ingest.output.images,
         annotations=rules.ingest.output.annotations,
         model=segment_model_input,
     output:
         masks=f"{RESULTS}/segment/shards/{{shard}}.parquet",
-        sheet=report(
-            f"{RESULTS}/segment/contact_sheets/{{shard}}.png",
-            caption="../report/segment_sheet.rst",
-            category="Segmentation",
-            subcategory="Contact sheets",
-        ),
         stats=f"{RESULTS}/segment/stats/{{shard}}.parquet",
     params:
-        config=stage_config("shard_size", "segment"),
+        config=job_config("shard_size", segment=section("segment", "contact_sheet")),
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment/{{shard}}.log",
@@ -45,7 +39,31 @@ rule segment:
         "../envs/bgshift.yaml"
     shell:
         "bgshift segment --config-json {params.config:q} --ingest {params.ingest:q} --shard {wildcards.shard:q}"
-        " --out {output.masks:q} --sheet {output.sheet:q} --stats {output.stats:q} --model {input.model:q} > {log:q} 2>&1"
+        " --out {output.masks:q} --stats {output.stats:q} --model {input.model:q} > {log:q} 2>&1"
+
+
+rule segment_sheet:
+    """Contact sheet of one shard: its first images and their masks, for people to review."""
+    input:
+        images=rules.ingest.output.images,
+        masks=rules.segment.output.masks,
+    output:
+        report(
+            f"{RESULTS}/segment/contact_sheets/{{shard}}.png",
+            caption="../report/segment_sheet.rst",
+            category="Segmentation",
+            subcategory="Contact sheets",
+        ),
+    params:
+        config=job_config(segment={"contact_sheet": config["segment"]["contact_sheet"]}),
+        ingest=lambda wildcards, input: Path(input.images).parent,
+    log:
+        f"{RESULTS}/logs/segment_sheet/{{shard}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift segment-sheet --config-json {params.config:q} --ingest {params.ingest:q} --masks {input.masks:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule segment_summary:

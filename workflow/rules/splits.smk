@@ -5,7 +5,7 @@ rule splits:
     output:
         splits=f"{RESULTS}/splits/splits.parquet",
     params:
-        config=stage_config("seed", "splits"),
+        config=job_config("seed", "splits"),
     log:
         f"{RESULTS}/logs/splits.log",
     conda:

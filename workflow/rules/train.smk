@@ -6,7 +6,7 @@ rule train:
     output:
         done=f"{RESULTS}/train/{{model}}/{{set}}/seed{{seed}}/done.json",
     params:
-        config=stage_config("train"),
+        config=lambda wildcards: job_config(train={"models": {wildcards.model: config["train"]["models"][wildcards.model]}}),
         run_dir=lambda wildcards, output: Path(output.done).parent,
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
@@ -15,6 +15,7 @@ rule train:
     threads: config["train"]["threads"]
     resources:
         gpu=1,
+        device=config["train"]["device"],  # where to run (auto: a free GPU by lock, else CPU), not what is learnt
         mem_mb=config["train"]["mem_mb"],
         runtime=config["train"]["runtime"],
     log:
@@ -24,4 +25,4 @@ rule train:
     shell:
         "BGSHIFT_THREADS={threads} bgshift train --config-json {params.config:q} --model {wildcards.model:q}"
         " --set-dir {input.set_dir:q} --seed {wildcards.seed:q} --categories {input.categories:q}"
-        " --run-dir {params.run_dir:q} --done {output.done:q} >> {log:q} 2>&1"
+        " --run-dir {params.run_dir:q} --done {output.done:q} --device {resources.device:q} >> {log:q} 2>&1"

@@ -12,9 +12,13 @@ rule variants:
     output:
         expand(f"{RESULTS}/variants/{{variant}}/{{{{shard}}}}.parquet", variant=VARIANTS),
     params:
-        config=stage_config("seed", "shard_size", "variants"),
+        config=job_config("seed", "shard_size", variants=section("variants", "contact_sheet", "rows_per_group", "donor_cache")),
         ingest=lambda wildcards, input: Path(input.images).parent,
         out=lambda wildcards, output: Path(output[0]).parent.parent,
+    resources:
+        # memory bounds, not parameters: they change how much a job holds, not what it writes
+        rows_per_group=config["variants"]["rows_per_group"],
+        donor_cache=config["variants"]["donor_cache"],
     log:
         f"{RESULTS}/logs/variants/{{shard}}.log",
     conda:
@@ -22,7 +26,8 @@ rule variants:
     shell:
         "bgshift variants --config-json {params.config:q} --ingest {params.ingest:q} --segment {input.segment:q}"
         " --all-segments {input.all_segments:q} --shard {wildcards.shard:q} --background {input.background:q}"
-        " --mean-background {input.mean_background:q} --drops {input.drops:q} --out {params.out:q} > {log:q} 2>&1"
+        " --mean-background {input.mean_background:q} --drops {input.drops:q} --out {params.out:q}"
+        " --rows-per-group {resources.rows_per_group:q} --donor-cache {resources.donor_cache:q} > {log:q} 2>&1"
 
 
 rule variant_sheet:
@@ -36,7 +41,7 @@ rule variant_sheet:
             category="Variants",
         ),
     params:
-        config=stage_config("variants"),
+        config=job_config(variants={"contact_sheet": config["variants"]["contact_sheet"]}),
         names=VARIANTS,
     log:
         f"{RESULTS}/logs/variant_sheet.log",

@@ -1,8 +1,21 @@
-"""Train: one run per (model, training set, seed), on the GPU a lock gives it, or the CPU."""
+"""Train: one run per (model, training set, seed), on the GPU a lock gives it, or the CPU.
+
+A model family is one module of this package (yolo, frcnn, retinanet) with one interface:
+    train(settings, set_dir, run_dir, seed, cuda, categories) -> run summary (checkpoints,
+        best, exact resume from run_dir),
+    load_detector(settings, checkpoint, categories, cuda) -> function of a COCO split's json
+        returning COCO results records,
+    checkpoints(done, run_dir) -> [{label, step, path}], best first.
+Adding a family is a new module here plus its schema entry.
+"""
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,28 +26,22 @@ from . import gpus
 
 
 def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categories: str | Path, run_dir: str | Path,
-        done: str | Path) -> dict:
+        done: str | Path, device: str = "auto") -> dict:
+    """`device`: auto (a free GPU if any, by lock, else the CPU) or cpu; where to run is no part of the job's config."""
     import torch
 
     settings = config["train"]["models"][model_name]
     set_dir, run_dir = Path(set_dir), inside_results(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    allocation = gpus.allocate() if config["train"]["device"] == "auto" else gpus.Allocation(None)
+    start_afresh_if_inputs_changed(run_dir, inputs_digest(settings, set_dir, seed))
+    allocation = gpus.allocate() if device == "auto" else gpus.Allocation(None)
     try:
         use_cuda = allocation.device is not None and torch.cuda.is_available()
         torch.set_num_threads(max(1, int(os.environ.get("BGSHIFT_THREADS", os.cpu_count() or 1))))
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-        if settings["family"] == "yolo":
-            from . import yolo
-
-            summary = yolo.train(settings, set_dir, run_dir, seed, "0" if use_cuda else "cpu")
-        else:
-            from . import frcnn
-
-            cats = sorted(pq.read_table(categories).to_pylist(), key=lambda c: c["index"])
-            summary = frcnn.train(settings, set_dir, run_dir, seed, torch.device("cuda" if use_cuda else "cpu"), cats)
+        cats = sorted(pq.read_table(categories).to_pylist(), key=lambda c: c["index"])
+        summary = family(settings["family"]).train(settings, set_dir, run_dir, seed, use_cuda, cats)
     finally:
         allocation.release()
     summary = {**summary, "model": model_name, "set": set_dir.name, "seed": seed,
@@ -43,3 +50,41 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
                "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     write_json(done, summary)
     return summary
+
+
+def family(name: str):
+    """The module of a model family (yolo, frcnn, retinanet)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}; known: {FAMILIES}")
+    return importlib.import_module(f".{name}", __name__)
+
+
+FAMILIES = ("yolo", "frcnn", "retinanet")
+
+
+def inputs_digest(settings: dict, set_dir: Path, seed: int) -> str:
+    """sha256 of what a run learns from: the model's settings, the seed and every byte of the
+    set's Parquet parts (images, labels, splits)."""
+    digest = hashlib.sha256(json.dumps({"settings": settings, "seed": seed}, sort_keys=True).encode())
+    for part in sorted((set_dir / "parquet").rglob("*.parquet")):
+        digest.update(part.relative_to(set_dir).as_posix().encode())
+        with open(part, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def start_afresh_if_inputs_changed(run_dir: Path, digest: str) -> None:
+    """Resume only a run of the same inputs. Snakemake reruns a training job both after a kill
+    (resume from last.pt) and after its set or settings changed; the checkpoints of the latter
+    were learnt from other data, so they are removed rather than resumed."""
+    record = run_dir / "inputs.json"
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        recorded = json.loads(record.read_text())["sha256"] if record.is_file() else None
+        if recorded == digest:
+            return
+        print(f"{run_dir}: the training set or the model's settings changed since its checkpoints were written; "
+              "starting afresh", flush=True)
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"sha256": digest})

@@ -8,11 +8,15 @@ fitness, `patience` stops early; a restarted job resumes from weights/last.pt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
+from ..metrics import load_coco
 from ..weights import WeightsMissing, forbid_unpickling, load_yolo
 
 
-def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: str) -> dict:
+def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
+    """ultralytics trains on the set's YOLO export, whose class ids are the category indices."""
+    device = "0" if cuda else "cpu"
     forbid_unpickling()  # resume and best-by-val loads inside ultralytics are weights_only too
     from ultralytics import YOLO
 
@@ -41,3 +45,34 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, device: str) 
     checkpoints = [{"name": str(p.relative_to(run_dir)), "epoch": int(p.stem[5:]) + 1} for p in epochs]
     return {"family": "yolo", "checkpoints": checkpoints, "best": {"name": "yolo/weights/best.pt"},
             "results_csv": "yolo/results.csv"}
+
+
+def checkpoints(done: dict, run_dir: Path) -> list[dict]:
+    """best first, then every kept epoch checkpoint."""
+    best = {"label": "best", "step": None, "path": run_dir / done["best"]["name"]}
+    return [best] + [{"label": Path(c["name"]).stem, "step": c["epoch"], "path": run_dir / c["name"]} for c in done["checkpoints"]]
+
+
+def load_detector(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Callable[[Path], list[dict]]:
+    """A checkpoint (loaded once, safely) as a function of the COCO split to run on."""
+    model = load_yolo(checkpoint)
+    index_to_category = {c["index"]: c["category_id"] for c in categories}
+    return lambda coco_json: predict(model, settings["imgsz"], Path(coco_json), index_to_category, "0" if cuda else "cpu")
+
+
+def predict(model, imgsz: int, coco_json: Path, index_to_category: dict[int, int], device: str, batch: int = 16) -> list[dict]:
+    """ultralytics predict at validation settings (conf 0.001, NMS IoU 0.7, up to 300 per image),
+    on the COCO export's image files, so every family is scored on the same images the same way."""
+    coco = load_coco(coco_json)
+    images = coco.loadImgs(sorted(coco.getImgIds()))
+    results = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        predictions = model.predict([str(coco_json.parent / im["file_name"]) for im in chunk], imgsz=imgsz,
+                                    conf=0.001, iou=0.7, max_det=300, device=device, verbose=False)
+        for im, pred in zip(chunk, predictions):
+            boxes = pred.boxes
+            for (x0, y0, x1, y1), cls, score in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist()):
+                results.append({"image_id": im["id"], "category_id": index_to_category[int(cls)],
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+    return results

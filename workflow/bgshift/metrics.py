@@ -1,0 +1,121 @@
+"""COCO detection metrics and counting error, from detections: pure functions, used by the
+evaluation stage and by validation inside training alike.
+
+Detections are COCO results records: {"image_id", "category_id", "bbox": [x, y, w, h], "score"}.
+The COCO scoring engine is faster-coco-eval (a C++ COCOeval, about 10x faster); pycocotools,
+the reference, gives identical figures (tests/test_evaluate.py checks every one) and
+remains selectable: `load_coco(path, engine="pycocotools")`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import faster_coco_eval
+import numpy as np
+import pycocotools.coco
+import pycocotools.cocoeval
+
+STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+# engine -> (its COCO ground-truth class, its COCOeval)
+ENGINES = {
+    "faster-coco-eval": (faster_coco_eval.COCO, faster_coco_eval.COCOeval_faster),
+    "pycocotools": (pycocotools.coco.COCO, pycocotools.cocoeval.COCOeval),
+}
+COCO = faster_coco_eval.COCO | pycocotools.coco.COCO
+
+
+def load_coco(path: str | Path, engine: str = "faster-coco-eval") -> COCO:
+    """Ground truth as the engine's COCO object; the scoring functions below use that engine."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return ENGINES[engine][0](str(path))
+
+
+def _cocoeval(gt: COCO, detections: list[dict]):
+    """evaluate + accumulate + summarize, once, with gt's engine; every figure below is read from this one run."""
+    coco_class, evaluator_class = next(pair for pair in ENGINES.values() if isinstance(gt, pair[0]))
+    with contextlib.redirect_stdout(io.StringIO()):
+        if detections:
+            dt = gt.loadRes(detections)
+        else:
+            dt = coco_class()
+            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+            dt.createIndex()
+        evaluator = evaluator_class(gt, dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+def _summary(evaluator) -> dict[str, float]:
+    return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats)}
+
+
+def _per_class(evaluator) -> dict[int, float]:
+    """AP (IoU .50:.95) per category id from COCOeval's precision table; -1 for classes without objects."""
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, 100 detections
+    out = {}
+    for k, cid in enumerate(evaluator.params.catIds):
+        values = precision[:, :, k]
+        values = values[values > -1]
+        out[int(cid)] = float(values.mean()) if values.size else -1.0
+    return out
+
+
+def coco_metrics(gt: COCO, detections: list[dict]) -> dict[str, float]:
+    """The twelve COCOeval summary figures; -1 where undefined (no such objects)."""
+    return _summary(_cocoeval(gt, detections))
+
+
+def per_class_ap(gt: COCO, detections: list[dict]) -> dict[int, float]:
+    """AP (IoU .50:.95) per category id; -1 for classes without objects."""
+    return _per_class(_cocoeval(gt, detections))
+
+
+def count_errors(gt: COCO, detections: list[dict], threshold: float) -> dict[int | None, float]:
+    """Count MAE overall (key None) and per category id, in one pass over objects and detections:
+    mean over images of |detections scoring >= threshold - ground-truth objects| (crowd excluded)."""
+    image_ids = gt.getImgIds()
+    if not image_ids:
+        return {None: float("nan"), **{cid: float("nan") for cid in gt.getCatIds()}}
+    row = {image_id: i for i, image_id in enumerate(image_ids)}
+    col = {cid: k for k, cid in enumerate(gt.getCatIds())}
+    diff = np.zeros((len(row), len(col)), np.int64)  # predicted - true, per image and class
+    for a in gt.dataset["annotations"]:
+        if not a.get("iscrowd", 0) and a["image_id"] in row:
+            diff[row[a["image_id"]], col[a["category_id"]]] -= 1
+    for d in detections:
+        if d["score"] >= threshold and d["image_id"] in row and d["category_id"] in col:
+            diff[row[d["image_id"]], col[d["category_id"]]] += 1
+    out: dict[int | None, float] = {None: float(np.abs(diff.sum(1)).mean())}
+    out.update({cid: float(np.abs(diff[:, k]).mean()) for cid, k in col.items()})
+    return out
+
+
+def count_mae(gt: COCO, detections: list[dict], threshold: float, category_id: int | None = None) -> float:
+    """Mean over images of |detections scoring >= threshold - ground-truth objects|, overall or of one class."""
+    return count_errors(gt, detections, threshold)[category_id]
+
+
+def false_positives_per_image(gt: COCO, detections: list[dict], threshold: float) -> float:
+    """Detections at or above the threshold per image: on background-only images every one is false."""
+    images = len(gt.getImgIds())
+    return sum(d["score"] >= threshold for d in detections) / images if images else float("nan")
+
+
+BACKGROUND_ONLY_FAMILIES = ("only_bg_b", "only_bg_t", "no_fg")
+
+
+def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[int, str], background_only: bool) -> list[tuple[str, float]]:
+    """Every figure of one (checkpoint, test set): COCO stats, per-class AP, count MAE, FP per image."""
+    if background_only:  # no objects to find: only false positives can be measured
+        return [("fp_per_image", false_positives_per_image(gt, detections, threshold))]
+    evaluator = _cocoeval(gt, detections)
+    rows = list(_summary(evaluator).items())
+    rows += [(f"AP/{names[cid]}", ap) for cid, ap in sorted(_per_class(evaluator).items())]
+    errors = count_errors(gt, detections, threshold)
+    rows.append(("count_mae", errors[None]))
+    rows += [(f"count_mae/{names[cid]}", errors[cid]) for cid in sorted(gt.getCatIds())]
+    return rows

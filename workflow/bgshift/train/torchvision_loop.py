@@ -1,0 +1,283 @@
+"""The training loop, prediction and checkpoints shared by the torchvision detector families
+(Faster R-CNN, RetinaNet): a family module brings its `build_model` and label offset.
+
+A torch DataLoader (optional decoding workers) over a seeded, resumable batch sampler; SGD
+or AdamW; torch's LR schedulers (linear warm-up, then step or cosine decay); a non-finite
+loss stops the run naming its last checkpoint; mixed precision on GPU,
+gradient clipping, horizontal flips. A checkpoint every `checkpoint_every` iterations is
+kept as a file and scored on the val split (COCO AP): the best is kept as best.pt and
+training stops early after `patience` checkpoints without improvement. `last.pt` holds
+the full state (model, optimiser, schedule, scaler, random generator, iteration), so a
+killed or requeued job resumes where it stopped. Data order and flips derive from (seed, iteration), so a
+resumed run sees exactly the batches an uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .. import metrics
+from ..io import write_json, write_torch
+from ..weights import WeightsMissing, hub_checkpoint, load_state
+
+BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of object classes) -> model
+Detector = Callable[[Path], list[dict]]  # a COCO split's json -> detections (COCO results records) on its images
+
+
+@dataclass(frozen=True)
+class TorchvisionFamily:
+    """A torchvision detector family behind the family interface (bgshift.train): its name, its
+    model builder, and the model label of class index 0 (1 where label 0 is the background)."""
+
+    name: str
+    build_model: BuildModel
+    label_offset: int
+
+    def train(self, settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
+        return train(self, settings, set_dir, run_dir, seed, torch.device("cuda" if cuda else "cpu"), categories)
+
+    def load_detector(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Detector:
+        return load_detector(self, settings, checkpoint, categories, cuda)
+
+    @staticmethod
+    def checkpoints(done: dict, run_dir: Path) -> list[dict]:
+        return checkpoints(done, run_dir)
+
+
+def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None]:
+    """What a model starts from: ("none", None) from scratch, ("torchvision", state) torchvision's
+    weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file; a missing
+    file is a WeightsMissing error naming the file to place."""
+    if weights == "none":
+        return "none", None
+    if weights == "torchvision":
+        path = hub_checkpoint(enum.url)
+        if not path.is_file():
+            raise WeightsMissing(f"{what} weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) "
+                                 f"at {path}, or set the model's weights to a checkpoint path or 'none'")
+        return "torchvision", load_state(path)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
+    state = load_state(path)
+    return "checkpoint", state.get("model", state)  # our checkpoints wrap the state dict
+
+class CocoSplit:
+    """Images and labelled boxes of one split of a COCO export (crowd regions left out)."""
+
+    def __init__(self, coco_json: Path, category_index: dict[int, int], label_offset: int):
+        self.root = coco_json.parent
+        self.coco = metrics.load_coco(coco_json)
+        self.ids = sorted(self.coco.getImgIds())
+        self.category_index = category_index
+        self.label_offset = label_offset  # model label of class index 0: 1 where label 0 is the background
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image(self, image_id: int) -> torch.Tensor:
+        info = self.coco.loadImgs(image_id)[0]
+        rgb = cv2.cvtColor(cv2.imread(str(self.root / info["file_name"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
+
+    def sample(self, image_id: int, flip: bool) -> tuple[torch.Tensor, dict]:
+        img = self.image(image_id)
+        anns = [a for a in self.coco.loadAnns(self.coco.getAnnIds(imgIds=[image_id], iscrowd=False)) if a["bbox"][2] > 0 and a["bbox"][3] > 0]
+        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
+                             dtype=torch.float32).reshape(-1, 4)
+        labels = torch.tensor([self.category_index[a["category_id"]] + self.label_offset for a in anns], dtype=torch.int64)
+        if flip:
+            img = img.flip(-1)
+            boxes[:, [0, 2]] = img.shape[-1] - boxes[:, [2, 0]]
+        return img, {"boxes": boxes, "labels": labels}
+
+
+def lr_schedule(optimiser: torch.optim.Optimizer, total: int, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
+    """torch's schedulers: linear warm-up from 0.001x, then step decay (x0.1 at 2/3 and 8/9 of
+    training) or cosine decay to 0."""
+    warmup = min(settings["warmup_iters"], max(0, total - 1))
+    rest = max(1, total - warmup)
+    if settings["schedule"] == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=rest)
+    else:
+        milestones = sorted({max(1, math.ceil(total * m) - warmup) for m in (2 / 3, 8 / 9)})
+        main = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+    if not warmup:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=0.001, end_factor=1.0, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimiser, [ramp, main], milestones=[warmup])
+
+
+class IterationBatches(torch.utils.data.Sampler):
+    """The batches of iterations start..total-1: image order from (seed, epoch), flips from
+    (seed, iteration), so a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, images: int, batch: int, seed: int, start: int, total: int, hflip: float):
+        self.images, self.batch, self.seed, self.start, self.total, self.hflip = images, batch, seed, start, total, hflip
+        self.per_epoch = max(1, math.ceil(images / batch))
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self):
+        for it in range(self.start, self.total):
+            epoch, position = divmod(it, self.per_epoch)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.images)
+            chosen = order[position * self.batch : (position + 1) * self.batch]
+            flips = np.random.default_rng([self.seed, 1_000_003, it]).random(len(chosen)) < self.hflip
+            yield [(int(i), bool(f)) for i, f in zip(chosen, flips)]
+
+
+class Samples(torch.utils.data.Dataset):
+    """(image tensor, target) of a split's i-th image, flipped or not: what the DataLoader's workers decode."""
+
+    def __init__(self, split: CocoSplit):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: tuple[int, bool]) -> tuple[torch.Tensor, dict]:
+        index, flip = key
+        return self.split.sample(self.split.ids[index], flip)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, index_to_category: dict[int, int],
+            batch_size: int = 4, score_threshold: float = 0.001) -> list[dict]:
+    """COCO results records for every image of a split."""
+    model.eval()
+    results = []
+    for start in range(0, len(split), batch_size):
+        ids = split.ids[start : start + batch_size]
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            outputs = model([split.image(i).to(device) for i in ids])
+        for image_id, out in zip(ids, outputs):
+            for box, label, score in zip(out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
+                if score >= score_threshold:
+                    results.append({"image_id": image_id, "category_id": index_to_category[label - split.label_offset],
+                                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": score})
+    return results
+
+
+def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch.device,
+          categories: list[dict]) -> dict:
+    """Train (or resume) one run of a torchvision detector family; returns the run summary."""
+    torch.manual_seed(seed)
+    category_index = {c["category_id"]: c["index"] for c in categories}
+    index_to_category = {v: k for k, v in category_index.items()}
+    train_split = CocoSplit(set_dir / "coco" / "train.json", category_index, family.label_offset)
+    val_split = CocoSplit(set_dir / "coco" / "val.json", category_index, family.label_offset)
+    model = family.build_model(settings, len(categories)).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings["optimizer"] == "sgd":
+        optimiser = torch.optim.SGD(params, lr=settings["lr"], momentum=0.9, weight_decay=settings["weight_decay"])
+    else:
+        optimiser = torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    per_epoch = max(1, math.ceil(len(train_split) / settings["batch"]))
+    total = settings["iterations"] or settings["epochs"] * per_epoch
+    schedule = lr_schedule(optimiser, total, settings)
+    scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and settings["amp"])
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state = {"iteration": 0, "checkpoints": [], "best": {"iteration": None, "AP": -1.0}, "stale": 0, "losses": []}
+    last = run_dir / "last.pt"
+    if last.is_file():  # resume a killed or requeued run exactly where it stopped
+        saved = load_state(last)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"])  # the RPN and RoI samplers draw from it
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        state = json.loads(saved["state"])
+        print(f"resuming from iteration {state['iteration']} of {total}", flush=True)
+    started = time.perf_counter()
+    seen = 0
+    model.train()
+    batches = torch.utils.data.DataLoader(
+        Samples(train_split), collate_fn=_as_list, num_workers=settings["workers"], persistent_workers=False,
+        batch_sampler=IterationBatches(len(train_split), settings["batch"], seed, state["iteration"], total, settings["hflip"]))
+    for samples in batches:
+        if state["stale"] >= settings["patience"]:
+            break
+        it = state["iteration"]
+        images = [s[0].to(device) for s in samples]
+        targets = [{k: v.to(device) for k, v in s[1].items()} for s in samples]
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda" and settings["amp"]):
+            loss = sum(model(images, targets).values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{family.name}: loss is {float(loss)} at iteration {it} (learning rate too high?); "
+                                     f"the last checkpoint is {last if last.is_file() else 'not written yet'}")
+        optimiser.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimiser)
+        torch.nn.utils.clip_grad_norm_(params, settings["clip_grad"])
+        scaler.step(optimiser)
+        scaler.update()
+        schedule.step()
+        seen += len(images)
+        state["iteration"] = it + 1
+        state["losses"].append(round(float(loss.detach()), 5))
+        if state["iteration"] % settings["checkpoint_every"] == 0 or state["iteration"] == total:
+            _checkpoint(model, val_split, device, index_to_category, ckpt_dir, state)
+            model.train()
+            full = {"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
+            if device.type == "cuda":
+                full["cuda_rng"] = torch.cuda.get_rng_state_all()
+            write_torch(last, full)
+    elapsed = time.perf_counter() - started
+    summary = {"family": family.name, "iterations": state["iteration"], "planned_iterations": total,
+               "stopped_early": state["iteration"] < total, "checkpoints": state["checkpoints"], "best": state["best"],
+               "loss_first": state["losses"][0] if state["losses"] else None, "loss_last": state["losses"][-1] if state["losses"] else None,
+               "train_images_per_s_this_session": round(seen / elapsed, 3) if elapsed > 0 and seen else None}
+    write_json(run_dir / "losses.json", state["losses"])
+    return summary
+
+
+def _checkpoint(model, val_split, device, index_to_category, ckpt_dir: Path, state: dict) -> None:
+    """Keep this iteration's weights, score them on val, update best.pt and the patience count."""
+    name = f"iter_{state['iteration']:06d}.pt"
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    write_torch(ckpt_dir / name, {"model": weights, "iteration": state["iteration"]})
+    ap = metrics.coco_metrics(val_split.coco, predict(model, val_split, device, index_to_category))["AP"] if len(val_split) else -1.0
+    state["checkpoints"].append({"name": name, "iteration": state["iteration"], "val_AP": ap})
+    if ap > state["best"]["AP"]:
+        state["best"] = {"iteration": state["iteration"], "AP": ap, "name": name}
+        state["stale"] = 0
+        write_torch(ckpt_dir.parent / "best.pt", {"model": weights, "iteration": state["iteration"]})
+    else:
+        state["stale"] += 1
+
+
+def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Detector:
+    """A checkpoint of this loop, loaded once, as a function of the COCO split to run on."""
+    device = torch.device("cuda" if cuda else "cpu")
+    model = family.build_model({**settings, "weights": "none"}, len(categories))
+    model.load_state_dict(load_state(checkpoint)["model"])
+    model.to(device)
+    category_index = {c["category_id"]: c["index"] for c in categories}
+    index_to_category = {c["index"]: c["category_id"] for c in categories}
+    return lambda coco_json: predict(model, CocoSplit(Path(coco_json), category_index, family.label_offset), device, index_to_category)
+
+
+def checkpoints(done: dict, run_dir: Path) -> list[dict]:
+    """best first, then every kept checkpoint with its iteration."""
+    best = {"label": "best", "step": done["best"]["iteration"], "path": run_dir / "best.pt"}
+    kept = [{"label": Path(c["name"]).stem, "step": c["iteration"], "path": run_dir / "checkpoints" / c["name"]}
+            for c in done["checkpoints"]]
+    return [best] + kept
