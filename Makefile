@@ -27,12 +27,13 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
 
-# The four findings at CPU scale (docs/findings.md): two synthetic worlds, YOLO, 3 seeds each.
+# The five findings at CPU scale (docs/findings.md): three synthetic worlds, YOLO and RetinaNet, 3 seeds each.
 study: $(STAMP)
 	bgshift unlock-stale
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
-	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --out results
+	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/brl.yaml
+	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --out results
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run.py

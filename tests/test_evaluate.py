@@ -60,6 +60,32 @@ def test_count_mae_and_false_positives_on_constructed_cases(tmp_path):
     assert metrics.false_positives_per_image(gt, dets, 0.5) == pytest.approx(5 / 2)
 
 
+def test_per_class_ap_is_the_ap_of_the_class_alone_at_100_detections(tmp_path):
+    """One class, 15 objects in one image, 12 found among 14 detections: recall stops below 1 (the
+    precision table holds -1 beyond it) and more than 10 detections count (COCO's maxDets 100)."""
+    objects = [[20 * k, 10, 15, 15] for k in range(15)]
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 400, "height": 100}], "categories": [{"id": 5, "name": "cone"}],
+            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 5, "bbox": b, "area": 225, "iscrowd": 0} for k, b in enumerate(objects)]}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    gt = metrics.load_coco(tmp_path / "gt.json")
+    dets = [{"image_id": 1, "category_id": 5, "bbox": b, "score": 0.9 - 0.01 * k} for k, b in enumerate(objects[:12])]
+    dets += [{"image_id": 1, "category_id": 5, "bbox": [5, 60, 15, 15], "score": 0.95}, {"image_id": 1, "category_id": 5, "bbox": [50, 60, 15, 15], "score": 0.5}]
+    ap = metrics.coco_metrics(gt, dets)["AP"]
+    assert 0.6 < ap < 0.8  # 12 of 15 found, one false positive ahead of them
+    assert metrics.per_class_ap(gt, dets) == {5: pytest.approx(ap)}
+
+
+def test_count_errors_leave_crowds_out_and_count_a_score_equal_to_the_threshold(tmp_path):
+    _, gt = ground_truth(tmp_path)
+    data = {**gt.dataset, "annotations": gt.dataset["annotations"] + [
+        {"id": 9, "image_id": 2, "category_id": 3, "bbox": [0, 50, 90, 40], "area": 3600, "iscrowd": 1}]}  # a crowd region
+    (tmp_path / "crowd.json").write_text(json.dumps(data))
+    crowd = metrics.load_coco(tmp_path / "crowd.json")
+    at_threshold = [{**d, "score": 0.5} for d in perfect(gt)]
+    assert metrics.count_mae(crowd, at_threshold, 0.5) == 0.0  # the crowd is no object to count; 0.5 >= 0.5 counts
+    assert metrics.false_positives_per_image(crowd, at_threshold, 0.5) == pytest.approx(3 / 2)
+
+
 def test_metric_rows_of_background_only_sets_measure_false_positives(tmp_path):
     _, gt = ground_truth(tmp_path)
     assert metrics.metric_rows(gt, perfect(gt), 0.5, {3: "sheep", 7: "cone"}, background_only=True) == [("fp_per_image", 1.5)]

@@ -29,7 +29,7 @@ def _write(folder, rows):
     write_parquet(folder / "tables" / "metrics.parquet", pa.Table.from_pandas(frame, preserve_index=False))
 
 
-def test_four_findings_on_constructed_studies(tmp_path):
+def test_five_findings_on_constructed_studies(tmp_path):
     seeds = [0, 1, 2]
     lab = []
     for seed in seeds:
@@ -47,9 +47,17 @@ def test_four_findings_on_constructed_studies(tmp_path):
         for trainset, mae in (("control", 1.0), ("unl_black", 0.5), ("unl_color", 1.0 + 0.1 * (seed - 1)), ("unl_patch", 1.5)):
             farms.append(_rows("y", trainset, seed, "test_original", "count_mae", mae + 0.02 * seed))
             farms += [_rows("y", trainset, seed, "test_original", "count_mae", mae, f"epoch{e}", e) for e in (20, 25, 30)]
+    brl = []  # BRL above focal by 0.05 on hard (every seed), by -0.02..+0.04 on extreme
+    for seed in seeds:
+        brl += [_rows("r_focal", "hard", seed, "test_original", "AP50", 0.6 + 0.01 * seed),
+                _rows("r_brl", "hard", seed, "test_original", "AP50", 0.65 + 0.01 * seed),
+                _rows("r_focal", "extreme", seed, "test_original", "AP50", 0.4),
+                _rows("r_brl", "extreme", seed, "test_original", "AP50", 0.38 + 0.03 * seed)]
     _write(tmp_path / "lab", lab)
     _write(tmp_path / "farms", farms)
-    rows = findings.run(tmp_path / "lab", tmp_path / "farms", tmp_path / "out", "y", (21, 30), ["red", "blue"], "make study")
+    _write(tmp_path / "brl", brl)
+    rows = findings.run(tmp_path / "lab", tmp_path / "farms", tmp_path / "brl", tmp_path / "out", "y", (21, 30), ["red", "blue"],
+                        ("r_brl", "r_focal"), "make study")
     got = {(r.finding, r.claim): (round(r.effect, 6), r.verdict, r.seeds) for r in rows}
     assert got[("a", "AP50 normal > extreme")] == (0.5, "holds", 3)
     assert got[("a", "AP50 normal > easy")][:2] == (0.1, "holds")
@@ -61,10 +69,12 @@ def test_four_findings_on_constructed_studies(tmp_path):
     assert got[("c", "the loss narrows when colour backgrounds are trained on")][:2] == (0.51, "holds")  # 0.6 - (0.1 - noise)
     assert got[("d", "BG-gap > 0 (trained on originals)")][:2] == (0.3, "holds")
     assert got[("d", "BG-gap smaller when trained on mixed_rand")][0] == pytest.approx(0.5 - 0.05)
+    assert got[("e", "AP50 BRL > focal (trained on hard)")] == (0.05, "holds", 3)
+    assert got[("e", "AP50 BRL > focal (trained on extreme)")][:2] == (0.01, "inconclusive")
     text = (tmp_path / "out" / "findings.md").read_text()
     assert "Made by `make study`" in text and "| (a) Missing annotations | AP50 normal > extreme | +0.500 |" in text
     assert json.loads((tmp_path / "out" / "findings.json").read_text())[0]["finding"] == "a"
-    assert all((tmp_path / "out" / "findings" / f"{key}.png").stat().st_size > 5_000 for key in "abcd")
+    assert all((tmp_path / "out" / "findings" / f"{key}.png").stat().st_size > 5_000 for key in "abcde")
 
 
 def test_a_missing_condition_is_named(tmp_path):

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from bgshift import config, drops, images, masks, splits
+from bgshift import config, drops, images, masks, sets, splits
 from conftest import COCO128, REPO, digest, gradient_image, needs, run_stages, save_jpeg, ultralytics_cache
 
 
@@ -173,6 +173,66 @@ def test_exports_load_in_datasets_pycocotools_and_ultralytics(demo_sets):
             yolo = YOLODataset(img_path=str(folder / "yolo" / "images" / split), data=data, task="detect", augment=False)
             assert len(yolo.labels) == summary[split]["images"]
             assert sum(len(lb["cls"]) for lb in yolo.labels) == summary[split]["yolo_labels"] == summary[split]["annotations"]
+
+
+def test_coco_and_yolo_labels_are_the_labelled_parquet_objects_exactly(demo_sets, tmp_path):
+    """Image by image: COCO annotations (ids 1..N, as COCOeval needs) and YOLO lines (normalised
+    centre and size, or polygons inside the box) hold exactly the Parquet row's labelled objects."""
+    cfg, root, _ = demo_sets
+    folder = root / "sets" / "hard"
+    rows = {(r["image_id"], r["variant"]): r for r in pq.read_table(folder / "parquet" / "train").to_pylist()}
+    coco = json.loads((folder / "coco" / "train.json").read_text())
+    assert [a["id"] for a in coco["annotations"]] == list(range(1, len(coco["annotations"]) + 1))
+    by_image = {}
+    for a in coco["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    index_of = {c["category_id"]: c["index"] for c in pq.read_table(root / "ingest" / "categories.parquet").to_pylist()}
+    dropped_somewhere = False
+    for image in coco["images"]:
+        row = rows[(image["source_image_id"], image["variant"])]
+        labelled = [o for o in row["objects"] if o["labelled"]]
+        dropped_somewhere |= len(labelled) < len(row["objects"])
+        anns = by_image.get(image["id"], [])
+        assert [(a["source_ann_id"], a["category_id"], a["bbox"]) for a in anns] == \
+            [(o["ann_id"], o["category_id"], o["bbox"]) for o in labelled]
+        lines = (folder / "yolo" / "labels" / "train" / Path(image["file_name"]).name).with_suffix(".txt").read_text().split("\n")[:-1]
+        expected = [(index_of[o["category_id"]], (o["bbox"][0] + o["bbox"][2] / 2) / image["width"], (o["bbox"][1] + o["bbox"][3] / 2) / image["height"],
+                     o["bbox"][2] / image["width"], o["bbox"][3] / image["height"]) for o in labelled if not o["iscrowd"]]
+        got = [tuple(float(v) for v in line.split()) for line in lines]
+        assert [g[0] for g in got] == [e[0] for e in expected]
+        assert np.allclose([g[1:] for g in got], [e[1:] for e in expected], atol=1e-6) or not expected
+    assert dropped_somewhere  # the hard scheme left objects unlabelled in this split
+    # polygon labels: the outline of each object's mask, inside its box
+    polygons = sets.definitions({**cfg, "sets": {**cfg["sets"], "yolo_polygons": True}})["hard"]
+    sets.export(polygons, 5, True, root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
+                root / "ingest" / "categories.parquet", tmp_path / "hard")
+    for image in coco["images"][:6]:
+        labelled = [o for o in rows[(image["source_image_id"], image["variant"])]["objects"] if o["labelled"] and not o["iscrowd"]]
+        lines = (tmp_path / "hard" / "yolo" / "labels" / "train" / Path(image["file_name"]).name).with_suffix(".txt").read_text().split("\n")[:-1]
+        assert len(lines) == len(labelled)
+        for line, obj in zip(lines, labelled):
+            values = [float(v) for v in line.split()]
+            xs, ys = np.array(values[1::2]) * image["width"], np.array(values[2::2]) * image["height"]
+            x, y, w, h = obj["bbox"]
+            assert values[0] == index_of[obj["category_id"]] and len(xs) >= 3
+            assert xs.min() >= x - 1 and xs.max() <= x + w + 1 and ys.min() >= y - 1 and ys.max() <= y + h + 1
+            assert xs.max() - xs.min() > 0.5 * w and ys.max() - ys.min() > 0.5 * h  # the outline spans the object
+
+
+def test_set_definitions_check_variants_and_drop_schemes():
+    base = {"variants": {"catalog": {"original": {}}, "jpeg_quality": 90, "feather": 0, "scenes_dir": "resources/backgrounds"},
+            "drops": {"normal": {"kind": "normal"}}, "seed": 0}
+    with pytest.raises(ValueError, match=r"sets.train.a.variants: \['nope'\] are not defined variants; defined: \['original'\]"):
+        sets.definitions({**base, "sets": {"train": {"a": {"variants": ["nope"], "drop": "normal", "repeat": 1}}, "test": []}})
+    with pytest.raises(ValueError, match=r"sets.train.a.drop: 'hard' is not a scheme under drops; defined: \['normal'\]"):
+        sets.definitions({**base, "sets": {"train": {"a": {"variants": ["original"], "drop": "hard", "repeat": 1}}, "test": []}})
+    with pytest.raises(ValueError, match=r"sets.test: 'nope' is not a defined variant"):
+        sets.definitions({**base, "sets": {"train": {}, "test": ["nope"]}})
+    with pytest.raises(ValueError, match=r"sets: duplicate set names \['test_original'\]"):
+        sets.definitions({**base, "sets": {"train": {"test_original": {"variants": ["original"], "drop": "normal", "repeat": 1}},
+                                           "test": ["original"]}})
+    test = sets.definitions({**base, "sets": {"train": {}, "test": ["original"]}})["test_original"]
+    assert (tuple(test["splits"]), test["drop"], test["repeat"]) == (("test",), "normal", 1)
 
 
 def test_no_source_image_leaks_across_splits(demo_sets):

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -22,10 +23,8 @@ FRCNN = {"family": "frcnn", "arch": "fasterrcnn_mobilenet_v3_large_fpn", "iterat
          "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4,
          "model_kwargs": {"rpn_post_nms_top_n_train": 200, "rpn_pre_nms_top_n_train": 200, "box_batch_size_per_image": 64,
                           "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 200}}
-RETINANET = {"family": "retinanet", "arch": "retinanet_resnet18_fpn", "loss": "brl", "iterations": 16, "batch": 4, "lr": 0.01,
-             "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4, "anchor_sizes": [16, 32, 64, 128, 256]}
-# the head whose weights a checkpoint of each torchvision family must hold
-HEADS = {"frcnn": "roi_heads", "retinanet": "head.classification_head"}
+RETINANET = {"family": "retinanet", "arch": "retinanet_resnet18_fpn", "fpn_channels": 128, "loss": "brl", "iterations": 16,
+             "batch": 4, "lr": 0.01, "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4, "anchor_sizes": [16, 32, 64, 128, 256]}
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +51,10 @@ def train_cli(root, model, run_dir, seed=0, config_path=None, **popen):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-@pytest.mark.parametrize("family", ["frcnn", "retinanet"])
-def test_torchvision_family_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_path, family):
+def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_path):
+    """(RetinaNet: test_retinanet_learns_with_focal_loss_and_with_brl.)"""
     cfg, root = small_set
-    proc = train_cli(root, family, tmp_path / "run")
+    proc = train_cli(root, "frcnn", tmp_path / "run")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     done = json.loads((tmp_path / "run" / "done.json").read_text())
@@ -66,8 +65,8 @@ def test_torchvision_family_trains_with_decreasing_loss_and_keeps_checkpoints(sm
     losses = json.loads((tmp_path / "run" / "losses.json").read_text())
     assert len(losses) == 16 and sum(losses[-4:]) < sum(losses[:4])
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "iter_000016.pt", weights_only=True)
-    assert ckpt["iteration"] == 16 and any(k.startswith(HEADS[family]) for k in ckpt["model"])
-    assert done["family"] == family
+    assert ckpt["iteration"] == 16 and any(k.startswith("roi_heads") for k in ckpt["model"])
+    assert done["family"] == "frcnn"
 
 
 @pytest.mark.parametrize("family", ["frcnn", "retinanet"])
@@ -288,3 +287,47 @@ def test_batches_of_a_resumed_run_are_those_of_an_uninterrupted_one():
     epoch = [i for batch in whole[:3] for i, _ in batch]  # 3 batches of an epoch: each image once
     assert sorted(epoch) == list(range(10)) and whole[:3] != whole[3:6]
     assert any(f for batch in whole for _, f in batch) and not all(f for batch in whole for _, f in batch)
+
+
+@pytest.fixture(scope="module")
+def easy_world(tmp_path_factory):
+    """48 scenes of 160x120, two classes, one or two objects each: small enough for a detector
+    from scratch to learn in a few minutes of CPU."""
+    root = tmp_path_factory.mktemp("easy")
+    cfg = config.validate({
+        "seed": 0, "dataset": {"kind": "synthetic", "synthetic": {
+            "num_images": 48, "width": 160, "height": 120, "sites": ["meadow", "quarry"], "classes": ["sheep", "crate"],
+            "objects_per_image": [1, 2], "background_objects": [0, 0]}},
+        "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.65, "val": 0.1, "test": 0.25}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}}},
+        "sets": {"train": {"original": {"variants": ["original"]}}, "test": ["original"]},
+        "train": {"models": {loss: {"family": "retinanet", "fpn_channels": 128, "loss": loss, "iterations": 300, "batch": 4,
+                                    "lr": 0.01, "warmup_iters": 20, "schedule": "cosine", "min_size": 120, "max_size": 160,
+                                    "checkpoint_every": 100, "anchor_sizes": [16, 32, 64, 128, 256]} for loss in ("focal", "brl")}},
+    })
+    run_stages(cfg, root)
+    (root / "config.json").write_text(json.dumps(cfg))
+    return cfg, root
+
+
+def test_retinanet_learns_with_focal_loss_and_with_brl(easy_world, tmp_path):
+    """Both losses, trained side by side (one core each), detect the test split far above chance:
+    above the pipeline's learning floor (evaluate.learning_check, AP50 0.25), where an untrained or
+    mis-mapped detector scores about 0. Measured with this budget: AP50 0.615 focal, 0.376 BRL
+    (BRL weighs the background anchors, nearly all confusion anchors here, by 0.1: it learns slower)."""
+    from bgshift import metrics
+    from bgshift.train import retinanet
+
+    cfg, root = easy_world
+    runs = {loss: train_cli(root, loss, tmp_path / loss) for loss in ("focal", "brl")}
+    for loss, proc in runs.items():
+        out, _ = proc.communicate(timeout=1200)
+        assert proc.returncode == 0, out[-3000:]
+    categories = sorted(pq.read_table(root / "ingest" / "categories.parquet").to_pylist(), key=lambda c: c["index"])
+    gt = root / "sets" / "test_original" / "coco" / "test.json"
+    for loss in runs:
+        done = json.loads((tmp_path / loss / "done.json").read_text())
+        assert done["family"] == "retinanet" and [c["iteration"] for c in done["checkpoints"]] == [100, 200, 300]
+        detector = retinanet.load_detector(cfg["train"]["models"][loss], tmp_path / loss / "best.pt", categories, cuda=False)
+        ap50 = metrics.coco_metrics(metrics.load_coco(gt), detector(gt))["AP50"]
+        assert ap50 > 0.25, (loss, ap50)

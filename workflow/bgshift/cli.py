@@ -154,12 +154,14 @@ def cmd_summary(args: argparse.Namespace) -> None:
 def cmd_findings(args: argparse.Namespace) -> None:
     from . import findings
 
-    lab, farms = cfg.load(args.lab), cfg.load(args.farms)
+    lab, farms, brl = cfg.load(args.lab), cfg.load(args.farms), cfg.load(args.brl)
     model = next(iter(lab["train"]["models"]))
     colours = [t.removeprefix("bg_color_") for t in lab["sets"]["test"] if t.startswith("bg_color_")]
     window = (farms["evaluate"]["window"]["start"], farms["evaluate"]["window"]["stop"])
-    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --out {args.out}"
-    for row in findings.run(lab["results"], farms["results"], args.out, model, window, colours, command):
+    loss_of = {settings["loss"]: name for name, settings in brl["train"]["models"].items()}
+    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --brl {args.brl} --out {args.out}"
+    for row in findings.run(lab["results"], farms["results"], brl["results"], args.out, model, window, colours,
+                            (loss_of["brl"], loss_of["focal"]), command):
         print(f"({row.finding}) {row.claim}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {row.verdict}")
 
 
@@ -227,7 +229,9 @@ COMMANDS = {
         ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
     "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's two worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
-        ("--farms", {"required": True, "help": "config of the farms world (finding b)"}), ("--out", {"required": True})]),
+        ("--farms", {"required": True, "help": "config of the farms world (finding b)"}),
+        ("--brl", {"required": True, "help": "config of the BRL world (finding e): a focal and a brl RetinaNet"}),
+        ("--out", {"required": True})]),
     "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, [
         ("snakemake_args", {"nargs": "*", "help": "options the run uses (e.g. --configfile my.yaml)"})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),

@@ -14,7 +14,7 @@ import torch
 import torchvision.models as tvm
 import torchvision.models.detection as tvd
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.retinanet import RetinaNetClassificationHead
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops import boxes as box_ops
@@ -51,12 +51,16 @@ class RecalibratedRetinaNet(tvd.RetinaNet):
         return {"classification": classification, "bbox_regression": regression}
 
 
-def _resnet_backbone(depth: str, pretrained: bool):
-    """ResNet-FPN with P3-P7, as torchvision builds RetinaNet's: BatchNorm frozen and the first
-    layers fixed when it starts from trained weights, everything trainable from scratch."""
-    norm = FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d
-    return _resnet_fpn_extractor(getattr(tvm, depth)(weights=None, norm_layer=norm), 3 if pretrained else 5,
-                                 returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+def _resnet_backbone(depth: str, pretrained: bool, channels: int = 256) -> BackboneWithFPN:
+    """ResNet-FPN with P3-P7 of `channels` channels, as torchvision builds RetinaNet's (256): BatchNorm
+    frozen and the stem and layer1 fixed when it starts from trained weights, all trainable from scratch."""
+    body = getattr(tvm, depth)(weights=None, norm_layer=FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d)
+    if pretrained:
+        for name, parameter in body.named_parameters():
+            parameter.requires_grad_(name.startswith(("layer2", "layer3", "layer4")))
+    stage = body.inplanes // 8  # channels of layer1's output: 64 (ResNet-18) or 256 (ResNet-50/101)
+    return BackboneWithFPN(body, {"layer2": "0", "layer3": "1", "layer4": "2"}, [2 * stage, 4 * stage, 8 * stage], channels,
+                           extra_blocks=LastLevelP6P7(channels, channels))
 
 
 # arch -> (backbone depth, torchvision RetinaNet COCO weights or None, ImageNet backbone weights)
@@ -79,18 +83,21 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
                         anchor_generator=anchor_generator(settings["anchor_sizes"]), loss=settings["loss"],
                         confusion_iou=settings["confusion_iou"], confusion_weight=settings["confusion_weight"],
                         recalibration_threshold=settings["recalibration_threshold"], **settings["model_kwargs"])
+    channels = settings["fpn_channels"]
     kind, state = loop.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
     if kind == "torchvision" and detector_weights is None:  # ImageNet backbone, new FPN and heads
-        backbone = _resnet_backbone(depth, pretrained=True)
+        backbone = _resnet_backbone(depth, pretrained=True, channels=channels)
         backbone.body.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
         return model_for(backbone, num_classes)
-    if kind == "torchvision":  # COCO RetinaNet, a new classification head for our classes
+    if kind == "torchvision":  # COCO RetinaNet (256 FPN channels), a new classification head for our classes
+        if channels != 256:
+            raise ValueError(f"fpn_channels: torchvision's COCO RetinaNet has 256, not {channels}")
         model = model_for(_resnet_backbone(depth, pretrained=True), len(detector_weights.meta["categories"]))
         model.load_state_dict(state)
         anchors = model.head.classification_head.num_anchors
         model.head.classification_head = RetinaNetClassificationHead(256, anchors, num_classes)
         return model
-    model = model_for(_resnet_backbone(depth, pretrained=False), num_classes)
+    model = model_for(_resnet_backbone(depth, pretrained=False, channels=channels), num_classes)
     if state is not None:
         model.load_state_dict(state)
     return model

@@ -256,7 +256,7 @@ def _checkpoint(model, val_split, device, index_to_category, ckpt_dir: Path, sta
     write_torch(ckpt_dir / name, {"model": weights, "iteration": state["iteration"]})
     ap = metrics.coco_metrics(val_split.coco, predict(model, val_split, device, index_to_category))["AP"] if len(val_split) else -1.0
     state["checkpoints"].append({"name": name, "iteration": state["iteration"], "val_AP": ap})
-    if ap > state["best"]["AP"]:
+    if ap > state["best"]["AP"] or not len(val_split):  # without val images the latest checkpoint is the best
         state["best"] = {"iteration": state["iteration"], "AP": ap, "name": name}
         state["stale"] = 0
         write_torch(ckpt_dir.parent / "best.pt", {"model": weights, "iteration": state["iteration"]})
