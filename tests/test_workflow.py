@@ -24,7 +24,8 @@ def test_dry_run_plans_every_job_of_the_demo(tmp_path):
     per_run = {rule: 4 for rule in ("train", "detect", "score")}
     once = {rule: 1 for rule in ("ingest", "splits", "drops", "segment_model", "segment_summary", "variant_sheet", "accounting",
                                  "report_tables", "plots", "summary", "all")}
-    assert jobs == {**per_shard, **per_run, **once, "export": 18, "total": 59}
+    per_set = {rule: 18 for rule in ("set_definition", "export")}
+    assert jobs == {**per_shard, **per_run, **once, **per_set, "total": 77}
 
 
 DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"

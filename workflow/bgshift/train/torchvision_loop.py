@@ -209,8 +209,11 @@ def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Pat
     seen = 0
     model.train()
     batches = torch.utils.data.DataLoader(
-        Samples(train_split), collate_fn=_as_list, num_workers=settings["workers"], persistent_workers=False,
-        batch_sampler=IterationBatches(len(train_split), settings["batch"], seed, state["iteration"], total, settings["hflip"]))
+        Samples(train_split), collate_fn=_as_list, num_workers=settings["workers"],
+        batch_sampler=IterationBatches(len(train_split), settings["batch"], seed, state["iteration"], total, settings["hflip"]),
+        # its own generator: starting an iterator draws a seed, which must not shift the global RNG
+        # that the RPN and RoI samplers draw from (or a resumed run would differ from an uninterrupted one)
+        generator=torch.Generator().manual_seed(seed))
     for samples in batches:
         if state["stale"] >= settings["patience"]:
             break
