@@ -175,6 +175,8 @@ def cmd_config_doc(args: argparse.Namespace) -> None:
     sys.stdout.write(cfg.reference_markdown())
 
 
+# where a training or detection job runs; no part of its config (a Snakemake resource)
+DEVICE = ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})
 # name -> (function, help, takes a config, extra options)
 COMMANDS = {
     "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
@@ -210,10 +212,10 @@ COMMANDS = {
     "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
-        ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})]),
+        DEVICE]),
     "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [
         ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
-        ("--categories", {"required": True}), ("--out", {"required": True}), ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})]),
+        ("--categories", {"required": True}), ("--out", {"required": True}), DEVICE]),
     "score": (cmd_score, "metrics from stored detections (no inference)", True, [
         ("--manifest", {"required": True}), ("--out", {"required": True})]),
     "report-tables": (cmd_report_tables, "long metrics table and paper-shaped tables", True, [

@@ -177,13 +177,18 @@ def definitions(config: dict) -> dict[str, dict]:
         for spec in resolve(config, list(variants))}
 
 
+def spec_of(definition: dict) -> SetSpec:
+    """The SetSpec of one entry of `definitions` (as read back from JSON)."""
+    return SetSpec(definition["name"], tuple(definition["variants"]), tuple(definition["splits"]), definition["drop"],
+                   definition["repeat"])
+
+
 def export(definition: dict, part_rows: int, yolo_polygons: bool, variants_dir: str | Path, splits_path: str | Path,
            drops_path: str | Path, categories_path: str | Path, out_dir: str | Path) -> dict:
     """Write results/sets/<set> atomically (built in a temporary folder, then renamed).
 
     `definition` is one entry of `definitions(config)`."""
-    spec = SetSpec(definition["name"], tuple(definition["variants"]), tuple(definition["splits"]), definition["drop"],
-                   definition["repeat"])
+    spec = spec_of(definition)
     variants_dir, out_dir = Path(variants_dir), Path(out_dir)
     variant_files = {v: sorted((variants_dir / v).glob("*.parquet")) for v in spec.variants}
     split_of = splits_mod.load(splits_path)

@@ -4,7 +4,7 @@ import re
 
 from bgshift.ingest import count_inputs, input_files
 from bgshift.io import write_json
-from bgshift.sets import definitions as set_definitions, resolve as resolve_sets
+from bgshift.sets import definitions as set_definitions, spec_of
 from bgshift.variants import expand as expand_variants, scene_files
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
@@ -49,11 +49,11 @@ def segment_model_input(wildcards):
 
 VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
 SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]
-SET_SPECS = {spec.name: spec for spec in resolve_sets(config, VARIANTS)}
-SETS = list(SET_SPECS)
 # What each set's content depends on (its spec, and every variant's family and parameters),
 # written by the set_definition rule; editing one variant re-exports only the sets made of it.
 SET_DEFINITIONS = set_definitions(config)
+SET_SPECS = {name: spec_of(definition) for name, definition in SET_DEFINITIONS.items()}
+SETS = list(SET_SPECS)
 
 
 def set_variant_shards(wildcards):

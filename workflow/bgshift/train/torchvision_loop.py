@@ -128,9 +128,12 @@ class IterationBatches(torch.utils.data.Sampler):
         return max(0, self.total - self.start)
 
     def __iter__(self):
+        epoch, order = None, None
         for it in range(self.start, self.total):
-            epoch, position = divmod(it, self.per_epoch)
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.images)
+            if it // self.per_epoch != epoch:  # one permutation per epoch, not per iteration
+                epoch = it // self.per_epoch
+                order = np.random.default_rng([self.seed, epoch]).permutation(self.images)
+            position = it % self.per_epoch
             chosen = order[position * self.batch : (position + 1) * self.batch]
             flips = np.random.default_rng([self.seed, 1_000_003, it]).random(len(chosen)) < self.hflip
             yield [(int(i), bool(f)) for i, f in zip(chosen, flips)]
