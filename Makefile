@@ -27,13 +27,14 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
 
-# The five findings at CPU scale (docs/findings.md): three synthetic worlds, YOLO and RetinaNet, 3 seeds each.
+# The seven findings at CPU scale (docs/findings.md): four synthetic worlds, YOLO, RetinaNet and a ResNet-18 classifier, 3 seeds each.
 study: $(STAMP)
 	bgshift unlock-stale
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/brl.yaml
-	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --out results
+	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/classify.yaml
+	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --classify config/study/classify.yaml --out results
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run.py

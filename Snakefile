@@ -35,10 +35,14 @@ include: "workflow/rules/drops.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/variants.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/crops.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
+
+
+ruleorder: challenge > crops  # test_challenge is the challenge set, never a crops job
 
 
 localrules:

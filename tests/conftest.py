@@ -4,9 +4,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +25,37 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 
 def pytest_collection_modifyitems(config, items):
-    """SLURM tests last: once they have installed SLURM's client tools, every later Snakemake
-    start would wait ~9 s in the SLURM plugin's `scontrol show config` probe (the test
-    cluster is stopped by then, and scontrol retries before giving up)."""
+    """SLURM tests last: they install SLURM's client tools and stop their cluster at the end
+    (see run_env for what a stopped cluster costs every Snakemake start)."""
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
+def built_once_weights_are_placed(build, settings: dict, hub: Path, file_name: str, reference):
+    """With `weights: torchvision`, building fails naming `file_name` and the hub folder (a test
+    points torch.hub there) until the file is placed, the offline stand-in for a download; then
+    it builds from `reference`'s state dict. Returns that model."""
+    import torch
+
+    from bgshift.weights import WeightsMissing
+
+    with pytest.raises(WeightsMissing, match=rf"place {re.escape(file_name)} .* at .*hub/checkpoints"):
+        build(settings, num_classes=3)
+    cache = hub / "checkpoints" / file_name
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(reference.state_dict(), cache)
+    return build(settings, num_classes=3)
+
+
+def assert_reloads_from_own_checkpoint(build, settings: dict, model, folder: Path) -> None:
+    """A model saved as our checkpoints are ({"model": state dict, ...}) under resources/weights/
+    and named by `weights:` builds with exactly the same tensors."""
+    import torch
+
+    own = folder / "resources" / "weights" / "own.pt"
+    own.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "iteration": 3}, own)
+    again = build({**settings, "weights": str(own)}, num_classes=3).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in model.state_dict().items())
 
 
 def needs(path: Path):
@@ -71,11 +100,28 @@ def ultralytics_cache(relative: Path) -> bool:
     return relative.suffix == ".cache"
 
 
-def run_env() -> dict:
-    """Environment in which `bgshift` and `snakemake` from this venv are on PATH."""
+def run_env(slurm: bool = False) -> dict:
+    """Environment in which `bgshift` and `snakemake` from this venv are on PATH.
+
+    Where SLURM's client tools are installed but no controller answers (any machine after the
+    SLURM tests stopped their cluster), every Snakemake start waits ~10 s: the SLURM executor
+    plugin probes `scontrol show config` when it is imported. Tests that do not use SLURM
+    therefore find a stand-in `scontrol` that fails at once; the SLURM tests get the real one.
+    """
     env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    stand_in = "" if slurm else f"{_failing_scontrol()}{os.pathsep}"
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{stand_in}{env.get('PATH', '')}"
     return env
+
+
+def _failing_scontrol() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"bgshift-tests-no-slurm-{os.getuid()}"
+    stub = folder / "scontrol"
+    if not stub.is_file():
+        folder.mkdir(exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 1\n")
+        stub.chmod(0o755)
+    return folder
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -101,10 +147,10 @@ def demo_run(tmp_path_factory):
     return workdir, proc
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900, slurm: bool = False) -> subprocess.CompletedProcess:
     cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile",
            str(workdir / "Snakefile"), *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=run_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, env=run_env(slurm), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

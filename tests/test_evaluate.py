@@ -97,7 +97,7 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
     gt_path, gt = ground_truth(tmp_path)
     write_json(tmp_path / "run" / "best" / "test_original.json", perfect(gt))
     write_json(tmp_path / "run" / "best" / "test_only_bg_t.json", perfect(gt)[:1])
-    manifest = {"model": "m", "set": "s", "seed": 3, "evaluations": [
+    manifest = {"model": "m", "set": "s", "seed": 3, "task": "detection", "evaluations": [
         {"checkpoint": "best", "step": 10, "test_set": "test_original", "detections": "best/test_original.json", "ground_truth": str(gt_path)},
         {"checkpoint": "best", "step": 10, "test_set": "test_only_bg_t", "detections": "best/test_only_bg_t.json", "ground_truth": str(gt_path)}]}
     write_json(tmp_path / "run" / "manifest.json", manifest)
@@ -109,7 +109,7 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
     assert frame[frame.testset == "test_only_bg_t"].metric.tolist() == ["fp_per_image"]
 
 
-LEARNING_CHECK = {"trainset": "orig", "testset": "test_original", "ap50_floor": 0.25}
+LEARNING_CHECK = {"trainset": "orig", "testset": "test_original", "ap50_floor": 0.25, "accuracy_floor": 0.5}
 
 
 def long_frame():
@@ -138,9 +138,11 @@ def test_learning_check_flags_models_below_the_floor_loudly():
     rows = [(model, "orig", seed, "best", 9, "test_original", "AP50", value)
             for model, values in (("learnt", (0.6, 0.5)), ("flat", (0.01, 0.3))) for seed, value in enumerate(values)]
     rows.append(("flat", "mask", 0, "best", 9, "test_original", "AP50", 0.9))  # another training set does not count
+    rows += [("resnet", "orig", seed, "best", 9, "test_original", "accuracy", value) for seed, value in enumerate((0.4, 0.5))]
     check = report.learning_check(pd.DataFrame(rows, columns=report.COLUMNS), LEARNING_CHECK)
-    assert check["models"] == {"flat": {"AP50": 0.155, "seeds": 2, "learnt": False}, "learnt": {"AP50": 0.55, "seeds": 2, "learnt": True}}
-    assert not check["all_learnt"] and check["message"].startswith("WARNING: these models did not learn (flat")
+    assert check["models"] == {"flat": {"AP50": 0.155, "seeds": 2, "learnt": False}, "learnt": {"AP50": 0.55, "seeds": 2, "learnt": True},
+                               "resnet": {"accuracy": 0.45, "seeds": 2, "learnt": False}}  # a classifier against its accuracy floor
+    assert not check["all_learnt"] and check["message"].startswith("WARNING: these models did not learn (flat, resnet")
     assert report.learning_check(pd.DataFrame(rows[:2], columns=report.COLUMNS), LEARNING_CHECK)["all_learnt"]
     assert not report.learning_check(pd.DataFrame(columns=report.COLUMNS), LEARNING_CHECK)["all_learnt"]
 
@@ -209,7 +211,7 @@ def test_our_yolo_evaluation_agrees_with_ultralytics_validator(tmp_path):
     weights = tmp_path / "runs" / "squares" / "weights" / "last.pt"
     theirs = YOLO(str(weights)).val(data=str(tmp_path / "data" / "data.yaml"), imgsz=128, batch=8, device="cpu",
                                     workers=0, plots=False, verbose=False).box
-    detector = yolo.load_detector({"imgsz": 128}, weights, [{"index": 0, "category_id": 1}], cuda=False)
+    detector = yolo.load_predictor({"imgsz": 128}, weights, [{"index": 0, "category_id": 1}], cuda=False)
     dets = detector(tmp_path / "data" / "gt.json")
     ours = metrics.coco_metrics(metrics.load_coco(tmp_path / "data" / "gt.json"), dets)
     print(f"AP/AP50/AP75 ours {ours['AP']:.4f}/{ours['AP50']:.4f}/{ours['AP75']:.4f}"

@@ -1,6 +1,6 @@
 """The example configs that have data here, run end to end to the tables (the Snakemake
 workflow catalog's `.test` practice): each example as it is, plus `.test/tiny_training.yaml`
-(a few steps of each detector family). Learning is the demo's test; these check that a
+(a few steps of each model family). Learning is the demo's test; these check that a
 real COCO and a real VOC dataset flow through every stage into scored tables.
 """
 from __future__ import annotations
@@ -34,20 +34,26 @@ def run_example(name: str, tmp_path) -> tuple:
 
 
 def assert_scored_tables(results, test_sets: int) -> None:
-    """Both families trained, detected and scored on every test set; numbers in their ranges."""
+    """Every family trained, predicted and was scored on every test set; numbers in their ranges;
+    the classifier on the crops of every labelled object of the test split."""
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
     best = metrics[metrics["checkpoint"] == "best"]
-    assert set(best["model"]) == {"yolo_tiny", "frcnn_tiny"}
+    assert set(best["model"]) == {"yolo_tiny", "frcnn_tiny", "resnet_tiny"}
     assert best.groupby("model")["testset"].nunique().eq(test_sets).all()
     for metric in ("AP", "AP50", "AP75"):
         values = best[best["metric"] == metric]["value"]
         assert len(values) == 2 * test_sets and values.between(0, 1).all(), metric
     assert best[best["metric"] == "count_mae"]["value"].map(math.isfinite).all()
+    classifier = best[best["model"] == "resnet_tiny"].set_index("metric")
+    assert classifier.loc["accuracy", "value"].item() >= 0
+    test_set = pq.read_table(results / "sets" / "test_original" / "parquet" / "test", columns=["objects"]).column("objects").to_pylist()
+    objects = sum(1 for objs in test_set for o in objs if o["labelled"] and not o["iscrowd"])
+    assert classifier.filter(like="confusion/", axis=0)["value"].sum() == objects > 0
     for picture in ("ap_by_trainset.png", "detections.png"):
         assert (results / "plots" / picture).stat().st_size > 5_000
     summary = json.loads((results / "summary.json").read_text())
     assert summary["checks"], summary  # every stage's counts added up (accounting fails otherwise)
-    assert set(summary["learning"]["models"]) == {"yolo_tiny", "frcnn_tiny"}  # the learning check saw both
+    assert set(summary["learning"]["models"]) == {"yolo_tiny", "frcnn_tiny", "resnet_tiny"}  # the learning check saw all
 
 
 @needs(COCO128)

@@ -29,7 +29,7 @@ def _write(folder, rows):
     write_parquet(folder / "tables" / "metrics.parquet", pa.Table.from_pandas(frame, preserve_index=False))
 
 
-def test_five_findings_on_constructed_studies(tmp_path):
+def test_seven_findings_on_constructed_studies(tmp_path):
     seeds = [0, 1, 2]
     lab = []
     for seed in seeds:
@@ -53,11 +53,22 @@ def test_five_findings_on_constructed_studies(tmp_path):
                 _rows("r_brl", "hard", seed, "test_original", "AP50", 0.65 + 0.01 * seed),
                 _rows("r_focal", "extreme", seed, "test_original", "AP50", 0.4),
                 _rows("r_brl", "extreme", seed, "test_original", "AP50", 0.38 + 0.03 * seed)]
+    classify = []  # a classifier leaning on backgrounds: 0.9 on originals, 0.6 on random backgrounds
+    for seed in seeds:
+        for test, acc in (("original", 0.9), ("mixed_same", 0.85), ("mixed_rand", 0.6), ("only_bg_t", 0.6), ("only_bg_b", 0.3 + 0.05 * seed),
+                          ("no_fg", 0.5)):
+            classify.append(_rows("c", "original", seed, f"test_{test}", "accuracy", acc))
+        classify.append(_rows("c", "original", seed, "test_challenge", "challenge_accuracy", 0.4))
+        for trainset, original, rand in (("only_fg", 0.8, 0.8), ("blurred", 0.9 + 0.01 * seed, 0.7), ("reduced", 0.85 + 0.05 * seed, 0.6)):
+            classify += [_rows("c", trainset, seed, "test_original", "accuracy", original),
+                         _rows("c", trainset, seed, "test_mixed_rand", "accuracy", rand)]
     _write(tmp_path / "lab", lab)
     _write(tmp_path / "farms", farms)
     _write(tmp_path / "brl", brl)
-    rows = findings.run(tmp_path / "lab", tmp_path / "farms", tmp_path / "brl", tmp_path / "out", "y", (21, 30), ["red", "blue"],
-                        ("r_brl", "r_focal"), "make study")
+    _write(tmp_path / "classify", classify)
+    write_parquet(tmp_path / "classify" / "ingest" / "categories.parquet", pa.table({"index": [0, 1, 2]}))  # three classes: chance 1/3
+    rows = findings.run(tmp_path / "lab", tmp_path / "farms", tmp_path / "brl", tmp_path / "classify", tmp_path / "out", "y", (21, 30),
+                        ["red", "blue"], ("r_brl", "r_focal"), "c", "make study")
     got = {(r.finding, r.claim): (round(r.effect, 6), r.verdict, r.seeds) for r in rows}
     assert got[("a", "AP50 normal > extreme")] == (0.5, "holds", 3)
     assert got[("a", "AP50 normal > easy")][:2] == (0.1, "holds")
@@ -71,10 +82,17 @@ def test_five_findings_on_constructed_studies(tmp_path):
     assert got[("d", "BG-gap smaller when trained on mixed_rand")][0] == pytest.approx(0.5 - 0.05)
     assert got[("e", "AP50 BRL > focal (trained on hard)")] == (0.05, "holds", 3)
     assert got[("e", "AP50 BRL > focal (trained on extreme)")][:2] == (0.01, "inconclusive")
+    assert got[("f", "BG-gap > 0 (accuracy, trained on originals)")][:2] == (0.25, "holds")
+    assert got[("f", "accuracy on only_bg_t > chance (0.333)")][:2] == (round(0.6 - 1 / 3, 6), "holds")
+    assert got[("f", "accuracy on only_bg_b > chance (0.333)")][1] == "inconclusive"  # 0.30, 0.35, 0.40 around 1/3
+    assert got[("f", "accuracy on original > backgrounds-challenge accuracy")][:2] == (0.5, "holds")
+    assert got[("g", "accuracy on test_original: trained on foreground only > on originals")][:2] == (-0.1, "reversed")
+    assert got[("g", "accuracy on test_original: trained on reduced region > on originals")][1] == "inconclusive"  # -0.05, 0, +0.05
+    assert got[("g", "accuracy on test_mixed_rand: trained on foreground only > on originals")][:2] == (0.2, "holds")
     text = (tmp_path / "out" / "findings.md").read_text()
     assert "Made by `make study`" in text and "| (a) Missing annotations | AP50 normal > extreme | +0.500 |" in text
     assert json.loads((tmp_path / "out" / "findings.json").read_text())[0]["finding"] == "a"
-    assert all((tmp_path / "out" / "findings" / f"{key}.png").stat().st_size > 5_000 for key in "abcde")
+    assert all((tmp_path / "out" / "findings" / f"{key}.png").stat().st_size > 5_000 for key in "abcdefg")
 
 
 def test_a_missing_condition_is_named(tmp_path):

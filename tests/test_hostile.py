@@ -118,7 +118,7 @@ def test_malicious_yolo_weights_are_refused_everywhere_they_could_be_loaded(tmp_
     with pytest.raises(UnsafeWeights, match=r"last\.pt: refused"):  # resume
         yolo.train({**settings, "model": "yolov8n.yaml"}, tmp_path / "set", tmp_path / "resume", 0, False, [])
     with pytest.raises(UnsafeWeights, match=r"evil\.pt: refused"):  # detection with best.pt
-        yolo.load_detector({"imgsz": 64}, evil, [], cuda=False)
+        yolo.load_predictor({"imgsz": 64}, evil, [], cuda=False)
     assert not marker.exists(), "unpickling the weights ran code"
 
 
@@ -131,7 +131,7 @@ def test_malicious_torch_checkpoints_are_refused(tmp_path):
     with pytest.raises(UnsafeWeights):
         frcnn.build_model(frcnn_settings["train"]["models"]["f"], 2)
     with pytest.raises(UnsafeWeights):
-        frcnn.load_detector(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
+        frcnn.load_predictor(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
     assert not marker.exists()
 
 

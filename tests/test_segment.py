@@ -144,7 +144,7 @@ def test_missing_torchvision_weights_error_names_the_file(tmp_path, monkeypatch)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     settings = config.validate({"segment": {"deeplabv3": {"weights": "torchvision"}}}, partial=True)["segment"]["deeplabv3"]
     with pytest.raises(WeightsMissing, match=r"place deeplabv3_mobilenet_v3_large-fc3c493d\.pth .* at .*hub/checkpoints"):
-        deeplab.load(settings)
+        deeplab.load(settings, torch.device("cpu"))
 
 
 def test_torchvision_weights_load_from_cache_and_from_a_checkpoint_path(tmp_path, monkeypatch):
@@ -162,7 +162,7 @@ def test_torchvision_weights_load_from_cache_and_from_a_checkpoint_path(tmp_path
     img, _ = scene()
     for weights in ("torchvision", str(own)):
         settings = config.validate({"segment": {"deeplabv3": {"weights": weights, "input_size": 64}}}, partial=True)["segment"]["deeplabv3"]
-        seg = deeplab.load(settings)
+        seg = deeplab.load(settings, torch.device("cpu"))
         prob = seg.foreground_probability([img, img[:60]])
         assert prob[0].shape == img.shape[:2] and prob[1].shape == (60, 160)
         assert seg.kind == "torchvision" and 0 <= prob[0].min() and prob[0].max() <= 1
@@ -178,7 +178,7 @@ def test_trained_deeplab_segments_unseen_images(tmp_path):
     dataset = segment.Dataset.load(tmp_path / "ingest")
     samples = segment.training_samples(cfg, tmp_path / "ingest")[:16]
     model = tmp_path / "model.pt"
-    history = deeplab.train(samples, cfg["segment"]["deeplabv3"], 0, model)["loss"]
+    history = deeplab.train(samples, cfg["segment"]["deeplabv3"], 0, model, torch.device("cpu"))["loss"]
     assert history[-1] < history[0] / 2
     checkpoint = torch.load(model, weights_only=True)  # a weights-only checkpoint
     assert checkpoint["arch"] == "DeepLabV3Plus" and checkpoint["input_size"] == 128

@@ -32,12 +32,18 @@ def cluster():
     subprocess.run(["bash", str(CLUSTER / "stop-slurm.sh")], timeout=60)
 
 
+# squeue (no accounting here), polled every few seconds: the plugin's default first wait of
+# 40 s after each submission would otherwise be most of the test's time (jobs take seconds).
+QUICK_STATUS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+                "--seconds-between-status-checks", "2")
+
+
 def slurm_run(workdir, *extra, timeout=1500):
     """The SLURM profile exactly as README's cluster section gives it, plus the squeue status
     command that a cluster without accounting needs; fails (never hangs) past the timeout."""
     try:
-        return snakemake(workdir, "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml",
-                         "--slurm-status-command", "squeue", "--seconds-between-status-checks", "3", *extra, timeout=timeout)
+        return snakemake(workdir, "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, *extra, timeout=timeout,
+                         slurm=True)
     except subprocess.TimeoutExpired:
         queue = subprocess.run(["squeue", "-o", "%i %j %T %R"], capture_output=True, text=True).stdout
         pytest.fail(f"the SLURM run did not finish within {timeout} s; jobs still queued:\n{queue}")
@@ -92,8 +98,7 @@ def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_wh
     run = workdir / "results" / "train" / "frcnn_mobile" / "original" / "seed0"
     target = "results/train/frcnn_mobile/original/seed0/done.json"
     proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
-                             "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", "--slurm-status-command", "squeue",
-                             "--seconds-between-status-checks", "3", target], cwd=workdir, env=run_env(),
+                             "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, target], cwd=workdir, env=run_env(slurm=True),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900
     while not (run / "last.pt").is_file():

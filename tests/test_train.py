@@ -14,15 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bgshift import config
-from bgshift.train import frcnn, gpus
+from bgshift import config, crops
+from bgshift import devices as gpus
+from bgshift.train import frcnn
 from bgshift.weights import WeightsMissing
-from conftest import REPO, VENV_BIN, run_env, run_stages
+from conftest import REPO, VENV_BIN, assert_reloads_from_own_checkpoint, built_once_weights_are_placed, run_env, run_stages
 
 FRCNN = {"family": "frcnn", "arch": "fasterrcnn_mobilenet_v3_large_fpn", "iterations": 16, "batch": 4, "lr": 0.01,
          "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4,
          "model_kwargs": {"rpn_post_nms_top_n_train": 200, "rpn_pre_nms_top_n_train": 200, "box_batch_size_per_image": 64,
                           "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 200}}
+CLASSIFIER = {"family": "classifier", "arch": "resnet18", "iterations": 16, "batch": 8, "lr": 0.01, "warmup_iters": 2, "checkpoint_every": 4}
 RETINANET = {"family": "retinanet", "arch": "retinanet_resnet18_fpn", "fpn_channels": 128, "loss": "brl", "iterations": 16,
              "batch": 4, "lr": 0.01, "warmup_iters": 2, "min_size": 160, "max_size": 224, "checkpoint_every": 4, "anchor_sizes": [16, 32, 64, 128, 256]}
 
@@ -36,16 +38,22 @@ def small_set(tmp_path_factory):
         "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.75, "val": 0.25, "test": 0}},
         "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}}},
         "sets": {"train": {"original": {"variants": ["original"]}}, "test": []},
-        "train": {"models": {"frcnn": FRCNN, "retinanet": RETINANET, "yolo": {"family": "yolo", "model": "yolov8n.yaml", "epochs": 4, "imgsz": 160, "batch": 8}}},
+        "classify": {"side": 32},
+        "train": {"models": {"frcnn": FRCNN, "retinanet": RETINANET, "yolo": {"family": "yolo", "model": "yolov8n.yaml", "epochs": 4, "imgsz": 160, "batch": 8},
+                             "classifier": CLASSIFIER}},
     })
     run_stages(cfg, root)
+    crops.export(cfg["classify"], 500, root / "sets" / "original", root / "ingest" / "annotations.parquet",
+                 root / "ingest" / "categories.parquet", root / "crops" / "original")
     (root / "config.json").write_text(json.dumps(cfg))
     return cfg, root
 
 
 def train_cli(root, model, run_dir, seed=0, config_path=None, **popen):
+    """`bgshift train` as the rule calls it (a classifier on the set's crops, a detector on its export)."""
+    set_dir = root / ("crops" if model == "classifier" else "sets") / "original"
     cmd = [str(VENV_BIN / "bgshift"), "train", "--config", str(config_path or root / "config.json"), "--model", model,
-           "--set-dir", str(root / "sets" / "original"), "--seed", str(seed), "--categories", str(root / "ingest" / "categories.parquet"),
+           "--set-dir", str(set_dir), "--seed", str(seed), "--categories", str(root / "ingest" / "categories.parquet"),
            "--run-dir", str(run_dir), "--done", str(run_dir / "done.json")]
     env = {**run_env(), "BGSHIFT_THREADS": "1", "BGSHIFT_RESULTS": str(Path(run_dir).parent)}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
@@ -69,7 +77,7 @@ def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_
     assert done["family"] == "frcnn"
 
 
-@pytest.mark.parametrize("family", ["frcnn", "retinanet"])
+@pytest.mark.parametrize("family", ["frcnn", "retinanet", "classifier"])
 def test_killed_run_resumes_exactly(small_set, tmp_path, family):
     """Kill (SIGKILL) after the first checkpoint, restart: the run continues from it and ends
     with the same weights as an uninterrupted run (nothing lost, nothing repeated)."""
@@ -143,7 +151,7 @@ def test_yolo_trains_from_yaml_offline(small_set, tmp_path):
 def test_gpu_allocator_gives_distinct_devices_and_waits_when_all_are_taken(tmp_path):
     script = (
         "import sys, time; sys.path.insert(0, {workflow!r})\n"
-        "from pathlib import Path\nfrom bgshift.train import gpus\n"
+        "from pathlib import Path\nfrom bgshift import devices as gpus\n"
         "a = gpus.allocate(['0', '1'], lock_dir=Path({locks!r}), timeout=2, under_slurm=False)\n"
         "print(a.device, flush=True); time.sleep(30)\n"
     ).format(workflow=str(REPO / "workflow"), locks=str(tmp_path))
@@ -165,6 +173,22 @@ def test_gpu_allocator_gives_distinct_devices_and_waits_when_all_are_taken(tmp_p
     assert gpus.allocate([], lock_dir=tmp_path, under_slurm=False).device is None  # CPU
 
 
+def test_torch_device_holds_a_gpu_lock_for_its_block(tmp_path, monkeypatch):
+    """DeepLab's jobs take their GPU as training does: a lock held for the block, released after."""
+    monkeypatch.setattr(gpus, "LOCK_DIR", tmp_path)
+    monkeypatch.setattr(gpus, "visible_devices", lambda: ["0"])
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with gpus.torch_device("auto") as device:
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+        assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+        with pytest.raises(TimeoutError):  # the device is taken while the block runs
+            gpus.allocate(["0"], timeout=0.5)
+    assert gpus.allocate(["0"], timeout=0.5).device == "0"  # and free again after it
+    with gpus.torch_device("cpu") as device:
+        assert device == torch.device("cpu")
+
+
 def test_visible_devices_follow_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     assert gpus.visible_devices() == ["2", "5"]
@@ -178,22 +202,13 @@ def test_frcnn_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     settings = config.validate({"train": {"models": {"m": {"family": "frcnn", "weights": "torchvision", "min_size": 64, "max_size": 96}}}},
                                partial=True)["train"]["models"]["m"]
-    with pytest.raises(WeightsMissing, match=r"place fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7\.pth .* at .*hub/checkpoints"):
-        frcnn.build_model(settings, num_classes=3)
     torch.manual_seed(0)
     coco_model = tvd.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
-    cache = tmp_path / "hub" / "checkpoints" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"
-    cache.parent.mkdir(parents=True)
-    torch.save(coco_model.state_dict(), cache)
-    model = frcnn.build_model(settings, num_classes=3)
+    model = built_once_weights_are_placed(frcnn.build_model, settings, tmp_path / "hub", "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth", coco_model)
     assert model.roi_heads.box_predictor.cls_score.out_features == 4  # our classes + background
     backbone = {k: v for k, v in model.state_dict().items() if k.startswith("backbone")}
     assert all(torch.equal(v, coco_model.state_dict()[k]) for k, v in backbone.items())
-    own = tmp_path / "resources" / "weights" / "frcnn.pt"
-    own.parent.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "iteration": 7}, own)
-    again = frcnn.build_model({**settings, "weights": str(own)}, num_classes=3)
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in again.state_dict().items())
+    assert_reloads_from_own_checkpoint(frcnn.build_model, settings, model, tmp_path)
     with pytest.raises(WeightsMissing, match="nothing.pt not found"):
         frcnn.build_model({**settings, "weights": str(tmp_path / "nothing.pt")}, num_classes=3)
 
@@ -208,21 +223,12 @@ def test_retinanet_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypat
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     base = {"family": "retinanet", "weights": "torchvision", "min_size": 64, "max_size": 96}
     settings = config.validate({"train": {"models": {"m": base}}}, partial=True)["train"]["models"]["m"]
-    with pytest.raises(WeightsMissing, match=r"place resnet18-f37072fd\.pth .* at .*hub/checkpoints"):
-        retinanet.build_model(settings, num_classes=3)
     torch.manual_seed(0)
     imagenet = tvm.resnet18(weights=None)
-    cache = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    cache.parent.mkdir(parents=True)
-    torch.save(imagenet.state_dict(), cache)
-    model = retinanet.build_model(settings, num_classes=3)
+    model = built_once_weights_are_placed(retinanet.build_model, settings, tmp_path / "hub", "resnet18-f37072fd.pth", imagenet)
     assert torch.equal(model.backbone.body.layer1[0].conv1.weight, imagenet.layer1[0].conv1.weight)
     assert model.head.classification_head.num_classes == 3
-    own = tmp_path / "resources" / "weights" / "retinanet.pt"
-    own.parent.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "iteration": 3}, own)
-    again = retinanet.build_model({**settings, "weights": str(own)}, num_classes=3).state_dict()
-    assert all(torch.equal(again[k], v) for k, v in model.state_dict().items())
+    assert_reloads_from_own_checkpoint(retinanet.build_model, settings, model, tmp_path)
     coco = config.validate({"train": {"models": {"m": {**base, "arch": "retinanet_resnet50_fpn"}}}}, partial=True)["train"]["models"]["m"]
     with pytest.raises(WeightsMissing, match=r"place retinanet_resnet50_fpn_coco-eeacb38b\.pth"):
         retinanet.build_model(coco, num_classes=3)
@@ -328,6 +334,6 @@ def test_retinanet_learns_with_focal_loss_and_with_brl(easy_world, tmp_path):
     for loss in runs:
         done = json.loads((tmp_path / loss / "done.json").read_text())
         assert done["family"] == "retinanet" and [c["iteration"] for c in done["checkpoints"]] == [100, 200, 300]
-        detector = retinanet.load_detector(cfg["train"]["models"][loss], tmp_path / loss / "best.pt", categories, cuda=False)
+        detector = retinanet.load_predictor(cfg["train"]["models"][loss], tmp_path / loss / "best.pt", categories, cuda=False)
         ap50 = metrics.coco_metrics(metrics.load_coco(gt), detector(gt))["AP50"]
         assert ap50 > 0.25, (loss, ap50)

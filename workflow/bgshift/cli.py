@@ -101,6 +101,23 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_crops(args: argparse.Namespace) -> None:
+    from . import crops
+
+    config = _load_config(args)
+    summary = crops.export(config["classify"], config["sets"]["part_rows"], args.set_dir, args.annotations, args.categories, args.out)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+def cmd_challenge(args: argparse.Namespace) -> None:
+    from . import crops
+
+    config = _load_config(args)
+    summary = crops.export_challenge(config["classify"], config["sets"]["part_rows"], config["seed"], args.original,
+                                     args.only_bg_t, args.categories, args.out)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from . import train
 
@@ -154,14 +171,14 @@ def cmd_summary(args: argparse.Namespace) -> None:
 def cmd_findings(args: argparse.Namespace) -> None:
     from . import findings
 
-    lab, farms, brl = cfg.load(args.lab), cfg.load(args.farms), cfg.load(args.brl)
+    lab, farms, brl, classify = cfg.load(args.lab), cfg.load(args.farms), cfg.load(args.brl), cfg.load(args.classify)
     model = next(iter(lab["train"]["models"]))
     colours = [t.removeprefix("bg_color_") for t in lab["sets"]["test"] if t.startswith("bg_color_")]
     window = (farms["evaluate"]["window"]["start"], farms["evaluate"]["window"]["stop"])
     loss_of = {settings["loss"]: name for name, settings in brl["train"]["models"].items()}
-    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --brl {args.brl} --out {args.out}"
-    for row in findings.run(lab["results"], farms["results"], brl["results"], args.out, model, window, colours,
-                            (loss_of["brl"], loss_of["focal"]), command):
+    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --brl {args.brl} --classify {args.classify} --out {args.out}"
+    for row in findings.run(lab["results"], farms["results"], brl["results"], classify["results"], args.out, model, window, colours,
+                            (loss_of["brl"], loss_of["focal"]), next(iter(classify["train"]["models"])), command):
         print(f"({row.finding}) {row.claim}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {row.verdict}")
 
 
@@ -209,6 +226,12 @@ COMMANDS = {
         ("--definition", {"required": True, "help": "the set's definition file (JSON, one entry of sets.definitions)"}),
         ("--variants", {"required": True}), ("--splits", {"required": True}),
         ("--drops", {"required": True}), ("--categories", {"required": True}), ("--out", {"required": True})]),
+    "crops": (cmd_crops, "classification samples of one set: a crop per labelled object, ImageFolder and Parquet", True, [
+        ("--set-dir", {"required": True}), ("--annotations", {"required": True}), ("--categories", {"required": True}),
+        ("--out", {"required": True})]),
+    "challenge": (cmd_challenge, "the backgrounds challenge set: test foregrounds on K Only-BG-T backgrounds", True, [
+        ("--original", {"required": True, "help": "the test_original set"}), ("--only-bg-t", {"required": True, "help": "the test_only_bg_t set"}),
+        ("--categories", {"required": True}), ("--out", {"required": True})]),
     "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
@@ -229,10 +252,11 @@ COMMANDS = {
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "summary": (cmd_summary, "results/summary.json: the accounting and whether the models learnt", False, [
         ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
-    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's two worlds", False, [
+    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
         ("--farms", {"required": True, "help": "config of the farms world (finding b)"}),
         ("--brl", {"required": True, "help": "config of the BRL world (finding e): a focal and a brl RetinaNet"}),
+        ("--classify", {"required": True, "help": "config of the classification world (findings f, g): one classifier"}),
         ("--out", {"required": True})]),
     "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, [
         ("snakemake_args", {"nargs": "*", "help": "options the run uses (e.g. --configfile my.yaml)"})]),

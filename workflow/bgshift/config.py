@@ -148,6 +148,9 @@ def _check_consistency(config: dict) -> None:
     used = ("train", "val") if splits["method"] == "group" else ("train", "val", "test")
     if not any(shares.get(k, 0) > 0 for k in used):
         raise ConfigError(f"splits.ratios: every share of {list(used)} is 0; give train a positive share")
+    if config["classify"]["challenge"]["backgrounds"] and not {"original", "only_bg_t"} <= set(config["sets"]["test"]):
+        raise ConfigError("classify.challenge.backgrounds: the challenge puts test_original's objects on test_only_bg_t's "
+                          "backgrounds; add original and only_bg_t to sets.test (and only_bg_t to variants.catalog)")
 
 
 def load(path: str | Path) -> dict:
@@ -168,11 +171,15 @@ def loads_json(text: str) -> dict:
     return validate(json.loads(text), partial=True)
 
 
+def _properties(schema: dict, defs: dict) -> dict:
+    """A schema's own properties, then those of the definitions it includes by allOf (recursively)."""
+    shared = [_properties(defs[part["$ref"].split("/")[-1]], defs) for part in schema.get("allOf", []) if "$ref" in part]
+    return {**schema.get("properties", {}), **{k: v for d in shared for k, v in d.items()}}
+
+
 def _rows(schema: dict, prefix: str = "", defs: dict | None = None):
     defs = schema.get("$defs", {}) if defs is None else defs
-    shared = [defs[part["$ref"].split("/")[-1]] for part in schema.get("allOf", []) if "$ref" in part]
-    properties = {**schema.get("properties", {}), **{k: v for d in shared for k, v in d.get("properties", {}).items()}}
-    for name, sub in properties.items():
+    for name, sub in _properties(schema, defs).items():
         if "$ref" in sub:  # a shared definition, with this key's own overrides on top
             sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
         key = f"{prefix}{name}"
@@ -205,7 +212,7 @@ def reference_markdown() -> str:
     ]
     schema = load_schema()
     rows = list(_rows(schema))
-    for family in ("yolo_model", "frcnn_model", "retinanet_model"):  # keys of one entry of train.models
+    for family in ("yolo_model", "frcnn_model", "retinanet_model", "classifier_model"):  # keys of one entry of train.models
         rows += list(_rows(schema["$defs"][family], f"train.models.<{family.split('_')[0]} model>.", schema["$defs"]))
     for key, kind, default, text in rows:
         lines.append(f"| `{key}` | {kind} | `{default}` | {text} |".replace("``", ""))

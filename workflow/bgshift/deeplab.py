@@ -31,12 +31,6 @@ TORCHVISION_MODELS = {
 }
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def torchvision_weights_file(arch: str) -> Path:
     """Where torchvision's weight enum looks for its file in the torch hub cache."""
     return hub_checkpoint(TORCHVISION_MODELS[arch][1].url)
@@ -98,9 +92,8 @@ def build_binary_model(arch: str, encoder: str, encoder_weights: str | None) -> 
     return model
 
 
-def load(settings: dict, trained: Path | None = None) -> Segmenter:
-    """Build the configured model with its weights (see module docstring)."""
-    device = pick_device(settings["device"])
+def load(settings: dict, device: torch.device, trained: Path | None = None) -> Segmenter:
+    """Build the configured model with its weights (see module docstring) on `device`."""
     weights = settings["weights"]
     if weights == "train":
         if trained is None or not Path(trained).is_file():
@@ -131,8 +124,8 @@ def load(settings: dict, trained: Path | None = None) -> Segmenter:
     return Segmenter(model, kind, size, device)
 
 
-def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int, out: Path) -> dict:
-    """Fine-tune a binary DeepLabV3(+) on (image, foreground mask) pairs; save a weights-only checkpoint."""
+def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int, out: Path, device: torch.device) -> dict:
+    """Fine-tune a binary DeepLabV3(+) on (image, foreground mask) pairs on `device`; save a weights-only checkpoint."""
     from .io import write_torch
 
     t = settings["train"]
@@ -140,7 +133,6 @@ def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: in
         raise ValueError("segment.deeplabv3.weights is 'train' but no image has a ground-truth mask to learn from")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    device = pick_device(settings["device"])
     model = build_binary_model(t["arch"], t["encoder"], t.get("encoder_weights")).to(device, memory_format=torch.channels_last)
     segmenter = Segmenter(model, "binary", t["input_size"], device)
     size = (t["input_size"], t["input_size"])

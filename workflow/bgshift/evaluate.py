@@ -1,12 +1,12 @@
-"""Evaluation stage: run a trained run's checkpoints on the test sets (`detect`, raw detections
-kept as COCO results JSON), then compute every metric from those files (`score`), so a new
-threshold rescores without inference."""
+"""Evaluation stage: run a trained run's checkpoints on the test sets (`detect`, raw predictions
+kept as JSON: COCO results for detectors, one record per crop for classifiers), then compute
+every metric from those files (`score`), so a new threshold rescores without inference."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, load_coco, metric_rows
+from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_rows, load_coco, metric_rows
 
 
 def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict[str, str | Path],
@@ -16,32 +16,36 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
     import torch
 
     from .io import write_json
-    from .train import family, gpus
+    from . import devices
+    from .train import family, ground_truth
 
     settings = config["train"]["models"][model_name]
     done_path, out_dir = Path(done_path), Path(out_dir)
     done = json.loads(done_path.read_text())
     categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
     sweep = set(config["evaluate"]["sweep_test_sets"])
-    allocation = gpus.allocate() if device == "auto" else gpus.Allocation(None)
+    allocation = devices.allocate() if device == "auto" else devices.Allocation(None)
     manifest = []
     try:
+        devices.use_declared_threads()
         cuda = allocation.device is not None and torch.cuda.is_available()
         models = family(done["family"])
         for ckpt in models.checkpoints(done, done_path.parent):
             wanted = {name: folder for name, folder in sorted(test_sets.items())
                       if ckpt["label"] == "best" or name.removeprefix("test_") in sweep}
-            detector = models.load_detector(settings, ckpt["path"], categories, cuda)
+            predictor = models.load_predictor(settings, ckpt["path"], categories, cuda)
             for name, folder in wanted.items():
-                gt_json = Path(folder) / "coco" / "test.json"
-                dets = detector(gt_json)
+                truth = ground_truth(models.TASK, folder)
+                predictions = predictor(truth)
+                if models.TASK == "detection":
+                    predictions = [{**d, "bbox": [round(v, 2) for v in d["bbox"]], "score": round(d["score"], 5)} for d in predictions]
                 target = out_dir / ckpt["label"] / f"{name}.json"
-                write_json(target, [{**d, "bbox": [round(v, 2) for v in d["bbox"]], "score": round(d["score"], 5)} for d in dets], indent=None)
+                write_json(target, predictions, indent=None)
                 manifest.append({"checkpoint": ckpt["label"], "step": ckpt["step"], "test_set": name,
-                                 "detections": str(target.relative_to(out_dir)), "ground_truth": str(gt_json)})
+                                 "detections": str(target.relative_to(out_dir)), "ground_truth": str(truth)})
     finally:
         allocation.release()
-    summary = {"model": model_name, "set": done["set"], "seed": done["seed"], "evaluations": manifest}
+    summary = {"model": model_name, "set": done["set"], "seed": done["seed"], "task": models.TASK, "evaluations": manifest}
     write_json(out_dir / "manifest.json", summary)
     return summary
 
@@ -58,11 +62,15 @@ def score(config: dict, manifest_path: str | Path, out: str | Path) -> int:
     rows = []
     gts: dict[str, COCO] = {}
     for e in manifest["evaluations"]:
-        gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
-        names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
-        dets = json.loads((manifest_path.parent / e["detections"]).read_text())
-        variant = e["test_set"].removeprefix("test_")
-        for metric, value in metric_rows(gt, dets, threshold, names, variant.startswith(BACKGROUND_ONLY_FAMILIES)):
+        predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
+        if manifest["task"] == "classification":
+            rows_of_set = classification_rows(e["ground_truth"], predictions)
+        else:
+            gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
+            names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
+            variant = e["test_set"].removeprefix("test_")
+            rows_of_set = metric_rows(gt, predictions, threshold, names, variant.startswith(BACKGROUND_ONLY_FAMILIES))
+        for metric, value in rows_of_set:
             rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"],
                          "checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"], "metric": metric, "value": value})
     schema = pa.schema([("model", pa.string()), ("trainset", pa.string()), ("seed", pa.int64()), ("checkpoint", pa.string()),

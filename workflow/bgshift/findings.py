@@ -138,13 +138,48 @@ def recalibration(brl: Study, focal: Study) -> tuple[list[Comparison], pd.DataFr
     return rows, pd.DataFrame({f"{s} {loss}": values for (s, loss), values in ap.items()})
 
 
+def classifier_background_reliance(study: Study, classes: int) -> tuple[list[Comparison], pd.DataFrame]:
+    """(f) Xiao et al. with classifiers: with correlated backgrounds, an originals-trained
+    classifier has BG-gap = accuracy(mixed_same) - accuracy(mixed_rand) > 0, classifies
+    background-only crops (only_bg_t, only_bg_b, no_fg) above chance, and fails the
+    backgrounds challenge more often than it errs on the original images."""
+    acc = {test: study.per_seed("accuracy", "original", f"test_{test}")
+           for test in ("original", "mixed_same", "mixed_rand", "only_bg_t", "only_bg_b", "no_fg")}
+    chance = 1 / classes
+    rows = [compare("f", "BG-gap > 0 (accuracy, trained on originals)", acc["mixed_same"], acc["mixed_rand"])]
+    rows += [compare("f", f"accuracy on {test} > chance ({chance:.3f})", acc[test], acc[test] * 0 + chance)
+             for test in ("only_bg_t", "only_bg_b", "no_fg")]
+    challenge = study.per_seed("challenge_accuracy", "original", "test_challenge")
+    rows.append(compare("f", "accuracy on original > backgrounds-challenge accuracy", acc["original"], challenge))
+    return rows, pd.DataFrame({**acc, "challenge": challenge})
+
+
+def classifier_training_backgrounds(study: Study, trainsets: dict[str, str]) -> tuple[list[Comparison], pd.DataFrame]:
+    """(g) The background-factors deck: classifiers trained on foreground-only, blurred or
+    reduced-region backgrounds against originals-trained ones, on the original test images and
+    on random backgrounds (mixed_rand); `trainsets`: label -> training set name."""
+    original = study.per_seed("accuracy", "original", "test_original")
+    rows, values = [], {"original": original}
+    for label, trainset in trainsets.items():
+        values[label] = study.per_seed("accuracy", trainset, "test_original")
+        rows.append(compare("g", f"accuracy on test_original: trained on {label} > on originals", values[label], original))
+    on_random = study.per_seed("accuracy", "original", "test_mixed_rand")
+    rows += [compare("g", f"accuracy on test_mixed_rand: trained on {label} > on originals",
+                     study.per_seed("accuracy", trainset, "test_mixed_rand"), on_random) for label, trainset in trainsets.items()]
+    return rows, pd.DataFrame(values)
+
+
 TITLES = {
     "a": ("Missing annotations", "AP50 on test_original by drop scheme of the training set", "AP50"),
     "b": ("Masking unlabelled objects", "count MAE on a fully labelled test site by training set", "count MAE"),
     "c": ("Solid backgrounds", "AP50 lost on bg_color_* test sets against test_original", "AP50 loss"),
     "d": ("Background reliance", "BG-gap: AP50(mixed_same) - AP50(mixed_rand)", "BG-gap (AP50)"),
     "e": ("Background Recalibration Loss", "AP50 on test_original of RetinaNet trained on dropped annotations", "AP50"),
+    "f": ("Classifier background reliance", "accuracy of originals-trained classifiers by test set", "accuracy"),
+    "g": ("Classifier training backgrounds", "accuracy on test_original by training backgrounds", "accuracy"),
 }
+# (g)'s training sets in the classification study (config/study/classify.yaml): label -> set name
+TRAINING_BACKGROUNDS = {"foreground only": "only_fg", "blurred": "blurred", "reduced region": "reduced"}
 
 
 def _plot(key: str, values: pd.DataFrame, path: Path) -> None:
@@ -189,13 +224,21 @@ def write(studies: dict[str, Callable[[], tuple[list[Comparison], pd.DataFrame]]
     return rows
 
 
-def run(lab: str | Path, farms: str | Path, brl: str | Path, out_dir: str | Path, model: str,
-        window: tuple[int | None, int | None], colours: list[str], losses: tuple[str, str], command: str) -> list[Comparison]:
+def run(lab: str | Path, farms: str | Path, brl: str | Path, classify: str | Path, out_dir: str | Path, model: str,
+        window: tuple[int | None, int | None], colours: list[str], losses: tuple[str, str], classifier: str,
+        command: str) -> list[Comparison]:
     """The findings of `make study`: (a), (c), (d) from the lab world, (b) from the farms world,
-    (e) from the BRL world, whose `losses` are the (BRL, focal) model names."""
+    (e) from the BRL world, whose `losses` are the (BRL, focal) model names, (f) and (g) from the
+    classification world's `classifier`."""
+    import pyarrow.parquet as pq
+
     lab_study, farms_study = Study(lab, model), Study(farms, model)
     brl_study, focal_study = Study(brl, losses[0]), Study(brl, losses[1])
+    classify_study = Study(classify, classifier)
+    classes = pq.read_metadata(Path(classify) / "ingest" / "categories.parquet").num_rows
     return write({"a": lambda: missing_annotations(lab_study), "b": lambda: masking_unlabelled(farms_study, window),
                   "c": lambda: solid_backgrounds(lab_study, colours), "d": lambda: background_reliance(lab_study),
-                  "e": lambda: recalibration(brl_study, focal_study)},
+                  "e": lambda: recalibration(brl_study, focal_study),
+                  "f": lambda: classifier_background_reliance(classify_study, classes),
+                  "g": lambda: classifier_training_backgrounds(classify_study, TRAINING_BACKGROUNDS)},
                  out_dir, command)

@@ -1,5 +1,6 @@
-"""COCO detection metrics and counting error, from detections: pure functions, used by the
-evaluation stage and by validation inside training alike.
+"""COCO detection metrics and counting error, from detections, and classification accuracy,
+from predicted labels: pure functions, used by the evaluation stage and by validation inside
+training alike.
 
 Detections are COCO results records: {"image_id", "category_id", "bbox": [x, y, w, h], "score"}.
 The COCO scoring engine is faster-coco-eval (a C++ COCOeval, about 10x faster); pycocotools,
@@ -118,4 +119,38 @@ def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[
     errors = count_errors(gt, detections, threshold)
     rows.append(("count_mae", errors[None]))
     rows += [(f"count_mae/{names[cid]}", errors[cid]) for cid in sorted(gt.getCatIds())]
+    return rows
+
+
+def challenge_accuracy(correct: np.ndarray, foreground: list) -> float:
+    """Xiao et al.'s backgrounds challenge: the share of foregrounds classified correctly on
+    every background they were tried on (`foreground`: each sample's foreground key)."""
+    passed: dict = {}
+    for key, ok in zip(foreground, correct):
+        passed[key] = passed.get(key, True) and bool(ok)
+    return float(np.mean(list(passed.values()))) if passed else float("nan")
+
+
+def classification_rows(truth: str | Path, predictions: list[dict]) -> list[tuple[str, float]]:
+    """Every figure of one (checkpoint, crops test set): top-1 accuracy, per-class accuracy, the
+    confusion matrix as counts (confusion/<true>/<predicted>), and on the backgrounds challenge
+    set its challenge accuracy. `truth`: the split's Parquet parts; predictions in their order."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    parts = sorted(Path(truth).glob("*.parquet"))
+    table = pq.read_table(parts, columns=["label", "image_id", "ann_id", "variant"]) if parts else None
+    names = datasets.Features.from_arrow_schema(pq.read_schema(parts[0]))["label"].names if parts else []
+    labels = np.array(table.column("label").to_pylist() if table is not None else [], dtype=np.int64)
+    predicted = np.array([p["label"] for p in sorted(predictions, key=lambda p: p["index"])], dtype=np.int64)
+    if len(predicted) != len(labels):
+        raise ValueError(f"{truth}: {len(labels)} samples but {len(predicted)} predictions")
+    correct = predicted == labels
+    rows = [("accuracy", float(correct.mean()) if len(labels) else float("nan"))]
+    rows += [(f"accuracy/{name}", float(correct[labels == k].mean())) for k, name in enumerate(names) if (labels == k).any()]
+    rows += [(f"confusion/{names[t]}/{names[p]}", float(np.sum((labels == t) & (predicted == p))))
+             for t in range(len(names)) for p in range(len(names))]
+    if table is not None and set(table.column("variant").to_pylist()) == {"challenge"}:
+        rows.append(("challenge_accuracy", challenge_accuracy(correct, list(zip(table.column("image_id").to_pylist(),
+                                                                                table.column("ann_id").to_pylist())))))
     return rows

@@ -39,19 +39,22 @@ def mean_std(values: pd.Series) -> str:
 
 
 def learning_check(frame: pd.DataFrame, check: dict) -> dict:
-    """Did the originals-trained models learn? Mean AP50 over seeds on the original test set
-    against a floor; a table of numbers from models that learnt nothing carries no signal."""
-    rows = frame[(frame.checkpoint == "best") & (frame.metric == "AP50") & (frame.trainset == check["trainset"])
+    """Did the originals-trained models learn? Mean over seeds on the original test set against a
+    floor: AP50 for detectors, accuracy for classifiers; a table of numbers from models that
+    learnt nothing carries no signal."""
+    floors = {"AP50": check["ap50_floor"], "accuracy": check["accuracy_floor"]}
+    rows = frame[(frame.checkpoint == "best") & frame.metric.isin(list(floors)) & (frame.trainset == check["trainset"])
                  & (frame.testset == check["testset"])]
     models = {}
-    for model, group in rows.groupby("model", sort=True):
+    for (model, metric), group in rows.groupby(["model", "metric"], sort=True):
         mean = float(group.value.mean())
-        models[model] = {"AP50": round(mean, 4), "seeds": int(group.seed.nunique()), "learnt": mean >= check["ap50_floor"]}
+        models[model] = {metric: round(mean, 4), "seeds": int(group.seed.nunique()), "learnt": mean >= floors[metric]}
     failed = sorted(m for m, r in models.items() if not r["learnt"])
-    message = (f"WARNING: these models did not learn ({', '.join(failed)}: AP50 on {check['testset']} below "
-               f"{check['ap50_floor']}); the tables below carry no signal" if failed else
-               f"every model trained on {check['trainset']} reaches AP50 >= {check['ap50_floor']} on {check['testset']}"
-               if models else f"no model was trained on {check['trainset']} and tested on {check['testset']}: nothing to check")
+    message = (f"WARNING: these models did not learn ({', '.join(failed)}: on {check['testset']} below the floor, AP50 "
+               f"{check['ap50_floor']} or accuracy {check['accuracy_floor']}); the tables below carry no signal" if failed else
+               f"every model trained on {check['trainset']} reaches its floor on {check['testset']} (AP50 >= {check['ap50_floor']}, "
+               f"accuracy >= {check['accuracy_floor']})" if models else
+               f"no model was trained on {check['trainset']} and tested on {check['testset']}: nothing to check")
     return {**check, "models": models, "all_learnt": bool(models) and not failed, "message": message}
 
 
@@ -72,8 +75,9 @@ def window_values(frame: pd.DataFrame, metric: str, start: int | None, stop: int
 
 
 def background_gap(frame: pd.DataFrame) -> pd.DataFrame:
-    """Xiao et al.'s BG-gap for detection: AP(mixed_same) - AP(mixed_rand), per seed, best checkpoint."""
-    best = frame[(frame.checkpoint == "best") & (frame.metric == "AP")]
+    """Xiao et al.'s BG-gap: score(mixed_same) - score(mixed_rand) per seed, best checkpoint;
+    the score is AP for detectors and accuracy for classifiers."""
+    best = frame[(frame.checkpoint == "best") & frame.metric.isin(["AP", "accuracy"])]
     wide = best.pivot_table(index=["model", "trainset", "seed"], columns="testset", values="value")
     if not {"test_mixed_same", "test_mixed_rand"} <= set(wide.columns):
         return pd.DataFrame(columns=["model", "trainset", "seed", "testset", "value"])
@@ -110,7 +114,7 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
             written.append(f"{metric}_window")
     gap = background_gap(frame)
     if not gap.empty:
-        write_table(paper_table(gap), out_dir / "bg_gap", "BG-gap: AP(mixed_same) − AP(mixed_rand), best checkpoint, mean ± std over seeds")
+        write_table(paper_table(gap), out_dir / "bg_gap", "BG-gap: AP (detectors) or accuracy (classifiers) on mixed_same − on mixed_rand, best checkpoint, mean ± std over seeds")
         written.append("bg_gap")
     write_text(out_dir / "index.json", json.dumps(written) + "\n")
     check = learning_check(frame, settings["learning_check"])
@@ -130,13 +134,16 @@ def save_png(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_by_trainset(frame: pd.DataFrame, metric: str, path: Path) -> None:
-    """Bars: the metric per training set (groups) and test set (bars), error bars = std over seeds."""
-    best = frame[(frame.checkpoint == "best") & (frame.metric == metric)]
+def plot_by_trainset(frame: pd.DataFrame, path: Path) -> None:
+    """Bars: each model's score (AP for detectors, accuracy for classifiers) per training set
+    (groups) and test set (bars), error bars = std over seeds."""
+    best = frame[(frame.checkpoint == "best") & frame.metric.isin(["AP", "accuracy"])]
     models = sorted(best.model.unique())
     fig, axes = plt.subplots(len(models) or 1, 1, figsize=(max(6, 0.9 * best.testset.nunique() * best.trainset.nunique()), 3.2 * max(1, len(models))), squeeze=False)
     for ax, model in zip(axes[:, 0], models):
-        stats = best[best.model == model].groupby(["trainset", "testset"])["value"].agg(["mean", "std"]).fillna(0).reset_index()
+        metric = "AP" if (best[best.model == model].metric == "AP").any() else "accuracy"
+        rows = best[(best.model == model) & (best.metric == metric)]
+        stats = rows.groupby(["trainset", "testset"])["value"].agg(["mean", "std"]).fillna(0).reset_index()
         trainsets, testsets = sorted(stats.trainset.unique()), sorted(stats.testset.unique())
         width = 0.8 / max(1, len(testsets))
         for j, test in enumerate(testsets):
@@ -179,7 +186,7 @@ def plot_mae_by_checkpoint(frame: pd.DataFrame, path: Path) -> None:
 def plots(metric_files: list[str | Path], out_dir: str | Path, drop_of: dict[str, str]) -> None:
     out_dir = Path(out_dir)
     frame = load_metrics(metric_files)
-    plot_by_trainset(frame, "AP", out_dir / "ap_by_trainset.png")
+    plot_by_trainset(frame, out_dir / "ap_by_trainset.png")
     plot_by_drop(frame, drop_of, out_dir / "ap_by_drop_scheme.png")
     plot_mae_by_checkpoint(frame, out_dir / "mae_by_checkpoint.png")
 
@@ -195,7 +202,8 @@ def detection_examples(manifests: list[str | Path], out: str | Path, threshold: 
     chosen = {}
     for path in sorted(map(Path, manifests)):
         m = json.loads(path.read_text())
-        chosen.setdefault(m["model"], (path, m))
+        if m["task"] == "detection":
+            chosen.setdefault(m["model"], (path, m))
     rows = []
     for model, (path, m) in sorted(chosen.items()):
         entry = next((e for e in m["evaluations"] if e["checkpoint"] == "best" and e["test_set"] == "test_original"), None)

@@ -8,6 +8,7 @@ variant stage leaves them out; every instance with a ground-truth mask can be sc
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import devices, masks
 from . import images as imgs
-from . import masks
 from .ingest.collector import RLE_TYPE
 from .io import write_bytes, write_json, write_parquet, write_text
 
@@ -297,13 +298,16 @@ def run_shard(config: dict, ingest_dir: str | Path, shard: int, out_parquet: str
     settings = config["segment"]
     dataset = Dataset.load(ingest_dir)
     shard_images = dataset.shard(shard, config["shard_size"])
-    segmenter = None
-    if settings["method"] in ("deeplabv3", "auto") and _model_available(settings, model):
-        from . import deeplab
+    with contextlib.ExitStack() as held:
+        segmenter = None
+        if settings["method"] in ("deeplabv3", "auto") and _model_available(settings, model):
+            from . import deeplab
 
-        segmenter = deeplab.load(settings["deeplabv3"], trained=Path(model) if model else None)
-    job = Shard(settings, dataset, segmenter, read_accept_list(settings["qc"]["accept_list"]))
-    rows = job.process(shard_images)
+            devices.use_declared_threads()
+            device = held.enter_context(devices.torch_device(settings["deeplabv3"]["device"]))
+            segmenter = deeplab.load(settings["deeplabv3"], device, trained=Path(model) if model else None)
+        job = Shard(settings, dataset, segmenter, read_accept_list(settings["qc"]["accept_list"]))
+        rows = job.process(shard_images)
     write_parquet(out_parquet, pa.Table.from_pylist(rows, schema=SEGMENT_SCHEMA))
     s = MEAN_IMAGE_SIZE
     st = job.stats
@@ -347,7 +351,9 @@ def train_model(config: dict, ingest_dir: str | Path, out: str | Path) -> dict:
     from . import deeplab
 
     samples = training_samples(config, ingest_dir)
-    return deeplab.train(samples, config["segment"]["deeplabv3"], config["seed"], Path(out))
+    devices.use_declared_threads()
+    with devices.torch_device(config["segment"]["deeplabv3"]["device"]) as device:
+        return deeplab.train(samples, config["segment"]["deeplabv3"], config["seed"], Path(out), device)
 
 
 # ---------------------------------------------------------------- reduce

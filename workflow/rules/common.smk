@@ -4,7 +4,9 @@ import re
 
 from bgshift.ingest import count_inputs, input_files
 from bgshift.io import write_json
+from bgshift.crops import CHALLENGE_SET
 from bgshift.sets import definitions as set_definitions, spec_of
+from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
@@ -74,6 +76,28 @@ def set_scene_files(wildcards):
 
 
 MODELS = list(config["train"]["models"])
+# Classifiers learn from a set's crops (rule crops), detectors from its export.
+CLASSIFIERS = [m for m in MODELS if config["train"]["models"][m]["family"] in CLASSIFICATION_FAMILIES]
+CHALLENGE = config["classify"]["challenge"]["backgrounds"] > 0 and bool(CLASSIFIERS)
+
+
+def model_set_dir(model, set_name):
+    """What a model trains or is tested on: the set's crops for a classifier, its export otherwise."""
+    return f"{RESULTS}/{'crops' if model in CLASSIFIERS else 'sets'}/{set_name}"
+
+
+def training_set(wildcards):
+    return model_set_dir(wildcards.model, wildcards.set)
+
+
+def test_sets_of(wildcards):
+    """Every test set a model is evaluated on (with the backgrounds challenge for classifiers, when on)."""
+    tested = [model_set_dir(wildcards.model, name) for name in TEST_SETS]
+    if wildcards.model in CLASSIFIERS and CHALLENGE:
+        tested.append(f"{RESULTS}/crops/{CHALLENGE_SET}")
+    return tested
+
+
 TRAIN_SETS = config["train"]["sets"] or [name for name, spec in SET_SPECS.items() if "train" in spec.splits]
 _unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
 if _unknown_sets:

@@ -1,8 +1,8 @@
 rule detect:
-    """A trained run's checkpoints on the test sets (best everywhere, all on the swept ones); raw detections kept."""
+    """A trained run's checkpoints on the test sets (best everywhere, all on the swept ones); raw predictions kept."""
     input:
         done=rules.train.output.done,
-        test_sets=expand(f"{RESULTS}/sets/{{test_set}}", test_set=TEST_SETS),
+        test_sets=test_sets_of,
         categories=rules.ingest.output.categories,
     output:
         manifest=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/manifest.json",

@@ -16,7 +16,7 @@ rule segment_model:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift segment-model --config-json {params.config:q} --ingest {params.ingest:q} --out {output.model:q} > {log:q} 2>&1"
+        "BGSHIFT_THREADS={threads} bgshift segment-model --config-json {params.config:q} --ingest {params.ingest:q} --out {output.model:q} > {log:q} 2>&1"
 
 
 rule segment:
@@ -33,12 +33,13 @@ rule segment:
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment/{{shard}}.log",
+    threads: 2 if GPU_SEGMENTATION else 1  # DeepLab's torch runs with these threads (BGSHIFT_THREADS)
     resources:
         gpu=1 if GPU_SEGMENTATION else 0,
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift segment --config-json {params.config:q} --ingest {params.ingest:q} --shard {wildcards.shard:q}"
+        "BGSHIFT_THREADS={threads} bgshift segment --config-json {params.config:q} --ingest {params.ingest:q} --shard {wildcards.shard:q}"
         " --out {output.masks:q} --stats {output.stats:q} --model {input.model:q} > {log:q} 2>&1"
 
 

@@ -1,7 +1,7 @@
 rule train:
     """One (model, training set, seed) run; resumes from its last checkpoint when restarted."""
     input:
-        set_dir=f"{RESULTS}/sets/{{set}}",
+        set_dir=training_set,
         categories=rules.ingest.output.categories,
     output:
         done=f"{RESULTS}/train/{{model}}/{{set}}/seed{{seed}}/done.json",

@@ -1,10 +1,13 @@
 """Train: one run per (model, training set, seed), on the GPU a lock gives it, or the CPU.
 
-A model family is one module of this package (yolo, frcnn, retinanet) with one interface:
+A model family is one module of this package (yolo, frcnn, retinanet, classifier) with one interface:
+    TASK: "detection" (trained on a set's export, results/sets/<set>) or "classification"
+        (on its crops, results/crops/<set>),
     train(settings, set_dir, run_dir, seed, cuda, categories) -> run summary (checkpoints,
         best, exact resume from run_dir),
-    load_detector(settings, checkpoint, categories, cuda) -> function of a COCO split's json
-        returning COCO results records,
+    load_predictor(settings, checkpoint, categories, cuda) -> function of a test split's ground
+        truth (ground_truth below) returning prediction records (COCO results for detectors,
+        {index, label, probabilities} per sample for classifiers),
     checkpoints(done, run_dir) -> [{label, step, path}], best first.
 Adding a family is a new module here plus its schema entry.
 """
@@ -22,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..io import inside_results, write_json
-from . import gpus
+from .. import devices
 
 
 def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categories: str | Path, run_dir: str | Path,
@@ -33,10 +36,10 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
     settings = config["train"]["models"][model_name]
     set_dir, run_dir = Path(set_dir), inside_results(run_dir)
     start_afresh_if_inputs_changed(run_dir, inputs_digest(settings, set_dir, seed))
-    allocation = gpus.allocate() if device == "auto" else gpus.Allocation(None)
+    allocation = devices.allocate() if device == "auto" else devices.Allocation(None)
     try:
         use_cuda = allocation.device is not None and torch.cuda.is_available()
-        torch.set_num_threads(max(1, int(os.environ.get("BGSHIFT_THREADS", os.cpu_count() or 1))))
+        devices.use_declared_threads()
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -53,13 +56,19 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
 
 
 def family(name: str):
-    """The module of a model family (yolo, frcnn, retinanet)."""
+    """The module of a model family (yolo, frcnn, retinanet, classifier)."""
     if name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; known: {FAMILIES}")
     return importlib.import_module(f".{name}", __name__)
 
 
-FAMILIES = ("yolo", "frcnn", "retinanet")
+FAMILIES = ("yolo", "frcnn", "retinanet", "classifier")
+CLASSIFICATION_FAMILIES = ("classifier",)
+
+
+def ground_truth(task: str, set_dir: str | Path) -> Path:
+    """What a test set's predictions are scored against: its COCO json, or its crops' Parquet parts."""
+    return Path(set_dir) / ("coco/test.json" if task == "detection" else "parquet/test")
 
 
 def inputs_digest(settings: dict, set_dir: Path, seed: int) -> str:

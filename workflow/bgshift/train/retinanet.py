@@ -104,4 +104,5 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
 
 
 FAMILY = loop.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET)
-train, load_detector, checkpoints = FAMILY.train, FAMILY.load_detector, FAMILY.checkpoints  # the family interface
+TASK = "detection"
+train, load_predictor, checkpoints = FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints  # the family interface

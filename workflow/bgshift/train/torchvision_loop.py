@@ -1,11 +1,12 @@
-"""The training loop, prediction and checkpoints shared by the torchvision detector families
-(Faster R-CNN, RetinaNet): a family module brings its `build_model` and label offset.
+"""The training loop, prediction and checkpoints shared by the torchvision families (Faster
+R-CNN, RetinaNet, the classifiers): a family module brings its `build_model` and its training
+data (what a batch's loss is, how a checkpoint is scored on val: COCO AP or accuracy).
 
 A torch DataLoader (optional decoding workers) over a seeded, resumable batch sampler; SGD
 or AdamW; torch's LR schedulers (linear warm-up, then step or cosine decay); a non-finite
 loss stops the run naming its last checkpoint; mixed precision on GPU,
 gradient clipping, horizontal flips. A checkpoint every `checkpoint_every` iterations is
-kept as a file and scored on the val split (COCO AP): the best is kept as best.pt and
+kept as a file and scored on the val split: the best is kept as best.pt and
 training stops early after `patience` checkpoints without improvement. `last.pt` holds
 the full state (model, optimiser, schedule, scaler, random generator, iteration), so a
 killed or requeued job resumes where it stopped. Data order and flips derive from (seed, iteration), so a
@@ -18,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -28,8 +29,19 @@ from .. import metrics
 from ..io import write_json, write_torch
 from ..weights import WeightsMissing, hub_checkpoint, load_state
 
-BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of object classes) -> model
-Detector = Callable[[Path], list[dict]]  # a COCO split's json -> detections (COCO results records) on its images
+BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of classes) -> model
+Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
+
+
+class TrainingData(Protocol):
+    """What the loop trains on: samples keyed (index, flip), a batch's loss, a checkpoint's val score."""
+
+    metric: str  # the name of val_score's figure (higher is better)
+    samples: torch.utils.data.Dataset
+
+    def loss(self, model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor: ...
+
+    def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None: ...  # None without val samples
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,11 @@ class TorchvisionFamily:
     label_offset: int
 
     def train(self, settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
-        return train(self, settings, set_dir, run_dir, seed, torch.device("cuda" if cuda else "cpu"), categories)
+        device = torch.device("cuda" if cuda else "cpu")
+        data = DetectionData(set_dir, categories, self.label_offset)
+        return train(self.name, lambda: self.build_model(settings, len(categories)), data, settings, run_dir, seed, device)
 
-    def load_detector(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Detector:
+    def load_predictor(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Predictor:
         return load_detector(self, settings, checkpoint, categories, cuda)
 
     @staticmethod
@@ -153,7 +167,31 @@ class Samples(torch.utils.data.Dataset):
         return self.split.sample(self.split.ids[index], flip)
 
 
-def _as_list(batch: list) -> list:
+class DetectionData:
+    """A detection set's train split (boxes of labelled objects) and its val split, scored by COCO AP."""
+
+    metric = "AP"
+
+    def __init__(self, set_dir: Path, categories: list[dict], label_offset: int):
+        category_index = {c["category_id"]: c["index"] for c in categories}
+        self.index_to_category = {v: k for k, v in category_index.items()}
+        self.samples = Samples(CocoSplit(set_dir / "coco" / "train.json", category_index, label_offset))
+        self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
+
+    @staticmethod
+    def loss(model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor:
+        images = [s[0].to(device) for s in batch]
+        targets = [{k: v.to(device) for k, v in s[1].items()} for s in batch]
+        return sum(model(images, targets).values())
+
+    def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
+        if not len(self.val):
+            return None
+        return metrics.coco_metrics(self.val.coco, predict(model, self.val, device, self.index_to_category))["AP"]
+
+
+def as_list(batch: list) -> list:
+    """The DataLoader's collate: the batch as the list of samples it is (sizes differ)."""
     return batch
 
 
@@ -175,27 +213,24 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, inde
     return results
 
 
-def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Path, seed: int, device: torch.device,
-          categories: list[dict]) -> dict:
-    """Train (or resume) one run of a torchvision detector family; returns the run summary."""
+def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, settings: dict, run_dir: Path, seed: int,
+          device: torch.device, collate: Callable = as_list) -> dict:
+    """Train (or resume) one run of a torchvision family; returns the run summary. `build` makes
+    the model (after seeding: its initial weights are part of what the seed fixes)."""
     torch.manual_seed(seed)
-    category_index = {c["category_id"]: c["index"] for c in categories}
-    index_to_category = {v: k for k, v in category_index.items()}
-    train_split = CocoSplit(set_dir / "coco" / "train.json", category_index, family.label_offset)
-    val_split = CocoSplit(set_dir / "coco" / "val.json", category_index, family.label_offset)
-    model = family.build_model(settings, len(categories)).to(device)
+    model = build().to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if settings["optimizer"] == "sgd":
         optimiser = torch.optim.SGD(params, lr=settings["lr"], momentum=0.9, weight_decay=settings["weight_decay"])
     else:
         optimiser = torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
-    per_epoch = max(1, math.ceil(len(train_split) / settings["batch"]))
+    per_epoch = max(1, math.ceil(len(data.samples) / settings["batch"]))
     total = settings["iterations"] or settings["epochs"] * per_epoch
     schedule = lr_schedule(optimiser, total, settings)
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and settings["amp"])
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    state = {"iteration": 0, "checkpoints": [], "best": {"iteration": None, "AP": -1.0}, "stale": 0, "losses": []}
+    state = {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": []}
     last = run_dir / "last.pt"
     if last.is_file():  # resume a killed or requeued run exactly where it stopped
         saved = load_state(last)
@@ -212,21 +247,19 @@ def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Pat
     seen = 0
     model.train()
     batches = torch.utils.data.DataLoader(
-        Samples(train_split), collate_fn=_as_list, num_workers=settings["workers"],
-        batch_sampler=IterationBatches(len(train_split), settings["batch"], seed, state["iteration"], total, settings["hflip"]),
+        data.samples, collate_fn=collate, num_workers=settings["workers"],
+        batch_sampler=IterationBatches(len(data.samples), settings["batch"], seed, state["iteration"], total, settings["hflip"]),
         # its own generator: starting an iterator draws a seed, which must not shift the global RNG
         # that the RPN and RoI samplers draw from (or a resumed run would differ from an uninterrupted one)
         generator=torch.Generator().manual_seed(seed))
-    for samples in batches:
+    for batch in batches:
         if state["stale"] >= settings["patience"]:
             break
         it = state["iteration"]
-        images = [s[0].to(device) for s in samples]
-        targets = [{k: v.to(device) for k, v in s[1].items()} for s in samples]
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda" and settings["amp"]):
-            loss = sum(model(images, targets).values())
+            loss = data.loss(model, batch, device)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{family.name}: loss is {float(loss)} at iteration {it} (learning rate too high?); "
+            raise FloatingPointError(f"{name}: loss is {float(loss)} at iteration {it} (learning rate too high?); "
                                      f"the last checkpoint is {last if last.is_file() else 'not written yet'}")
         optimiser.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -235,11 +268,11 @@ def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Pat
         scaler.step(optimiser)
         scaler.update()
         schedule.step()
-        seen += len(images)
+        seen += len(batch)
         state["iteration"] = it + 1
         state["losses"].append(round(float(loss.detach()), 5))
         if state["iteration"] % settings["checkpoint_every"] == 0 or state["iteration"] == total:
-            _checkpoint(model, val_split, device, index_to_category, ckpt_dir, state)
+            _checkpoint(model, data, device, ckpt_dir, state)
             model.train()
             full = {"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
@@ -247,7 +280,7 @@ def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Pat
                 full["cuda_rng"] = torch.cuda.get_rng_state_all()
             write_torch(last, full)
     elapsed = time.perf_counter() - started
-    summary = {"family": family.name, "iterations": state["iteration"], "planned_iterations": total,
+    summary = {"family": name, "iterations": state["iteration"], "planned_iterations": total,
                "stopped_early": state["iteration"] < total, "checkpoints": state["checkpoints"], "best": state["best"],
                "loss_first": state["losses"][0] if state["losses"] else None, "loss_last": state["losses"][-1] if state["losses"] else None,
                "train_images_per_s_this_session": round(seen / elapsed, 3) if elapsed > 0 and seen else None}
@@ -255,22 +288,22 @@ def train(family: TorchvisionFamily, settings: dict, set_dir: Path, run_dir: Pat
     return summary
 
 
-def _checkpoint(model, val_split, device, index_to_category, ckpt_dir: Path, state: dict) -> None:
+def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) -> None:
     """Keep this iteration's weights, score them on val, update best.pt and the patience count."""
     name = f"iter_{state['iteration']:06d}.pt"
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     write_torch(ckpt_dir / name, {"model": weights, "iteration": state["iteration"]})
-    ap = metrics.coco_metrics(val_split.coco, predict(model, val_split, device, index_to_category))["AP"] if len(val_split) else -1.0
-    state["checkpoints"].append({"name": name, "iteration": state["iteration"], "val_AP": ap})
-    if ap > state["best"]["AP"] or not len(val_split):  # without val images the latest checkpoint is the best
-        state["best"] = {"iteration": state["iteration"], "AP": ap, "name": name}
+    score = data.val_score(model, device)
+    state["checkpoints"].append({"name": name, "iteration": state["iteration"], f"val_{data.metric}": -1.0 if score is None else score})
+    if score is None or score > state["best"][data.metric]:  # without val samples the latest checkpoint is the best
+        state["best"] = {"iteration": state["iteration"], data.metric: -1.0 if score is None else score, "name": name}
         state["stale"] = 0
         write_torch(ckpt_dir.parent / "best.pt", {"model": weights, "iteration": state["iteration"]})
     else:
         state["stale"] += 1
 
 
-def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Detector:
+def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Predictor:
     """A checkpoint of this loop, loaded once, as a function of the COCO split to run on."""
     device = torch.device("cuda" if cuda else "cpu")
     model = family.build_model({**settings, "weights": "none"}, len(categories))

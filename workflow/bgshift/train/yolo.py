@@ -13,6 +13,8 @@ from typing import Callable
 from ..metrics import load_coco
 from ..weights import WeightsMissing, forbid_unpickling, load_yolo
 
+TASK = "detection"
+
 
 def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
     """ultralytics trains on the set's YOLO export, whose class ids are the category indices."""
@@ -53,7 +55,7 @@ def checkpoints(done: dict, run_dir: Path) -> list[dict]:
     return [best] + [{"label": Path(c["name"]).stem, "step": c["epoch"], "path": run_dir / c["name"]} for c in done["checkpoints"]]
 
 
-def load_detector(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Callable[[Path], list[dict]]:
+def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Callable[[Path], list[dict]]:
     """A checkpoint (loaded once, safely) as a function of the COCO split to run on."""
     model = load_yolo(checkpoint)
     index_to_category = {c["index"]: c["category_id"] for c in categories}

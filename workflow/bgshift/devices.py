@@ -1,13 +1,15 @@
-"""Which GPU a training job uses.
+"""Where a torch job runs: which GPU (every GPU job: training, detection, DeepLab), and how
+many CPU threads.
 
 Snakemake's `--resources gpu=N` only limits how many GPU jobs run at once; it does not
 say which device each one gets. On a workstation each job therefore takes a lock on one
 free device (an flock'ed file per device, released when the process ends, even if it is
 killed) and exports CUDA_VISIBLE_DEVICES. Under SLURM the scheduler's allocation is used
-as it is. With no GPU, training runs on the CPU.
+as it is. With no GPU, the job runs on the CPU, with the threads its rule declares.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -43,11 +45,12 @@ class Allocation:
             self._handle = None
 
 
-def allocate(devices: list[str] | None = None, lock_dir: Path = LOCK_DIR, timeout: float = 3600.0,
+def allocate(devices: list[str] | None = None, lock_dir: Path | None = None, timeout: float = 3600.0,
              under_slurm: bool | None = None) -> Allocation:
     """Lock one free device from `devices` (default: visible_devices()) and export it."""
     under_slurm = "SLURM_JOB_ID" in os.environ if under_slurm is None else under_slurm
     devices = visible_devices() if devices is None else devices
+    lock_dir = LOCK_DIR if lock_dir is None else lock_dir
     if under_slurm or not devices:
         return Allocation(devices[0] if devices else None)  # SLURM already chose; or CPU only
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -65,3 +68,29 @@ def allocate(devices: list[str] | None = None, lock_dir: Path = LOCK_DIR, timeou
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU among {devices} after {timeout:.0f} s (locks in {lock_dir})")
         time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def torch_device(setting: str = "auto"):
+    """The torch device a job runs on, held for the `with` block: `auto` takes a free GPU (by
+    lock, or SLURM's) or else the CPU; `cpu`, `cuda` or `cuda:N` are used as given."""
+    import torch
+
+    if setting != "auto":
+        yield torch.device(setting)
+        return
+    allocation = allocate()
+    try:
+        yield torch.device("cuda" if allocation.device is not None and torch.cuda.is_available() else "cpu")
+    finally:
+        allocation.release()
+
+
+def use_declared_threads() -> int:
+    """torch's CPU threads = the threads the job's rule declares (BGSHIFT_THREADS), so jobs that
+    Snakemake runs side by side do not oversubscribe the cores."""
+    import torch
+
+    threads = max(1, int(os.environ.get("BGSHIFT_THREADS", os.cpu_count() or 1)))
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,134 @@
+"""Family `classifier`: torchvision image classifiers (ResNet-18/50, MobileNetV3, EfficientNet-B0)
+trained on a set's crops (bgshift.crops) by the shared torchvision loop.
+
+The same loop as the detectors (torchvision_loop.py): SGD or AdamW, warm-up then step or
+cosine decay, horizontal flips, a checkpoint every `checkpoint_every` iterations scored by
+val accuracy, best.pt, exact resume. Inputs are normalised with ImageNet's statistics, as
+torchvision's pretrained weights expect. Weights: none (from scratch), torchvision (the
+ImageNet weights from the torch hub cache; the head is replaced for our classes) or a
+checkpoint path, e.g. under resources/weights/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torchvision.models as tvm
+
+from ..images import decode_rgb
+from ..weights import load_state
+from . import torchvision_loop as loop
+
+TASK = "classification"
+ARCHS = {
+    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V2),
+    "mobilenet_v3_small": (tvm.mobilenet_v3_small, tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1),
+    "mobilenet_v3_large": (tvm.mobilenet_v3_large, tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2),
+    "efficientnet_b0": (tvm.efficientnet_b0, tvm.EfficientNet_B0_Weights.IMAGENET1K_V1),
+}
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
+    """The architecture with `num_classes` outputs, weights per settings["weights"]."""
+    builder, enum = ARCHS[settings["arch"]]
+    kind, state = loop.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
+    if kind == "torchvision":
+        model = builder(weights=None, num_classes=len(enum.meta["categories"]))
+        model.load_state_dict(state)
+        _replace_head(model, num_classes)
+        return model
+    model = builder(weights=None, num_classes=num_classes)
+    if state is not None:
+        model.load_state_dict(state)
+    return model
+
+
+def _replace_head(model: torch.nn.Module, num_classes: int) -> None:
+    """A new last layer for our classes (ResNet: fc; MobileNetV3 and EfficientNet: classifier[-1])."""
+    if hasattr(model, "fc"):
+        model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
+    else:
+        model.classifier[-1] = torch.nn.Linear(model.classifier[-1].in_features, num_classes)
+
+
+class CropSplit(torch.utils.data.Dataset):
+    """One split of a crops export (its Parquet parts): JPEG bytes held, decoded per sample."""
+
+    def __init__(self, folder: Path):
+        parts = sorted(Path(folder).glob("*.parquet"))
+        tables = [pq.read_table(p, columns=["image", "label"]).to_pydict() for p in parts]
+        self.images = [im["bytes"] for t in tables for im in t["image"]]
+        self.labels = [label for t in tables for label in t["label"]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def tensor(self, index: int, flip: bool = False) -> torch.Tensor:
+        pixels = decode_rgb(self.images[index])
+        if flip:
+            pixels = np.ascontiguousarray(pixels[:, ::-1])
+        return (torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255) - MEAN) / STD
+
+    def __getitem__(self, key: tuple[int, bool]) -> tuple[torch.Tensor, int]:
+        index, flip = key
+        return self.tensor(index, flip), self.labels[index]
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, split: CropSplit, device: torch.device, batch_size: int = 64) -> list[dict]:
+    """One record per sample, in the split's order: the predicted class and every class's probability."""
+    model.eval()
+    records = []
+    for start in range(0, len(split), batch_size):
+        batch = torch.stack([split.tensor(i) for i in range(start, min(len(split), start + batch_size))]).to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            probabilities = model(batch).float().softmax(1).cpu()
+        for offset, p in enumerate(probabilities.tolist()):
+            records.append({"index": start + offset, "label": int(np.argmax(p)), "probabilities": [round(v, 5) for v in p]})
+    return records
+
+
+class CropData:
+    """A crops set's train split and its val split, scored by accuracy."""
+
+    metric = "accuracy"
+
+    def __init__(self, set_dir: Path):
+        self.samples = CropSplit(set_dir / "parquet" / "train")
+        self.val = CropSplit(set_dir / "parquet" / "val")
+
+    @staticmethod
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> torch.Tensor:
+        images, labels = batch
+        return torch.nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+
+    def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
+        if not len(self.val):
+            return None
+        predicted = [r["label"] for r in predict(model, self.val, device)]
+        return float(np.mean(np.equal(predicted, self.val.labels)))
+
+
+def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
+    data = CropData(Path(set_dir))
+    if not len(data.samples):
+        raise ValueError(f"{set_dir}: the training split has no crops (no labelled object in the set)")
+    return loop.train("classifier", lambda: build_model(settings, len(categories)), data, settings, run_dir, seed,
+                      torch.device("cuda" if cuda else "cpu"), collate=torch.utils.data.default_collate)
+
+
+def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool):
+    """A checkpoint as a function of a crops split's folder (its Parquet parts)."""
+    device = torch.device("cuda" if cuda else "cpu")
+    model = build_model({**settings, "weights": "none"}, len(categories))
+    model.load_state_dict(load_state(checkpoint)["model"])
+    model.to(device)
+    return lambda folder: predict(model, CropSplit(Path(folder)), device)
+
+
+checkpoints = loop.checkpoints
