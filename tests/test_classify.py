@@ -156,6 +156,7 @@ def test_classification_rows_on_constructed_predictions(world):
     assert sum(v for m, v in rows.items() if m.startswith("confusion/")) == len(labels)
     off_diagonal = sum(v for m, v in rows.items() if m.startswith("confusion/") and m.split("/")[1] != m.split("/")[2])
     assert off_diagonal == 2 and "challenge_accuracy" not in rows
+    assert not [m for m, _ in metrics.classification_rows(truth, predictions, confusion=False) if m.startswith("confusion/")]
     challenge = root / "crops" / crops.CHALLENGE_SET / "parquet" / "test"
     truth_labels = pq.read_table(challenge, columns=["label"]).column("label").to_pylist()
     first_wrong = [{"index": i, "label": (y + 1) % 3 if i == 0 else y} for i, y in enumerate(truth_labels)]

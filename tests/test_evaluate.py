@@ -41,6 +41,31 @@ def test_perfect_detections_score_one_and_shifted_ones_zero(tmp_path):
     assert metrics.coco_metrics(gt, [])["AP"] == pytest.approx(0.0)
 
 
+def test_tide_assigns_each_constructed_error_to_its_kind(tmp_path):
+    """TIDE's definitions (Bolya et al.): each error below is the only one of its detection set,
+    and fixing it restores the AP50 it cost, so its dAP50 is positive and every other is 0."""
+    _, gt = ground_truth(tmp_path)
+    ok = perfect(gt)
+    assert set(metrics.tide_errors(gt, ok).values()) == {0.0}
+    sheep = ok[0]  # image 1's sheep at [10, 10, 40, 40]
+    cases = {
+        "Cls": [{**sheep, "category_id": 7}] + ok[1:],  # right box, wrong class
+        "Loc": [{**sheep, "bbox": [30, 10, 40, 40]}] + ok[1:],  # right class, IoU 0.33 (0.1 <= IoU < 0.5)
+        "Dupe": ok[:1] + [{**sheep, "score": 0.95}] + ok[1:],  # a second hit on the same sheep, ranked first
+        "Bkg": [{"image_id": 2, "category_id": 3, "bbox": [150, 0, 20, 20], "score": 0.95}] + ok,  # on nothing, ranked first
+        "Miss": ok[1:],  # the sheep not detected at all
+    }
+    for kind, detections in cases.items():
+        errors = metrics.tide_errors(gt, detections)
+        others = {k: v for k, v in errors.items() if k not in (kind, "FalsePos", "FalseNeg")}
+        assert errors[kind] > 0.05 and set(others.values()) == {0.0}, (kind, errors)
+    assert metrics.tide_errors(gt, cases["Bkg"])["FalsePos"] > 0 and metrics.tide_errors(gt, cases["Miss"])["FalseNeg"] > 0
+    # wrong class and wrong place: TIDE fixes a "both" error by removing the detection, so the
+    # sheep it was near stays missed (Miss), and nothing else is charged
+    both = metrics.tide_errors(gt, [{**sheep, "category_id": 7, "bbox": [30, 10, 40, 40]}] + ok[1:])
+    assert both["Both"] > 0.05 and both["Miss"] > 0.05 and both["Cls"] == both["Loc"] == both["Dupe"] == both["Bkg"] == 0
+
+
 def test_per_class_ap_sees_one_class_missed(tmp_path):
     _, gt = ground_truth(tmp_path)
     only_sheep = [d for d in perfect(gt) if d["category_id"] == 3]
@@ -149,10 +174,20 @@ def test_learning_check_flags_models_below_the_floor_loudly():
 
 def test_table_files_in_three_formats(tmp_path):
     frame = long_frame()
+    tide = [("m", "orig", seed, "best", 9, test, f"tide/{error}", value + 0.01 * seed)
+            for seed in range(2) for test, error, value in (("test_original", "Bkg", 0.02), ("test_original", "Miss", 0.1),
+                                                             ("test_bg_color_red", "Bkg", 0.3), ("test_bg_color_red", "Miss", 0.1))]
+    frame = pd.concat([frame, pd.DataFrame(tide, columns=report.COLUMNS)], ignore_index=True)
     frame.to_parquet(tmp_path / "m.parquet")
     written = report.tables([tmp_path / "m.parquet"], tmp_path / "tables", {"table_metrics": ["AP"], "window": {"start": 6, "stop": 9},
                                                                             "learning_check": LEARNING_CHECK})
-    assert written == ["AP", "AP_window", "bg_gap"]
+    assert written == ["AP", "AP_window", "bg_gap", "tide"]
+    assert "| m       | orig           | Bkg     | 0.305 ± 0.007 (n=2)" in (tmp_path / "tables" / "tide.md").read_text()
+    tide_rows = report.tide_table(frame)
+    assert tide_rows[["error", "test_bg_color_red", "test_original"]].values.tolist() == [
+        ["Bkg", "0.305 ± 0.007 (n=2)", "0.025 ± 0.007 (n=2)"], ["Miss", "0.105 ± 0.007 (n=2)", "0.105 ± 0.007 (n=2)"]]
+    report.plot_tide(frame, tmp_path / "tide.png")
+    assert (tmp_path / "tide.png").stat().st_size > 5_000
     assert "| m       | orig           | 0.200 ± 0.100" in (tmp_path / "tables" / "AP.md").read_text()
     assert r"0.200 $\pm$ 0.100" in (tmp_path / "tables" / "AP.tex").read_text() and r"test\_original" in (tmp_path / "tables" / "AP.tex").read_text()
     assert "<table" in (tmp_path / "tables" / "tables.html").read_text()

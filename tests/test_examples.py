@@ -49,7 +49,7 @@ def assert_scored_tables(results, test_sets: int) -> None:
     test_set = pq.read_table(results / "sets" / "test_original" / "parquet" / "test", columns=["objects"]).column("objects").to_pylist()
     objects = sum(1 for objs in test_set for o in objs if o["labelled"] and not o["iscrowd"])
     assert classifier.filter(like="confusion/", axis=0)["value"].sum() == objects > 0
-    for picture in ("ap_by_trainset.png", "detections.png"):
+    for picture in ("ap_by_trainset.png", "detections.png", "tide_errors.png"):
         assert (results / "plots" / picture).stat().st_size > 5_000
     summary = json.loads((results / "summary.json").read_text())
     assert summary["checks"], summary  # every stage's counts added up (accounting fails otherwise)

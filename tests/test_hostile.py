@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from bgshift import config, io, sets
-from bgshift.train import frcnn, yolo
+from bgshift.train import classifier, frcnn, yolo
 from bgshift.variants import expand
 from bgshift.weights import UnsafeWeights, load_state, load_yolo
 from conftest import REPO, copy_workflow, run_stages, snakemake
@@ -132,6 +132,11 @@ def test_malicious_torch_checkpoints_are_refused(tmp_path):
         frcnn.build_model(frcnn_settings["train"]["models"]["f"], 2)
     with pytest.raises(UnsafeWeights):
         frcnn.load_predictor(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
+    classifier_settings = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {"c": {"family": "classifier", "weights": str(evil)}}}})
+    with pytest.raises(UnsafeWeights):
+        classifier.build_model(classifier_settings["train"]["models"]["c"], 2)
+    with pytest.raises(UnsafeWeights):
+        classifier.load_predictor(classifier_settings["train"]["models"]["c"], evil, [{"index": 0, "category_id": 1}], cuda=False)
     assert not marker.exists()
 
 

@@ -64,7 +64,7 @@ def score(config: dict, manifest_path: str | Path, out: str | Path) -> int:
     for e in manifest["evaluations"]:
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
         if manifest["task"] == "classification":
-            rows_of_set = classification_rows(e["ground_truth"], predictions)
+            rows_of_set = classification_rows(e["ground_truth"], predictions, confusion=e["checkpoint"] == "best")  # one matrix per run
         else:
             gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
             names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}

@@ -106,11 +106,38 @@ def false_positives_per_image(gt: COCO, detections: list[dict], threshold: float
     return sum(d["score"] >= threshold for d in detections) / images if images else float("nan")
 
 
+TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss", "FalsePos", "FalseNeg")
+
+
+def tide_errors(gt: COCO, detections: list[dict]) -> dict[str, float]:
+    """TIDE (Bolya et al., the `tidecv` package): the AP50 each kind of error costs, as dAP50 on
+    AP's 0-1 scale: classification, localisation, both, duplicate, background (a detection on
+    nothing) and missed errors, then all false positives and all false negatives (the
+    "special" errors). Boxes at IoU 0.5 for a hit and 0.1 for "near an object", TIDE's defaults."""
+    from tidecv import TIDE
+    from tidecv.data import Data
+
+    truth, predicted = Data("gt", max_dets=100), Data("detections")
+    for image in gt.dataset["images"]:
+        truth.add_image(image["id"], image["file_name"])
+    for category in gt.dataset["categories"]:
+        truth.add_class(category["id"], category["name"])
+    for ann in gt.dataset["annotations"]:
+        add = truth.add_ignore_region if ann["iscrowd"] else truth.add_ground_truth
+        add(ann["image_id"], ann["category_id"], ann["bbox"])
+    for d in detections:
+        predicted.add_detection(d["image_id"], d["category_id"], d["score"], d["bbox"])
+    run = TIDE(pos_threshold=0.5, background_threshold=0.1, mode=TIDE.BOX).evaluate(truth, predicted, name="run")
+    errors = {e.short_name: v for e, v in {**run.fix_main_errors(), **run.fix_special_errors()}.items()}
+    return {name: errors[name] / 100 for name in TIDE_ERRORS}
+
+
 BACKGROUND_ONLY_FAMILIES = ("only_bg_b", "only_bg_t", "no_fg")
 
 
 def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[int, str], background_only: bool) -> list[tuple[str, float]]:
-    """Every figure of one (checkpoint, test set): COCO stats, per-class AP, count MAE, FP per image."""
+    """Every figure of one (checkpoint, test set): COCO stats, per-class AP, count MAE, FP per
+    image, TIDE's errors (tide/<error>)."""
     if background_only:  # no objects to find: only false positives can be measured
         return [("fp_per_image", false_positives_per_image(gt, detections, threshold))]
     evaluator = _cocoeval(gt, detections)
@@ -119,6 +146,7 @@ def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[
     errors = count_errors(gt, detections, threshold)
     rows.append(("count_mae", errors[None]))
     rows += [(f"count_mae/{names[cid]}", errors[cid]) for cid in sorted(gt.getCatIds())]
+    rows += [(f"tide/{name}", value) for name, value in tide_errors(gt, detections).items()]
     return rows
 
 
@@ -131,10 +159,11 @@ def challenge_accuracy(correct: np.ndarray, foreground: list) -> float:
     return float(np.mean(list(passed.values()))) if passed else float("nan")
 
 
-def classification_rows(truth: str | Path, predictions: list[dict]) -> list[tuple[str, float]]:
+def classification_rows(truth: str | Path, predictions: list[dict], confusion: bool = True) -> list[tuple[str, float]]:
     """Every figure of one (checkpoint, crops test set): top-1 accuracy, per-class accuracy, the
-    confusion matrix as counts (confusion/<true>/<predicted>), and on the backgrounds challenge
-    set its challenge accuracy. `truth`: the split's Parquet parts; predictions in their order."""
+    confusion matrix as counts (confusion/<true>/<predicted>; only if `confusion`, as classes^2
+    rows are many), and on the backgrounds challenge set its challenge accuracy.
+    `truth`: the split's Parquet parts; predictions: records with the index of their sample."""
     import datasets
     import pyarrow.parquet as pq
 
@@ -148,8 +177,9 @@ def classification_rows(truth: str | Path, predictions: list[dict]) -> list[tupl
     correct = predicted == labels
     rows = [("accuracy", float(correct.mean()) if len(labels) else float("nan"))]
     rows += [(f"accuracy/{name}", float(correct[labels == k].mean())) for k, name in enumerate(names) if (labels == k).any()]
-    rows += [(f"confusion/{names[t]}/{names[p]}", float(np.sum((labels == t) & (predicted == p))))
-             for t in range(len(names)) for p in range(len(names))]
+    if confusion:
+        rows += [(f"confusion/{names[t]}/{names[p]}", float(np.sum((labels == t) & (predicted == p))))
+                 for t in range(len(names)) for p in range(len(names))]
     if table is not None and set(table.column("variant").to_pylist()) == {"challenge"}:
         rows.append(("challenge_accuracy", challenge_accuracy(correct, list(zip(table.column("image_id").to_pylist(),
                                                                                 table.column("ann_id").to_pylist())))))

@@ -85,6 +85,20 @@ def background_gap(frame: pd.DataFrame) -> pd.DataFrame:
     return gap.assign(testset="bg_gap")
 
 
+TIDE_MAIN = ["Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"]
+
+
+def tide_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """TIDE's main errors at the best checkpoint: rows model x training set x error, columns test
+    sets, cells dAP50 mean ± std over seeds (how the error mix shifts across backgrounds)."""
+    best = frame[(frame.checkpoint == "best") & frame.metric.isin([f"tide/{e}" for e in TIDE_MAIN])]
+    if best.empty:
+        return pd.DataFrame()
+    best = best.assign(error=pd.Categorical(best.metric.str.removeprefix("tide/"), TIDE_MAIN, ordered=True))
+    cells = best.groupby(["model", "trainset", "error", "testset"], sort=True, observed=True)["value"].apply(mean_std).unstack("testset")
+    return cells.rename_axis(columns=None).reset_index().rename(columns={"trainset": "training set"})
+
+
 def write_table(table: pd.DataFrame, stem: Path, caption: str) -> None:
     write_text(stem.with_suffix(".md"), f"{caption}\n\n" + table.to_markdown(index=False) + "\n")
     latex = (table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
@@ -116,6 +130,10 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     if not gap.empty:
         write_table(paper_table(gap), out_dir / "bg_gap", "BG-gap: AP (detectors) or accuracy (classifiers) on mixed_same − on mixed_rand, best checkpoint, mean ± std over seeds")
         written.append("bg_gap")
+    tide = tide_table(frame)
+    if not tide.empty:
+        write_table(tide, out_dir / "tide", "TIDE errors (Bolya et al.): AP50 each kind of error costs (dAP50), best checkpoint, mean ± std over seeds")
+        written.append("tide")
     write_text(out_dir / "index.json", json.dumps(written) + "\n")
     check = learning_check(frame, settings["learning_check"])
     write_text(out_dir / "learning.json", json.dumps(check, indent=2, sort_keys=True) + "\n")
@@ -183,12 +201,34 @@ def plot_mae_by_checkpoint(frame: pd.DataFrame, path: Path) -> None:
     save_png(fig, path)
 
 
+def plot_tide(frame: pd.DataFrame, path: Path) -> None:
+    """Stacked bars: TIDE's main errors (dAP50, mean over seeds) per test set, one panel per model
+    and training set, so the error mix of each background variant sits beside test_original's."""
+    best = frame[(frame.checkpoint == "best") & frame.metric.isin([f"tide/{e}" for e in TIDE_MAIN])]
+    panels = sorted(best.groupby(["model", "trainset"]).groups) or [("no detector", "")]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 0.7 * best.testset.nunique() + 2), 2.8 * len(panels)), squeeze=False)
+    for ax, (model, trainset) in zip(axes[:, 0], panels):
+        rows = best[(best.model == model) & (best.trainset == trainset)]
+        means = rows.assign(error=rows.metric.str.removeprefix("tide/")).pivot_table(index="testset", columns="error", values="value")
+        bottom = np.zeros(len(means))
+        for error in TIDE_MAIN:
+            values = means[error].to_numpy() if error in means else np.zeros(len(means))
+            ax.bar(range(len(means)), values, bottom=bottom, label=error)
+            bottom += values
+        ax.set_xticks(range(len(means)), [t.removeprefix("test_") for t in means.index], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("dAP50")
+        ax.set_title(f"{model} / {trainset}: TIDE errors by test set (best checkpoint, mean over seeds)", fontsize=9)
+        ax.legend(fontsize=7, ncol=6)
+    save_png(fig, path)
+
+
 def plots(metric_files: list[str | Path], out_dir: str | Path, drop_of: dict[str, str]) -> None:
     out_dir = Path(out_dir)
     frame = load_metrics(metric_files)
     plot_by_trainset(frame, out_dir / "ap_by_trainset.png")
     plot_by_drop(frame, drop_of, out_dir / "ap_by_drop_scheme.png")
     plot_mae_by_checkpoint(frame, out_dir / "mae_by_checkpoint.png")
+    plot_tide(frame, out_dir / "tide_errors.png")
 
 
 def detection_examples(manifests: list[str | Path], out: str | Path, threshold: float, images: int = 4) -> None:

@@ -27,6 +27,7 @@ rule plots:
         by_trainset=report(f"{RESULTS}/plots/ap_by_trainset.png", caption="../report/ap_by_trainset.rst", category="Results"),
         by_drop=report(f"{RESULTS}/plots/ap_by_drop_scheme.png", caption="../report/ap_by_drop.rst", category="Results"),
         mae=report(f"{RESULTS}/plots/mae_by_checkpoint.png", caption="../report/mae_by_checkpoint.rst", category="Results"),
+        tide=report(f"{RESULTS}/plots/tide_errors.png", caption="../report/tide_errors.rst", category="Results"),
         examples=report(f"{RESULTS}/plots/detections.png", caption="../report/detections.rst", category="Results"),
     params:
         config=job_config(evaluate={key: config["evaluate"][key] for key in ("score_threshold", "example_images")}),

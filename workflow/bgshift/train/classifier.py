@@ -103,9 +103,10 @@ class CropData:
         self.val = CropSplit(set_dir / "parquet" / "val")
 
     @staticmethod
-    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> torch.Tensor:
-        images, labels = batch
-        return torch.nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+    def loss(model: torch.nn.Module, batch: list[tuple[torch.Tensor, int]], device: torch.device) -> torch.Tensor:
+        images = torch.stack([image for image, _ in batch]).to(device)
+        labels = torch.tensor([label for _, label in batch], device=device)
+        return torch.nn.functional.cross_entropy(model(images), labels)
 
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
         if not len(self.val):
@@ -119,7 +120,7 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, c
     if not len(data.samples):
         raise ValueError(f"{set_dir}: the training split has no crops (no labelled object in the set)")
     return loop.train("classifier", lambda: build_model(settings, len(categories)), data, settings, run_dir, seed,
-                      torch.device("cuda" if cuda else "cpu"), collate=torch.utils.data.default_collate)
+                      torch.device("cuda" if cuda else "cpu"))
 
 
 def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool):

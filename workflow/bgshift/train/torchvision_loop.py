@@ -34,7 +34,8 @@ Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction re
 
 
 class TrainingData(Protocol):
-    """What the loop trains on: samples keyed (index, flip), a batch's loss, a checkpoint's val score."""
+    """What the loop trains on: samples keyed (index, flip), the loss of a batch (the list of its
+    samples), a checkpoint's val score."""
 
     metric: str  # the name of val_score's figure (higher is better)
     samples: torch.utils.data.Dataset
@@ -214,7 +215,7 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, inde
 
 
 def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, settings: dict, run_dir: Path, seed: int,
-          device: torch.device, collate: Callable = as_list) -> dict:
+          device: torch.device) -> dict:
     """Train (or resume) one run of a torchvision family; returns the run summary. `build` makes
     the model (after seeding: its initial weights are part of what the seed fixes)."""
     torch.manual_seed(seed)
@@ -247,7 +248,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
     seen = 0
     model.train()
     batches = torch.utils.data.DataLoader(
-        data.samples, collate_fn=collate, num_workers=settings["workers"],
+        data.samples, collate_fn=as_list, num_workers=settings["workers"],
         batch_sampler=IterationBatches(len(data.samples), settings["batch"], seed, state["iteration"], total, settings["hflip"]),
         # its own generator: starting an iterator draws a seed, which must not shift the global RNG
         # that the RPN and RoI samplers draw from (or a resumed run would differ from an uninterrupted one)
