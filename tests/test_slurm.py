@@ -115,6 +115,6 @@ def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_wh
     done = json.loads((workdir / target).read_text())
     assert done["iterations"] == 40 and [c["iteration"] for c in done["checkpoints"]] == list(range(4, 41, 4))
     # an interrupted workflow that lost one output: the rerun plans only what is missing
-    shutil.rmtree(workdir / "results" / "sets" / "masked")
+    shutil.rmtree(workdir / "results" / "sets" / "test_original")
     plan = snakemake(workdir, "-n", "--configfile", "cluster.yaml", "--quiet", "rules", "--until", "export").stdout
     assert re.search(r"^export\s+1$", plan, re.M) and not re.search(r"^(variants|segment|ingest)\s", plan, re.M)

@@ -1,8 +1,9 @@
-"""`make study` at reduced size: direction (a) reproduced by the real pipeline, (b) measured.
+"""`make study` at reduced size: direction (a) reproduced by the real pipeline, and the farms
+world that (b) rests on built as (b) needs it.
 
-The two study worlds of config/study/, shrunk (fewer scenes, one seed, only the training
-sets the two directions compare) so that CI can afford them; the full study with three
-seeds and intervals is `make study` (docs/findings.md).
+The lab and farms worlds of config/study/, shrunk (fewer scenes, one seed, only the training
+sets the directions compare) so that CI can afford them; the full study with three seeds and
+intervals is `make study` (docs/findings.md).
 """
 from __future__ import annotations
 
@@ -30,25 +31,23 @@ def best(workdir, world: str, metric: str) -> pd.Series:
 
 
 @pytest.mark.slow
-def test_reduced_study_reproduces_missing_annotations_and_measures_masking(tmp_path):
+def test_reduced_study_reproduces_missing_annotations_and_builds_the_masking_world(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     lab = reduced("lab", {"original": {"variants": ["original"]}, "extreme": {"variants": ["original"], "drop": "extreme"}},
                   {"original": {}}, drops={"normal": {"kind": "normal"}, "extreme": {"kind": "extreme"}})
     farms = reduced("farms", {"control": {"variants": ["original"]}, "unl_black": {"variants": ["unl_black"]}},
-                    {"original": {}, "unl_black": {}})
+                    {"original": {}, "unl_black": {}}, train={"models": {}})  # the data (b) rests on; no training
     for name, cfg in (("lab", lab), ("farms", farms)):
         (workdir / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         snakemake(workdir, "--configfile", f"{name}.yaml", timeout=1500)
     ap50 = best(workdir, "lab", "AP50")
-    mae = best(workdir, "farms", "count_mae")
-    print(f"AP50 normal {ap50['original']:.3f} extreme {ap50['extreme']:.3f}; "
-          f"count MAE control {mae['control']:.3f} black {mae['unl_black']:.3f}")
+    print(f"AP50 normal {ap50['original']:.3f} extreme {ap50['extreme']:.3f}")
     assert ap50["original"] >= 0.3  # the originals-trained model learnt
     # (a) missing annotations cost AP50 (measured 0.753 vs 0.642; CPU training is deterministic, the
     # margin leaves room for other CPUs' arithmetic)
     assert ap50["original"] - ap50["extreme"] > 0.05
-    # (b) is measured, not asserted: at this size masking does not lower the count error (measured
-    # 4.79 control vs 5.04 black; the full study is inconclusive, docs/findings.md). What the finding
+    # (b) is not trained here: at this size masking did not lower the count error (measured 4.79
+    # control vs 5.04 black; the full study is inconclusive, docs/findings.md). What the finding
     # rests on is checked: the test farm counts every object, herd included, and the masked training
     # set has no unlabelled object left to learn from.
     farms = workdir / "results" / "study" / "farms"
@@ -61,4 +60,3 @@ def test_reduced_study_reproduces_missing_annotations_and_measures_masking(tmp_p
     control = pd.read_parquet(farms / "sets" / "control" / "parquet" / "train")
     assert any(not o["labelled"] for objects in control.objects for o in objects)
     assert not any(not o["labelled"] for objects in masked.objects for o in objects)
-    assert mae.notna().all() and (mae > 0).all()

@@ -113,9 +113,13 @@ def tide_errors(gt: COCO, detections: list[dict]) -> dict[str, float]:
     """TIDE (Bolya et al., the `tidecv` package): the AP50 each kind of error costs, as dAP50 on
     AP's 0-1 scale: classification, localisation, both, duplicate, background (a detection on
     nothing) and missed errors, then all false positives and all false negatives (the
-    "special" errors). Boxes at IoU 0.5 for a hit and 0.1 for "near an object", TIDE's defaults."""
+    "special" errors). Boxes at IoU 0.5 for a hit and 0.1 for "near an object", TIDE's defaults.
+    Without any detection there is nothing to decompose (and tidecv would divide by zero): nan."""
     from tidecv import TIDE
     from tidecv.data import Data
+
+    if not detections:
+        return dict.fromkeys(TIDE_ERRORS, float("nan"))
 
     truth, predicted = Data("gt", max_dets=100), Data("detections")
     for image in gt.dataset["images"]:
