@@ -176,3 +176,21 @@ def test_example_configs_plan_their_own_dag(example, monkeypatch):
     monkeypatch.chdir(REPO)
     expected = set_names(config.load(REPO / "config" / "examples" / example))
     assert int(jobs["export"]) == len(expected), (jobs, expected)
+
+
+def test_stepping_through_the_stages_with_until_ends_cleanly_each_time(tmp_path):
+    """`--until <rule>` for each data stage in turn (as a user runs a pipeline stage by stage):
+    every run ends with rc 0, none with Snakemake's "Out of jobs ready to be started", and each
+    leaves nothing of its stage to do."""
+    import re
+
+    workdir = copy_workflow(tmp_path)
+    (workdir / "small.yaml").write_text(
+        "seed: 0\nshard_size: 6\ndataset: {kind: synthetic, synthetic: {num_images: 12, width: 160, height: 120}}\n"
+        "segment: {method: gt}\nvariants: {catalog: {original: {}, unl_black: {}}}\n"
+        "sets: {train: {original: {variants: [original]}}, test: [original]}\n")
+    for rule in ("ingest", "splits", "drops", "segment", "segment_summary", "variants", "set_definition", "export", "accounting"):
+        run = snakemake(workdir, "--configfile", "small.yaml", "--until", rule)
+        assert "Out of jobs ready to be started" not in run.stdout + run.stderr, rule
+        plan = snakemake(workdir, "-n", "--configfile", "small.yaml", "--quiet", "rules", "--until", rule).stdout
+        assert not re.search(rf"^{rule}\s+\d+$", plan, re.M), (rule, plan)

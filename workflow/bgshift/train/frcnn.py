@@ -39,5 +39,4 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
 
 
 FAMILY = loop.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET)
-TASK = "detection"
-train, load_predictor, checkpoints = FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints  # the family interface
+TASK, train, load_predictor, checkpoints = FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints  # the family interface

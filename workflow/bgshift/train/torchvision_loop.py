@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, ClassVar, Protocol
 
 import cv2
 import numpy as np
@@ -53,6 +53,7 @@ class TorchvisionFamily:
     name: str
     build_model: BuildModel
     label_offset: int
+    task: ClassVar[str] = "detection"
 
     def train(self, settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
         device = torch.device("cuda" if cuda else "cpu")
