@@ -194,3 +194,45 @@ def test_stepping_through_the_stages_with_until_ends_cleanly_each_time(tmp_path)
         assert "Out of jobs ready to be started" not in run.stdout + run.stderr, rule
         plan = snakemake(workdir, "-n", "--configfile", "small.yaml", "--quiet", "rules", "--until", rule).stdout
         assert not re.search(rf"^{rule}\s+\d+$", plan, re.M), (rule, plan)
+
+
+def package_imports() -> dict[str, set[str]]:
+    """bgshift module -> the bgshift modules it imports (at module level or inside functions)."""
+    import ast
+
+    root = REPO / "workflow"
+    files = {}
+    for path in root.joinpath("bgshift").rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = (package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else [])
+                target = ".".join(base + ([node.module] if node.module else []))
+                targets |= {f"{target}.{a.name}" if f"{target}.{a.name}" in files else target for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[module] = {t for t in targets if t in files and t != module}
+    return graph
+
+
+def test_the_package_has_no_import_cycles():
+    """Model families, metrics and stages import each other one way only (metrics.py is pure)."""
+    graph = package_imports()
+    assert graph["bgshift.evaluate"] >= {"bgshift.metrics", "bgshift.train"}  # the graph sees lazy imports
+    cycles = []
+
+    def visit(module, path):
+        for target in graph[module]:
+            if target in path:
+                cycles.append(path[path.index(target):] + [target])
+            elif len(path) < len(graph):
+                visit(target, path + [target])
+
+    for module in graph:
+        visit(module, [module])
+    assert not cycles, cycles[:5]
