@@ -31,7 +31,7 @@ from . import masks
 from .images import decode_rgb, encode_jpeg
 from .io import atomic_dir, parquet_options, write_json
 
-JPEG_QUALITY = 95
+JPEG_QUALITY = 95  # a crop is resampled, so it is encoded anew; high quality keeps the second encoding faint
 CHALLENGE_SET = "test_challenge"
 
 
