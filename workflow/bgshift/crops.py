@@ -104,6 +104,12 @@ def sample_windows(objects: list[dict], settings: dict, width: int, height: int,
     return [(objects[0], (0, 0, width, height))]
 
 
+def record(obj: dict, index_of: dict[int, int], row: dict, corners: tuple, **provenance) -> dict:
+    """A sample's row (all but its image): the object's class, where it was cut, and `provenance`."""
+    return {"label": index_of[obj["category_id"]], "image_id": row["image_id"], "ann_id": obj["ann_id"],
+            "window": list(corners), **provenance}
+
+
 def set_samples(set_dir: Path, split: str, sources: dict[int, list[dict]], index_of: dict[int, int], settings: dict,
                 skipped: Counter):
     """(sample row, pixels) for every object of one split of a set, in the set's row order."""
@@ -111,9 +117,8 @@ def set_samples(set_dir: Path, split: str, sources: dict[int, list[dict]], index
         for row in pq.read_table(part).to_pylist():
             pixels = decode_rgb(row["image"]["bytes"])
             for obj, corners in sample_windows(objects_of(row, sources), settings, row["width"], row["height"], skipped):
-                yield ({"label": index_of[obj["category_id"]], "image_id": row["image_id"], "ann_id": obj["ann_id"],
-                        "variant": row["variant"], "donor_id": row["donor_id"], "seed": row["seed"], "set": row["set"],
-                        "split": split, "repeat": row["repeat"], "window": list(corners)}, cut(pixels, corners, settings["side"]))
+                yield (record(obj, index_of, row, corners, variant=row["variant"], donor_id=row["donor_id"], seed=row["seed"],
+                              set=row["set"], split=split, repeat=row["repeat"]), cut(pixels, corners, settings["side"]))
 
 
 def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[int, int], settings: dict, seed: int,
@@ -141,9 +146,8 @@ def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[in
                     background = decode_rgb(donors[others[k]])
                     if background.shape != pixels.shape:
                         background = cv2.resize(background, (row["width"], row["height"]), interpolation=cv2.INTER_AREA)
-                    yield ({"label": index_of[obj["category_id"]], "image_id": row["image_id"], "ann_id": obj["ann_id"],
-                            "variant": "challenge", "donor_id": others[k], "seed": seed, "set": CHALLENGE_SET,
-                            "split": "test", "repeat": 0, "window": list(corners)},
+                    yield (record(obj, index_of, row, corners, variant="challenge", donor_id=others[k], seed=seed,
+                                  set=CHALLENGE_SET, split="test", repeat=0),
                            cut(np.where(foreground, pixels, background), corners, settings["side"]))
 
 
@@ -179,12 +183,17 @@ def write(samples, skipped: dict[str, Counter], categories: list[dict], out_dir:
     return counts
 
 
+def read_categories(path: str | Path) -> tuple[list[dict], dict[int, int]]:
+    """Ingest's categories in class-index order, and category id -> class index."""
+    categories = sorted(pq.read_table(path).to_pylist(), key=lambda c: c["index"])
+    return categories, {c["category_id"]: c["index"] for c in categories}
+
+
 def export(settings: dict, part_rows: int, set_dir: str | Path, annotations_path: str | Path, categories_path: str | Path,
            out_dir: str | Path) -> dict:
     """The crops of one set (`settings`: the classify section)."""
     set_dir = Path(set_dir)
-    categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
-    index_of = {c["category_id"]: c["index"] for c in categories}
+    categories, index_of = read_categories(categories_path)
     sources = source_objects(Path(annotations_path))
     splits = sorted(p.name for p in (set_dir / "parquet").iterdir() if p.is_dir())
     skipped = {split: Counter() for split in splits}
@@ -195,8 +204,7 @@ def export(settings: dict, part_rows: int, set_dir: str | Path, annotations_path
 def export_challenge(settings: dict, part_rows: int, seed: int, original_dir: str | Path, only_bg_t_dir: str | Path,
                      categories_path: str | Path, out_dir: str | Path) -> dict:
     """The backgrounds challenge set (`settings`: the classify section)."""
-    categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
-    index_of = {c["category_id"]: c["index"] for c in categories}
+    categories, index_of = read_categories(categories_path)
     skipped = {"test": Counter()}
     samples = {"test": challenge_samples(Path(original_dir), Path(only_bg_t_dir), index_of, settings, seed, skipped["test"])}
     return write(samples, skipped, categories, Path(out_dir), part_rows)
