@@ -53,7 +53,7 @@ rule all:
     input:
         rules.ingest.output,
         rules.segment_summary.output,
-        expand(rules.segment_sheet.output, shard=SHARDS),
+        expand(rules.segment_sheet.output, shard=SHEET_SHARDS),
         rules.variant_sheet.output,
         rules.drops.output,
         expand(rules.export.output, set=SETS),

@@ -1,7 +1,7 @@
 """`make bench`: performance figures, each printed as a ratio against a floor or baseline
 measured in the same run on the same data (never absolute timings alone).
 
-    python benchmarks/run.py [variants|segment|train|evaluate|memory ...]
+    python benchmarks/run.py [planning|variants|segment|train|evaluate|memory ...]
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bgshift import config, drops, images, ingest, segment  # noqa: E402
 
@@ -63,9 +64,9 @@ def bench_variants() -> None:
                     images.encode_jpeg_bgr(pixels, quality)
 
         def stage():
-            job = engine.ShardJob(cfg, root / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0,
+            job = engine.ShardJob(cfg, root / "ingest", seg / "0.parquet", 0,
                                   seg / "summary.json", seg / "mean_background.png", root / "drops.parquet")
-            job.run(root / "out", "00000")
+            job.run(root / "out" / "00000")
 
         t_floor, t_stage = best_of(floor, stage, rounds=5)
     per = lambda t: 1000 * t / n  # noqa: E731
@@ -295,8 +296,8 @@ def _stage_peak(stage: str, root: str) -> tuple[float, float]:
         out = root_path / "seg2"
         segment.run_shard(cfg, root_path / "ingest", 0, out / "0.parquet", out / "stats.parquet")
     else:
-        engine.run_shard(cfg, root_path / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0, seg / "summary.json",
-                         seg / "mean_background.png", root_path / "variants", root_path / "drops.parquet")
+        engine.run_shard(cfg, root_path / "ingest", seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png",
+                         root_path / "variants", root_path / "variants" / "00000.json", root_path / "drops.parquet")
     done.set()
     sampler.join()
     return before, peak[0]
@@ -337,7 +338,35 @@ def bench_memory() -> None:
           f" ({held * (sizes[1] - sizes[0]):.0f} MiB more for the larger shard)")
 
 
-BENCHES = {"variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory}
+def bench_planning() -> None:
+    """Dry runs of the study grid (config/examples/study_grid_coco.yaml: 42 variants, 36 sets,
+    162 training runs, 64 images a shard) on fake COCO jsons of VOC to COCO size, against a
+    one-rule Snakefile's dry run in the same loop (best of 2 each, interleaved)."""
+    import planning
+
+    sizes = (11_500, 23_000, 46_000, 118_287)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        configs = {n: planning.grid_config(root, planning.fake_coco(root / f"coco_{n}.json", n)) for n in sizes}
+        floor_file = planning.floor_snakefile(root)
+        floor, measured = float("inf"), {}
+        for _ in range(2):
+            floor = min(floor, planning.dry_run("--snakefile", str(floor_file), cwd=root)[0])
+            for n, config in configs.items():
+                seconds, peak, jobs = planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+                                                       "--configfile", str(config), cwd=REPO)
+                best = measured.get(n, (float("inf"),))[0]
+                measured[n] = (min(seconds, best), max(peak, measured.get(n, (0, 0))[1]), sum(jobs.values()))
+    print(f"planning: dry run of the study grid vs a one-rule Snakefile ({floor:.2f} s), fake COCO json, 64 images a shard")
+    previous = None
+    for n in sizes:
+        seconds, peak, jobs = measured[n]
+        growth = "" if previous is None else f"; {1000 * (seconds - previous[0]) / (jobs - previous[1]):.2f} ms per added job"
+        print(f"  {n:>7,} images: {jobs:5,} jobs, {seconds:5.2f} s = {seconds / floor:4.1f}x floor, peak {peak:5.0f} MiB{growth}")
+        previous = (seconds, jobs)
+
+
+BENCHES = {"planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(BENCHES):

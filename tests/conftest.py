@@ -164,8 +164,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
 def run_stages(cfg: dict, root: Path) -> dict:
     """ingest -> splits, drops -> segment -> variants -> every set's export, in-process, one shard,
     laid out as the workflow lays out results/ (so accounting.build can read it)."""
-    from bgshift import drops, ingest, segment, sets, splits
-    from bgshift.variants import engine
+    from bgshift import drops, export, ingest, segment, sets, splits
+    from bgshift.variants import engine, manifest
 
     cfg = {**cfg, "shard_size": 10**6}
     ingest.run(cfg, root / "ingest")
@@ -175,9 +175,10 @@ def run_stages(cfg: dict, root: Path) -> dict:
     segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "stats.parquet")
     segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", seg, root / "tables")
-    engine.run_shard(cfg, root / "ingest", seg / "0.parquet", [seg / "0.parquet"], 0, seg / "summary.json",
-                     seg / "mean_background.png", root / "variants", root / "drops" / "drops.parquet")
-    return {name: sets.export(definition, cfg["sets"]["part_rows"], cfg["sets"]["yolo_polygons"], root / "variants",
+    engine.run_shard(cfg, root / "ingest", seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png",
+                     root / "variants", root / "variants" / "shards" / "00000.json", root / "drops" / "drops.parquet")
+    manifest.combine([root / "variants" / "shards" / "00000.json"], root / "variants" / "manifest.json")
+    return {name: export.export(definition, cfg["sets"]["part_rows"], cfg["sets"]["yolo_polygons"], root / "variants" / "manifest.json",
                               root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
                               root / "ingest" / "categories.parquet", root / "sets" / name)
             for name, definition in sets.definitions(cfg).items()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from bgshift import config, io, sets
+from bgshift import config, export, io, sets
 from bgshift.train import classifier, frcnn, yolo
 from bgshift.variants import expand
 from bgshift.weights import UnsafeWeights, load_state, load_yolo
@@ -100,7 +100,7 @@ def test_a_set_export_never_deletes_a_folder_outside_results(tmp_path, monkeypat
     (victim / "thesis.tex").write_text("years of work")
     monkeypatch.setenv(io.RESULTS_ENV, str(root))
     with pytest.raises(io.OutsideResults):
-        sets.export(sets.definitions(cfg)["original"], 500, False, root / "variants", root / "splits" / "splits.parquet",
+        export.export(sets.definitions(cfg)["original"], 500, False, root / "variants" / "manifest.json", root / "splits" / "splits.parquet",
                     root / "drops" / "drops.parquet", root / "ingest" / "categories.parquet", root / ".." / "original")
     assert (victim / "thesis.tex").read_text() == "years of work"
 

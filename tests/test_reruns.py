@@ -48,12 +48,13 @@ EDITS = {
     "variant memory bounds": (lambda c: c["variants"].update(rows_per_group=8, donor_cache=4), {}),
     "variant contact-sheet size": (_set("variants.contact_sheet", {"size": 96}), {"variant_sheet": 1, "all": 1}),
     "segment contact-sheet size": (_set("segment.contact_sheet", {"size": 96}), {"segment_sheet": 6, "all": 1}),
+    "fewer shards with a contact sheet": (_set("segment.contact_sheet", {"shards": 2}), {}),
     # one job per shard writes every variant, so the variant stage reruns; only what uses the variant
     # follows, through the set's definition file
     "unused variant's parameter": (_set("variants.catalog.unl_blur", {"sigma": 12}),
-                                   {"variants": 6, "variant_sheet": 1, "accounting": 1, "summary": 1, "all": 1}),
+                                   {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "accounting": 1, "summary": 1, "all": 1}),
     "test variant's parameter": (_set("variants.catalog.bg_noise", {"feather": 2}),
-                                 {"variants": 6, "variant_sheet": 1, "set_definition": 1, "export": 1, "accounting": 1,
+                                 {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "set_definition": 1, "export": 1, "accounting": 1,
                                   "detect": 4, "score": 4,
                                   **AFTER_TRAINING}),
 }
@@ -92,7 +93,7 @@ def test_a_test_variant_edit_re_exports_that_set_alone_in_one_run(demo_run, tmp_
     shutil.copytree(demo_run[0], workdir, symlinks=True)  # copy2 keeps mtimes: Snakemake sees a finished run
     results = workdir / "results"
     before = {name: digest(results / "sets" / name) for name in ("test_bg_noise", "test_original", "original")}
-    before_black = digest(results / "variants" / "unl_black")
+    before_black = digest(results / "variants" / "shards", "unl_black.parquet")
     edited = demo_config()
     edited["variants"]["catalog"]["bg_noise"] = {"feather": 2}
     (workdir / "edited.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
@@ -101,5 +102,5 @@ def test_a_test_variant_edit_re_exports_that_set_alone_in_one_run(demo_run, tmp_
     assert json.loads((results / "sets" / "test_bg_noise" / "summary.json").read_text())["made_of"]["variants"]["bg_noise"][
         "params"]["feather"] == 2
     assert all(digest(results / "sets" / name) == before[name] for name in ("test_original", "original"))
-    assert digest(results / "variants" / "unl_black") == before_black  # rewritten, and deterministic: the same bytes
+    assert digest(results / "variants" / "shards", "unl_black.parquet") == before_black  # rewritten, and deterministic: the same bytes
     assert planned_jobs(workdir, edited) == {}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from bgshift import config, drops, images, masks, sets, splits
+from bgshift import config, drops, export, images, masks, sets, splits
 from conftest import COCO128, REPO, digest, gradient_image, needs, run_stages, save_jpeg, ultralytics_cache
 
 
@@ -204,7 +204,7 @@ def test_coco_and_yolo_labels_are_the_labelled_parquet_objects_exactly(demo_sets
     assert dropped_somewhere  # the hard scheme left objects unlabelled in this split
     # polygon labels: the outline of each object's mask, inside its box
     polygons = sets.definitions({**cfg, "sets": {**cfg["sets"], "yolo_polygons": True}})["hard"]
-    sets.export(polygons, 5, True, root / "variants", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
+    export.export(polygons, 5, True, root / "variants" / "manifest.json", root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",
                 root / "ingest" / "categories.parquet", tmp_path / "hard")
     for image in coco["images"][:6]:
         labelled = [o for o in rows[(image["source_image_id"], image["variant"])]["objects"] if o["labelled"] and not o["iscrowd"]]

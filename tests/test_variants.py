@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bgshift import config, drops, images, ingest, masks, segment
-from bgshift.variants import catalog, engine, expand
+from bgshift.variants import catalog, engine, expand, manifest
 from conftest import REPO, digest
 
 DEMO = config.load(REPO / "config" / "config.yaml")
@@ -34,7 +34,7 @@ def world(tmp_path_factory):
 
 
 def make_job(cfg, root):
-    return engine.ShardJob(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
+    return engine.ShardJob(cfg, root / "ingest", root / "seg" / "00000.parquet", 0,
                            root / "seg" / "summary.json", root / "seg" / "mean_background.png", root / "drops.parquet")
 
 
@@ -112,16 +112,19 @@ def test_feather_softens_only_the_edge(world):
 
 def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
     cfg, root = world
-    result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                              root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path, root / "drops.parquet")
+    result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
+                              root / "seg" / "mean_background.png", tmp_path, tmp_path / "00000.json", root / "drops.parquet")
     assert result == {"images": 8, "skipped_qc": 0, "variants": len(expand(cfg["variants"]))}
+    manifest.combine([tmp_path / "00000.json"], tmp_path / "manifest.json")
+    files = manifest.variant_files(tmp_path / "manifest.json", [spec.name for spec in expand(cfg["variants"])])
+    assert all(paths == [tmp_path / "shards" / "00000" / f"{name}.parquet"] for name, paths in files.items())
     anns = pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()
     labelled = {a["ann_id"] for a in anns if a["labelled"]}
     dropped = drops.dropped_ids(root / "drops.parquet")
     assert dropped["hard"]  # the demo catalog masks after the hard drop: it must hide something here
     rand_donors = []
     for spec in expand(cfg["variants"]):
-        rows = pq.read_table(tmp_path / spec.name / "00000.parquet").to_pylist()
+        rows = pq.read_table(files[spec.name][0]).to_pylist()
         assert [r["image_id"] for r in rows] == list(range(1, 9))
         for r in rows:
             assert r["variant"] == spec.name and r["family"] == spec.family and r["seed"] == 3 and r["mask_source"] == "gt"
@@ -170,17 +173,17 @@ def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
     cfg, root = world
     digests = []
     for out in (tmp_path / "a", tmp_path / "b"):
-        engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                         root / "seg" / "summary.json", root / "seg" / "mean_background.png", out, root / "drops.parquet")
+        engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
+                         root / "seg" / "mean_background.png", out, out / "00000.json", root / "drops.parquet")
         digests.append(digest(out, "*.parquet"))
     assert digests[0] == digests[1] and len(digests[0]) == len(expand(cfg["variants"]))
 
 
 def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     cfg, root = world
-    engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", [root / "seg" / "00000.parquet"], 0,
-                     root / "seg" / "summary.json", root / "seg" / "mean_background.png", tmp_path, root / "drops.parquet")
-    meta = pq.ParquetFile(tmp_path / "original" / "00000.parquet").metadata
+    engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
+                     root / "seg" / "mean_background.png", tmp_path, tmp_path / "00000.json", root / "drops.parquet")
+    meta = pq.ParquetFile(tmp_path / "shards" / "00000" / "original.parquet").metadata
     column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert column["image.bytes"].compression == "UNCOMPRESSED"
     assert not column["image.bytes"].has_dictionary_page

@@ -22,10 +22,10 @@ def test_dry_run_plans_every_job_of_the_demo(tmp_path):
     jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M)}
     per_shard = {rule: 6 for rule in ("segment", "segment_sheet", "variants")}
     per_run = {rule: 4 for rule in ("train", "detect", "score")}
-    once = {rule: 1 for rule in ("ingest", "splits", "drops", "segment_model", "segment_summary", "variant_sheet", "accounting",
-                                 "report_tables", "plots", "summary", "all")}
+    once = {rule: 1 for rule in ("ingest", "splits", "drops", "segment_model", "segment_summary", "variant_manifest", "variant_sheet",
+                                 "accounting", "report_tables", "plots", "summary", "all")}
     per_set = {rule: 18 for rule in ("set_definition", "export")}
-    assert jobs == {**per_shard, **per_run, **once, **per_set, "total": 77}
+    assert jobs == {**per_shard, **per_run, **once, **per_set, "total": 78}
 
 
 DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"
@@ -77,7 +77,7 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     passed = segment_summary["qc_passed"]  # DeepLab leaves an object of a few quarry scenes without pixels
     assert 80 <= passed <= 96 and segment_summary["qc_passed"] + len(segment_summary["qc_failed"]) == 96
     for variant in variants:
-        shards = sorted((results / "variants" / variant).glob("*.parquet"))
+        shards = sorted((results / "variants" / "shards").glob(f"*/{variant}.parquet"))
         assert len(shards) == 6 and sum(pq.read_metadata(s).num_rows for s in shards) == passed
     assert (results / "variants" / "contact_sheet.png").stat().st_size > 10_000
     quality = (results / "tables" / "segmentation_quality.csv").read_text()

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .io import write_json
+from .variants import manifest
 
 
 class AccountingError(ValueError):
@@ -62,8 +63,7 @@ def build(results: str | Path, variants: list[str], sets: list[str]) -> dict:
                   "every image failed segmentation QC: see segment/summary.json (qc_failed) and segment.qc")
 
     variant_rows = {}
-    for name in variants:
-        shards = sorted((results / "variants" / name).glob("*.parquet"))
+    for name, shards in manifest.variant_files(results / "variants" / "manifest.json", variants).items():
         variant_rows[name] = sum(pq.read_metadata(p).num_rows for p in shards)
         _require(checks, f"variants: {name} rows = QC-passed images", variant_rows[name], segment["qc_passed"])
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from . import config as cfg
 from .accounting import AccountingError
@@ -52,16 +53,23 @@ def cmd_variants(args: argparse.Namespace) -> None:
 
     config = _load_config(args)
     config["variants"].update(rows_per_group=args.rows_per_group, donor_cache=args.donor_cache)  # memory bounds, no part of the job's config
-    result = engine.run_shard(config, args.ingest, args.segment, args.all_segments, int(args.shard),
-                              args.background, args.mean_background, args.out, args.drops)
+    result = engine.run_shard(config, args.ingest, args.segment, int(args.shard), args.background, args.mean_background,
+                              args.out, args.record, args.drops)
     print(json.dumps(result, sort_keys=True))
+
+
+def cmd_variant_manifest(args: argparse.Namespace) -> None:
+    from .variants import manifest
+
+    result = manifest.combine(args.records, args.out)
+    print(json.dumps({k: result[k] for k in ("images", "skipped_qc")} | {"shards": len(result["shards"])}, sort_keys=True))
 
 
 def cmd_variant_sheet(args: argparse.Namespace) -> None:
     from .variants import sheet
 
     config = _load_config(args)
-    files = dict(zip(args.names, args.files))
+    files = {name: Path(args.shard_dir) / f"{name}.parquet" for name in args.names}
     sheet.write(files, args.out, config["variants"]["contact_sheet"]["images"], config["variants"]["contact_sheet"]["size"])
 
 
@@ -91,12 +99,12 @@ def cmd_drops(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from . import sets
+    from . import export
 
     settings = _load_config(args)["sets"]
     with open(args.definition, encoding="utf-8") as fh:
         definition = json.load(fh)
-    summary = sets.export(definition, settings["part_rows"], settings["yolo_polygons"], args.variants, args.splits,
+    summary = export.export(definition, settings["part_rows"], settings["yolo_polygons"], args.variant_manifest, args.splits,
                           args.drops, args.categories, args.out)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
@@ -208,13 +216,17 @@ COMMANDS = {
         ("--categories", {"required": True}), ("--annotations", {"required": True}),
         ("--out", {"required": True}), ("--tables", {"required": True})]),
     "variants": (cmd_variants, "write every configured variant of one shard", True, [
-        ("--ingest", {"required": True}), ("--segment", {"required": True}), ("--all-segments", {"nargs": "+", "required": True}),
+        ("--ingest", {"required": True}), ("--segment", {"required": True}),
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
-        ("--out", {"required": True}), ("--drops", {"default": None}),
+        ("--out", {"required": True}), ("--record", {"required": True, "help": "the shard's manifest record (JSON)"}),
+        ("--drops", {"default": None}),
         ("--rows-per-group", {"type": int, "required": True, "help": "images per Parquet row group (memory bound)"}),
         ("--donor-cache", {"type": int, "required": True, "help": "decoded donor backgrounds kept for reuse (memory bound)"})]),
+    "variant-manifest": (cmd_variant_manifest, "one manifest of every shard's variant files (what export and accounting read)", False, [
+        ("--records", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "variant-sheet": (cmd_variant_sheet, "contact sheet: the same images across all variants", True, [
-        ("--names", {"nargs": "+", "required": True}), ("--files", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
+        ("--names", {"nargs": "+", "required": True}), ("--shard-dir", {"required": True, "help": "one shard's variants folder"}),
+        ("--out", {"required": True})]),
     "segment-sheet": (cmd_segment_sheet, "contact sheet of a shard: the first images and their masks, for people to review", True, [
         ("--ingest", {"required": True}), ("--masks", {"required": True}), ("--out", {"required": True})]),
     "variant-names": (cmd_variant_names, "list the variant names the config expands to", True, []),
@@ -224,7 +236,7 @@ COMMANDS = {
         ("--annotations", {"required": True}), ("--out", {"required": True}), ("--tables", {"required": True})]),
     "export": (cmd_export, "export one set as sharded Parquet, COCO and YOLO", True, [
         ("--definition", {"required": True, "help": "the set's definition file (JSON, one entry of sets.definitions)"}),
-        ("--variants", {"required": True}), ("--splits", {"required": True}),
+        ("--variant-manifest", {"required": True}), ("--splits", {"required": True}),
         ("--drops", {"required": True}), ("--categories", {"required": True}), ("--out", {"required": True})]),
     "crops": (cmd_crops, "classification samples of one set: a crop per labelled object, ImageFolder and Parquet", True, [
         ("--set-dir", {"required": True}), ("--annotations", {"required": True}), ("--categories", {"required": True}),

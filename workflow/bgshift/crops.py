@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 from . import masks
 from .images import decode_rgb, encode_jpeg
 from .io import atomic_dir, parquet_options, write_json
+from .sets import CHALLENGE_SET
 
 JPEG_QUALITY = 95  # a crop is resampled, so it is encoded anew; high quality keeps the second encoding faint
-CHALLENGE_SET = "test_challenge"
 
 
 def features(class_names: list[str]) -> datasets.Features:

@@ -4,8 +4,7 @@ import re
 
 from bgshift.ingest import count_inputs, input_files
 from bgshift.io import write_json
-from bgshift.crops import CHALLENGE_SET
-from bgshift.sets import definitions as set_definitions, spec_of
+from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of
 from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files
 
@@ -17,7 +16,19 @@ if INPUT_IMAGES == 0:
     raise ValueError(f"dataset: the {config['dataset']['kind']} input lists no image; nothing to run")
 N_SHARDS = math.ceil(INPUT_IMAGES / config["shard_size"])
 SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
+# Contact sheets are for people to review: a sample of shards, evenly spaced, first and last included.
+_SHEETS = min(config["segment"]["contact_sheet"]["shards"], N_SHARDS)
+SHEET_SHARDS = sorted({SHARDS[round(i * (N_SHARDS - 1) / max(_SHEETS - 1, 1))] for i in range(_SHEETS)})
 DATASET_FILES = input_files(config)  # editing one reruns ingest and everything after it
+# Per-shard files that aggregate rules list for every shard, as plain patterns: expanding
+# `rules.X.output` instead makes Snakemake hash the whole list once per file (quadratic in
+# the shards: at COCO scale, seconds of every dry run and every cluster job's start).
+# A rule with one such list and any `rules.X` input pays it too (Snakemake hashes every input's
+# source for its dependencies), so those rules name every input by pattern.
+INGEST_TABLES = {table: f"{RESULTS}/ingest/{table}.parquet" for table in ("images", "annotations", "categories", "rejects")}
+SEGMENT_MASKS = f"{RESULTS}/segment/shards/{{shard}}.parquet"
+SEGMENT_STATS = f"{RESULTS}/segment/stats/{{shard}}.parquet"
+VARIANT_RECORD = f"{RESULTS}/variants/records/{{shard}}.json"
 
 
 def job_config(*sections, **parts):
@@ -56,17 +67,6 @@ SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"
 SET_DEFINITIONS = set_definitions(config)
 SET_SPECS = {name: spec_of(definition) for name, definition in SET_DEFINITIONS.items()}
 SETS = list(SET_SPECS)
-
-
-def set_variant_shards(wildcards):
-    """Every shard of every variant a set is made of, as `ancient` inputs.
-
-    One variants job writes every variant of its shard, so a rerun rewrites all of them;
-    mtimes alone would then re-export every set. What a set's variants are made of is its
-    definition file instead (rule set_definition), and what they are made from (segmentation,
-    drops, splits) are ordinary inputs of the export.
-    """
-    return [ancient(f"{RESULTS}/variants/{variant}/{shard}.parquet") for variant in SET_SPECS[wildcards.set].variants for shard in SHARDS]
 
 
 def set_scene_files(wildcards):

@@ -1,7 +1,7 @@
 rule set_definition:
     """What a set is made of: its spec, its variants' families and parameters, seed, JPEG quality
     (sets.definitions) and the scene images it paints in. Rewritten only when one of these
-    changes, which is what re-exports the set: its variant files are `ancient` inputs."""
+    changes, which is what re-exports the set: the variant manifest is an `ancient` input."""
     input:
         scenes=set_scene_files,
     output:
@@ -21,7 +21,9 @@ rule export:
     """One set as sharded Parquet, COCO (json + images) and YOLO (data.yaml, images, labels)."""
     input:
         definition=rules.set_definition.output,
-        variants=set_variant_shards,
+        # ancient: one variants job writes every variant of its shard, so a rerun renews the
+        # manifest; what re-exports a set is its definition (above) and the inputs below
+        variants=ancient(rules.variant_manifest.output.manifest),
         segmentation=rules.segment_summary.output.summary,
         splits=rules.splits.output.splits,
         drops=rules.drops.output.drops,
@@ -30,7 +32,6 @@ rule export:
         directory(f"{RESULTS}/sets/{{set}}"),
     params:
         config=job_config(sets=section("sets", "train", "test")),
-        variants=lambda wildcards, input: Path(input.variants[0]).parent.parent,
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
     log:
@@ -38,5 +39,5 @@ rule export:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift export --config-json {params.config:q} --definition {input.definition:q} --variants {params.variants:q}"
+        "bgshift export --config-json {params.config:q} --definition {input.definition:q} --variant-manifest {input.variants:q}"
         " --splits {input.splits:q} --drops {input.drops:q} --categories {input.categories:q} --out {output:q} > {log:q} 2>&1"

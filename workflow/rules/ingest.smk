@@ -3,10 +3,7 @@ rule ingest:
     input:
         dataset=DATASET_FILES,
     output:
-        images=f"{RESULTS}/ingest/images.parquet",
-        annotations=f"{RESULTS}/ingest/annotations.parquet",
-        categories=f"{RESULTS}/ingest/categories.parquet",
-        rejects=f"{RESULTS}/ingest/rejects.parquet",
+        **INGEST_TABLES,
         summary=f"{RESULTS}/ingest/summary.json",
     params:
         config=job_config("seed", "dataset", "ingest"),

@@ -26,8 +26,8 @@ rule segment:
         annotations=rules.ingest.output.annotations,
         model=segment_model_input,
     output:
-        masks=f"{RESULTS}/segment/shards/{{shard}}.parquet",
-        stats=f"{RESULTS}/segment/stats/{{shard}}.parquet",
+        masks=SEGMENT_MASKS,
+        stats=SEGMENT_STATS,
     params:
         config=job_config("shard_size", segment=section("segment", "contact_sheet")),
         ingest=lambda wildcards, input: Path(input.images).parent,
@@ -56,7 +56,8 @@ rule segment_sheet:
             subcategory="Contact sheets",
         ),
     params:
-        config=job_config(segment={"contact_sheet": config["segment"]["contact_sheet"]}),
+        # how many shards get a sheet decides which jobs exist, not what a sheet shows
+        config=job_config(segment={"contact_sheet": {k: v for k, v in config["segment"]["contact_sheet"].items() if k != "shards"}}),
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment_sheet/{{shard}}.log",
@@ -70,10 +71,10 @@ rule segment_sheet:
 rule segment_summary:
     """QC report, dataset mean background (colour and image), mask IoU per class."""
     input:
-        masks=expand(rules.segment.output.masks, shard=SHARDS),
-        stats=expand(rules.segment.output.stats, shard=SHARDS),
-        categories=rules.ingest.output.categories,
-        annotations=rules.ingest.output.annotations,
+        masks=expand(SEGMENT_MASKS, shard=SHARDS),
+        stats=expand(SEGMENT_STATS, shard=SHARDS),
+        categories=INGEST_TABLES["categories"],
+        annotations=INGEST_TABLES["annotations"],
     output:
         summary=f"{RESULTS}/segment/summary.json",
         mean_background=f"{RESULTS}/segment/mean_background.png",

@@ -5,7 +5,7 @@ rule accounting:
         splits=rules.splits.output.splits,
         drops=rules.drops.output.drops,
         segment=rules.segment_summary.output.summary,
-        variants=expand(f"{RESULTS}/variants/{{variant}}/{{shard}}.parquet", variant=VARIANTS, shard=SHARDS),
+        variants=rules.variant_manifest.output.manifest,
         sets=expand(rules.export.output, set=SETS),
     output:
         accounting=f"{RESULTS}/accounting.json",

@@ -4,17 +4,17 @@ rule variants:
         images=rules.ingest.output.images,
         annotations=rules.ingest.output.annotations,
         segment=rules.segment.output.masks,
-        all_segments=expand(rules.segment.output.masks, shard=SHARDS),
-        background=rules.segment_summary.output.summary,
+        background=rules.segment_summary.output.summary,  # also the donor pool: every QC-passed image
         mean_background=rules.segment_summary.output.mean_background,
         scenes=SCENE_FILES,
         drops=rules.drops.output.drops,
     output:
-        expand(f"{RESULTS}/variants/{{variant}}/{{{{shard}}}}.parquet", variant=VARIANTS),
+        variants=directory(f"{RESULTS}/variants/shards/{{shard}}"),  # {variant}.parquet for every variant
+        record=VARIANT_RECORD,
     params:
         config=job_config("seed", "shard_size", variants=section("variants", "contact_sheet", "rows_per_group", "donor_cache")),
         ingest=lambda wildcards, input: Path(input.images).parent,
-        out=lambda wildcards, output: Path(output[0]).parent.parent,
+        out=lambda wildcards, output: Path(output.record).parent.parent,  # the variants folder
     resources:
         # memory bounds, not parameters: they change how much a job holds, not what it writes
         rows_per_group=config["variants"]["rows_per_group"],
@@ -25,15 +25,30 @@ rule variants:
         "../envs/bgshift.yaml"
     shell:
         "bgshift variants --config-json {params.config:q} --ingest {params.ingest:q} --segment {input.segment:q}"
-        " --all-segments {input.all_segments:q} --shard {wildcards.shard:q} --background {input.background:q}"
-        " --mean-background {input.mean_background:q} --drops {input.drops:q} --out {params.out:q}"
+        " --shard {wildcards.shard:q} --background {input.background:q} --mean-background {input.mean_background:q}"
+        " --drops {input.drops:q} --out {params.out:q} --record {output.record:q}"
         " --rows-per-group {resources.rows_per_group:q} --donor-cache {resources.donor_cache:q} > {log:q} 2>&1"
+
+
+rule variant_manifest:
+    """Every shard's variant files in one manifest: what export and accounting read, so that no
+    job lists the variant x shard files one by one (planning stays linear in the shards)."""
+    input:
+        expand(VARIANT_RECORD, shard=SHARDS),
+    output:
+        manifest=f"{RESULTS}/variants/manifest.json",
+    log:
+        f"{RESULTS}/logs/variant_manifest.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift variant-manifest --records {input:q} --out {output.manifest:q} > {log:q} 2>&1"
 
 
 rule variant_sheet:
     """Contact sheet: the first images of the first shard across every variant."""
     input:
-        expand(f"{RESULTS}/variants/{{variant}}/{SHARDS[0]}.parquet", variant=VARIANTS),
+        expand(rules.variants.output.variants, shard=SHARDS[0]),
     output:
         report(
             f"{RESULTS}/variants/contact_sheet.png",
@@ -48,4 +63,4 @@ rule variant_sheet:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift variant-sheet --config-json {params.config:q} --names {params.names:q} --files {input:q} --out {output:q} > {log:q} 2>&1"
+        "bgshift variant-sheet --config-json {params.config:q} --names {params.names:q} --shard-dir {input:q} --out {output:q} > {log:q} 2>&1"

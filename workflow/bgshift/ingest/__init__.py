@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import ijson
+
 from . import coco, synthetic, voc, yolo
 from ..io import write_json
 from .collector import Collector, IngestError
@@ -74,11 +76,14 @@ def input_files(config: dict) -> list[str]:
 
 
 def _coco_image_count(path: Path) -> int:
-    with open(path, encoding="utf-8") as fh:
+    """The length of the json's "images" list, parsed as a stream that stops at its end: COCO's
+    448 MB train json lists its images first, so the annotations are never read (or held)."""
+    with open(path, "rb") as fh:
         try:
-            return len(json.load(fh).get("images", []))
-        except (json.JSONDecodeError, AttributeError):
+            images = next(ijson.items(fh, "images"), [])
+        except ijson.JSONError:
             return 0  # ingest reports the error with its position
+    return len(images) if isinstance(images, list) else 0
 
 
 COUNT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bgshift" / "input-counts.json"

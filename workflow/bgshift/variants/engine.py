@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 
 from .. import images as imgs
 from .. import masks
-from ..io import atomic_path, parquet_options
+from ..io import atomic_dir, parquet_options
 from ..drops import dropped_ids
 from ..segment import Dataset
-from . import VariantSpec, expand
+from . import VariantSpec, expand, manifest
 from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
 from .schema import ROW_SCHEMA
 
@@ -76,7 +76,7 @@ def plan_donors(dataset: Dataset, eligible: list[int], seed: int) -> dict[str, d
 
 
 class ShardJob:
-    def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path, all_segment_shards: list,
+    def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path,
                  shard: int, background_summary: str | Path, mean_background: str | Path, drops: str | Path | None = None):
         self.seed = config["seed"]
         self.settings = config["variants"]
@@ -87,11 +87,14 @@ class ShardJob:
         self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
         self.shard_images = [im["image_id"] for im in self.dataset.shard(shard, config["shard_size"])]
         self.segments = {r["image_id"]: r for r in pq.read_table(segment_shard).to_pylist()}
-        qc_pass = [r["image_id"] for path in all_segment_shards
-                   for r in pq.read_table(path, columns=["image_id", "qc_pass"]).to_pylist() if r["qc_pass"]]
-        self.eligible = sorted(qc_pass)
-        self.donors = plan_donors(self.dataset, self.eligible, self.seed) if any(s.family in MIXED for s in self.specs) else {}
         summary = json.loads(Path(background_summary).read_text())
+        # Donors come from every shard: the QC-passed images are the ingested ones less the
+        # segment summary's failures (one small file, not every shard's masks).
+        if summary["images"] != len(self.images):
+            raise ValueError(f"{background_summary}: segmented {summary['images']} images, ingest has {len(self.images)}: rerun segment")
+        failed = {f["image_id"] for f in summary["qc_failed"]}
+        self.eligible = sorted(i for i in self.images if i not in failed)
+        self.donors = plan_donors(self.dataset, self.eligible, self.seed) if any(s.family in MIXED for s in self.specs) else {}
         self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
         self.mean_image = imgs.read_bgr(mean_background)
         self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
@@ -151,17 +154,14 @@ class ShardJob:
                 "seed": self.seed,
             }
 
-    def run(self, out_dir: str | Path, shard_name: str) -> dict:
-        """Write out_dir/{variant}/{shard_name}.parquet for this shard; returns counts."""
-        out_dir = Path(out_dir)
+    def run(self, shard_dir: str | Path) -> dict:
+        """Write shard_dir/{variant}.parquet for every variant (the folder appears whole or not at all); returns counts."""
         todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
         group = self.settings["rows_per_group"]
         options = parquet_options(ROW_SCHEMA, ("image",))
-        with contextlib.ExitStack() as stack:
-            writers = {}
-            for spec in self.specs:
-                tmp = stack.enter_context(atomic_path(out_dir / spec.name / f"{shard_name}.parquet"))
-                writers[spec.name] = stack.enter_context(pq.ParquetWriter(tmp, ROW_SCHEMA, **options))
+        with atomic_dir(shard_dir) as tmp, contextlib.ExitStack() as writers_open:
+            writers = {spec.name: writers_open.enter_context(pq.ParquetWriter(tmp / f"{spec.name}.parquet", ROW_SCHEMA, **options))
+                       for spec in self.specs}
             pending: dict[str, list[dict]] = defaultdict(list)
             for n, image_id in enumerate(todo, start=1):
                 for name, row in self.rows(image_id):
@@ -173,10 +173,14 @@ class ShardJob:
         return {"images": len(todo), "skipped_qc": len(self.shard_images) - len(todo), "variants": len(self.specs)}
 
 
-def run_shard(config: dict, ingest_dir, segment_shard, all_segment_shards, shard: int, background_summary,
-              mean_background, out_dir, drops=None) -> dict:
-    job = ShardJob(config, ingest_dir, segment_shard, all_segment_shards, shard, background_summary, mean_background, drops)
-    return job.run(out_dir, f"{shard:05d}")
+def run_shard(config: dict, ingest_dir, segment_shard, shard: int, background_summary, mean_background, variants_dir,
+              record, drops=None) -> dict:
+    """Every variant of one shard into variants_dir/shards/{shard}/{variant}.parquet, then the shard's manifest record."""
+    job = ShardJob(config, ingest_dir, segment_shard, shard, background_summary, mean_background, drops)
+    name = f"{shard:05d}"
+    counts = job.run(Path(variants_dir) / manifest.shard_folder(name))
+    manifest.write_shard(record, name, [s.name for s in job.specs], counts)
+    return counts
 
 
 def variant_names(config: dict) -> list[str]:
