@@ -36,8 +36,11 @@ study: $(STAMP)
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/classify.yaml
 	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --classify config/study/classify.yaml --out results
 
+# `make bench BENCH=variants SIZES=1920x1080`: one bench, one image size (default: all, three sizes).
+BENCH ?=
+SIZES ?= 640x480,1280x720,1920x1080
 bench: $(STAMP)
-	$(PYTHON) benchmarks/run.py
+	$(PYTHON) benchmarks/run.py $(BENCH) --sizes $(SIZES)
 
 # Mutation testing of drops, sets, evaluate, splits and the variant catalog (docs/testing.md); not CI.
 mutation: $(STAMP)

@@ -18,20 +18,21 @@ backgrounds of K other test images; a classifier passes a foreground only if it 
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import datasets
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import masks
 from .images import decode_rgb, encode_jpeg
-from .io import atomic_dir, parquet_options, write_json
+from .io import PartWriter, atomic_dir, read_categories, write_json
 from .sets import CHALLENGE_SET
 
+DONOR_CACHE = 64  # decoded challenge backgrounds kept: 640x480 RGB is 0.9 MB each
 JPEG_QUALITY = 95  # a crop is resampled, so it is encoded anew; high quality keeps the second encoding faint
 
 
@@ -135,6 +136,15 @@ def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[in
     if len(donor_ids) <= backgrounds:
         raise ValueError(f"classify.challenge.backgrounds: {backgrounds} backgrounds per foreground need more than "
                          f"{backgrounds} test images; the test split has {len(donor_ids)}")
+
+    @functools.lru_cache(maxsize=DONOR_CACHE)
+    def background(donor_id: int, width: int, height: int) -> np.ndarray:
+        """A donor decoded (and resized) once while it serves many foregrounds in a row."""
+        pixels = decode_rgb(donors[donor_id])
+        if pixels.shape[:2] != (height, width):
+            pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
+        return pixels
+
     for part in sorted((original_dir / "parquet" / "test").glob("*.parquet")):
         for row in pq.read_table(part).to_pylist():
             pixels = decode_rgb(row["image"]["bytes"])
@@ -143,12 +153,10 @@ def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[in
                 others = [d for d in donor_ids if d != row["image_id"]]
                 chosen = np.random.default_rng([seed, row["image_id"], obj["ann_id"]]).choice(len(others), backgrounds, replace=False)
                 for k in sorted(chosen):
-                    background = decode_rgb(donors[others[k]])
-                    if background.shape != pixels.shape:
-                        background = cv2.resize(background, (row["width"], row["height"]), interpolation=cv2.INTER_AREA)
+                    donor = background(others[k], row["width"], row["height"])
                     yield (record(obj, index_of, row, corners, variant="challenge", donor_id=others[k], seed=seed,
                                   set=CHALLENGE_SET, split="test", repeat=0),
-                           cut(np.where(foreground, pixels, background), corners, settings["side"]))
+                           cut(np.where(foreground, pixels, donor), corners, settings["side"]))
 
 
 def write(samples, skipped: dict[str, Counter], categories: list[dict], out_dir: Path, part_rows: int) -> dict:
@@ -157,36 +165,24 @@ def write(samples, skipped: dict[str, Counter], categories: list[dict], out_dir:
     names = [c["name"] for c in categories]
     folders = [class_folder(n) for n in names]
     schema = features(names).arrow_schema
-    options = parquet_options(schema, ("image",))
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split in samples:
             for folder in folders:  # every class in every split, so ImageFolder finds the same classes
                 (tmp / "imagefolder" / split / folder).mkdir(parents=True, exist_ok=True)
-            (tmp / "parquet" / split).mkdir(parents=True)
-            buffer, parts, per_class = [], 0, [0] * len(names)
+            parts, per_class = PartWriter(tmp / "parquet" / split, schema, part_rows), [0] * len(names)
             for sample, pixels in samples[split]:
                 data = encode_jpeg(pixels, JPEG_QUALITY)
                 file_name = f"{sample['variant']}_{sample['image_id']}_{sample['ann_id']}"
                 file_name += (f"_d{sample['donor_id']}" if sample["variant"] == "challenge" else "") + (f"_r{sample['repeat']}" if sample["repeat"] else "") + ".jpg"
                 (tmp / "imagefolder" / split / folders[sample["label"]] / file_name).write_bytes(data)
-                buffer.append({**sample, "image": {"bytes": data, "path": file_name}})
+                parts.add({**sample, "image": {"bytes": data, "path": file_name}})
                 per_class[sample["label"]] += 1
-                if len(buffer) == part_rows:
-                    pq.write_table(pa.Table.from_pylist(buffer, schema=schema), tmp / "parquet" / split / f"part-{parts:05d}.parquet", **options)
-                    buffer, parts = [], parts + 1
-            if buffer or parts == 0:
-                pq.write_table(pa.Table.from_pylist(buffer, schema=schema), tmp / "parquet" / split / f"part-{parts:05d}.parquet", **options)
+            parts.close()
             counts[split] = {"samples": sum(per_class), "per_class": dict(zip(names, per_class)),
                              "images_left_out": dict(sorted(skipped[split].items()))}
         write_json(tmp / "summary.json", {"classes": names, "splits": counts})
     return counts
-
-
-def read_categories(path: str | Path) -> tuple[list[dict], dict[int, int]]:
-    """Ingest's categories in class-index order, and category id -> class index."""
-    categories = sorted(pq.read_table(path).to_pylist(), key=lambda c: c["index"])
-    return categories, {c["category_id"]: c["index"] for c in categories}
 
 
 def export(settings: dict, part_rows: int, set_dir: str | Path, annotations_path: str | Path, categories_path: str | Path,

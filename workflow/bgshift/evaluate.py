@@ -12,17 +12,16 @@ from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_rows, load_c
 def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict[str, str | Path],
            categories_path: str | Path, out_dir: str | Path, device: str = "auto") -> dict:
     """Run every needed (checkpoint, test set) once and keep the raw detections as COCO results JSON."""
-    import pyarrow.parquet as pq
     import torch
 
-    from .io import write_json
+    from .io import read_categories, write_json
     from . import devices
     from .train import family, ground_truth
 
     settings = config["train"]["models"][model_name]
     done_path, out_dir = Path(done_path), Path(out_dir)
     done = json.loads(done_path.read_text())
-    categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
+    categories, _ = read_categories(categories_path)
     sweep = set(config["evaluate"]["sweep_test_sets"])
     allocation = devices.allocate() if device == "auto" else devices.Allocation(None)
     manifest = []

@@ -20,7 +20,7 @@ import yaml
 from . import drops as drops_mod
 from . import masks
 from . import splits as splits_mod
-from .io import atomic_dir, parquet_options, write_json
+from .io import PartWriter, atomic_dir, read_categories, write_json
 from .sets import SetSpec, spec_of
 from .variants import manifest
 from .variants.schema import FEATURES
@@ -54,17 +54,16 @@ class Exporter:
     def __init__(self, root: Path, spec: SetSpec, categories: list[dict], part_rows: int, yolo_polygons: bool):
         self.root, self.spec, self.categories = root, spec, categories
         self.part_rows, self.polygons = part_rows, yolo_polygons
-        self.options = parquet_options(EXPORT_SCHEMA, ("image",))
 
     def write_split(self, split: str, rows) -> dict:
-        parquet_dir = self.root / "parquet" / split
+        parts = PartWriter(self.root / "parquet" / split, EXPORT_SCHEMA, self.part_rows)
         coco_images = self.root / "coco" / split
         yolo_images, yolo_labels = self.root / "yolo" / "images" / split, self.root / "yolo" / "labels" / split
-        for folder in (parquet_dir, coco_images, yolo_images, yolo_labels):
+        for folder in (coco_images, yolo_images, yolo_labels):
             folder.mkdir(parents=True, exist_ok=True)
         coco = {"images": [], "annotations": [], "categories": [
             {"id": c["category_id"], "name": c["name"], "supercategory": c["supercategory"]} for c in self.categories]}
-        buffer, part, labels = [], 0, 0
+        labels = 0
         for image_id, row in enumerate(rows, start=1):
             file_name = f"{row['variant']}_{row['image_id']}" + (f"_r{row['repeat']}" if self.spec.repeat > 1 else "") + ".jpg"
             (coco_images / file_name).write_bytes(row["image"]["bytes"])
@@ -83,17 +82,10 @@ class Exporter:
                     lines.append(yolo_line(obj, row["width"], row["height"], self.polygons))
             (yolo_labels / file_name).with_suffix(".txt").write_text("".join(line + "\n" for line in lines))
             labels += len(lines)
-            buffer.append({**row, "image": {"bytes": row["image"]["bytes"], "path": file_name}})
-            if len(buffer) == self.part_rows:
-                self._write_part(parquet_dir, part, buffer)
-                buffer, part = [], part + 1
-        if buffer or part == 0:
-            self._write_part(parquet_dir, part, buffer)
+            parts.add({**row, "image": {"bytes": row["image"]["bytes"], "path": file_name}})
+        parts.close()
         write_json(self.root / "coco" / f"{split}.json", coco, indent=None)
         return {"images": len(coco["images"]), "annotations": len(coco["annotations"]), "yolo_labels": labels}
-
-    def _write_part(self, folder: Path, index: int, rows: list[dict]) -> None:
-        pq.write_table(pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA), folder / f"part-{index:05d}.parquet", **self.options)
 
     def write_data_yaml(self, splits: tuple[str, ...]) -> None:
         data = {"names": {c["index"]: c["name"] for c in self.categories}}
@@ -139,7 +131,7 @@ def export(definition: dict, part_rows: int, yolo_polygons: bool, variant_manife
     variant_files = manifest.variant_files(variant_manifest, spec.variants)
     split_of = splits_mod.load(splits_path)
     dropped = drops_mod.dropped_ids(drops_path).get(spec.drop, set())
-    categories = sorted(pq.read_table(categories_path).to_pylist(), key=lambda c: c["index"])
+    categories, _ = read_categories(categories_path)
     with atomic_dir(out_dir) as tmp:
         exporter = Exporter(tmp, spec, categories, part_rows, yolo_polygons)
         summary = {split: exporter.write_split(split, set_rows(spec, split, variant_files, split_of, dropped)) for split in spec.splits}

@@ -140,6 +140,38 @@ def write_parquet(path: str | os.PathLike, table: pa.Table, binary_columns: tupl
         pq.write_table(table, tmp, **parquet_options(table.schema, binary_columns))
 
 
+class PartWriter:
+    """Rows into numbered Parquet parts of `part_rows` rows each (part-00000.parquet, ...);
+    without rows, one empty part, so that readers still find the split and its schema."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, part_rows: int, binary_columns: tuple[str, ...] = ("image",)):
+        self.folder, self.schema, self.part_rows = Path(folder), schema, part_rows
+        self.options = parquet_options(schema, binary_columns)
+        self.buffer: list[dict] = []
+        self.parts = 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, row: dict) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) == self.part_rows:
+            self._flush()
+
+    def close(self) -> None:
+        if self.buffer or self.parts == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        pq.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema), self.folder / f"part-{self.parts:05d}.parquet",
+                       **self.options)
+        self.buffer, self.parts = [], self.parts + 1
+
+
+def read_categories(path: str | os.PathLike) -> tuple[list[dict], dict[int, int]]:
+    """Ingest's categories in class-index order, and category id -> class index."""
+    categories = sorted(pq.read_table(path).to_pylist(), key=lambda c: c["index"])
+    return categories, {c["category_id"]: c["index"] for c in categories}
+
+
 def _leaf_paths(schema: pa.Schema) -> list[tuple[str, ...]]:
     """Dotted Parquet column paths (struct fields and list items flattened)."""
     out: list[tuple[str, ...]] = []

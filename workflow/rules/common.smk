@@ -29,6 +29,10 @@ INGEST_TABLES = {table: f"{RESULTS}/ingest/{table}.parquet" for table in ("image
 SEGMENT_MASKS = f"{RESULTS}/segment/shards/{{shard}}.parquet"
 SEGMENT_STATS = f"{RESULTS}/segment/stats/{{shard}}.parquet"
 VARIANT_RECORD = f"{RESULTS}/variants/records/{{shard}}.json"
+# A plain string too: `ancient(rules.X.output.y)` flags the rule's own output object, which
+# would make the file ancient for every other rule that names it (accounting would then
+# miss a rewritten manifest).
+VARIANT_MANIFEST = f"{RESULTS}/variants/manifest.json"
 
 
 def job_config(*sections, **parts):

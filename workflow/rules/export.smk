@@ -23,7 +23,7 @@ rule export:
         definition=rules.set_definition.output,
         # ancient: one variants job writes every variant of its shard, so a rerun renews the
         # manifest; what re-exports a set is its definition (above) and the inputs below
-        variants=ancient(rules.variant_manifest.output.manifest),
+        variants=ancient(VARIANT_MANIFEST),
         segmentation=rules.segment_summary.output.summary,
         splits=rules.splits.output.splits,
         drops=rules.drops.output.drops,

@@ -36,7 +36,7 @@ rule variant_manifest:
     input:
         expand(VARIANT_RECORD, shard=SHARDS),
     output:
-        manifest=f"{RESULTS}/variants/manifest.json",
+        manifest=VARIANT_MANIFEST,
     log:
         f"{RESULTS}/logs/variant_manifest.log",
     conda:

@@ -22,9 +22,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from ..io import inside_results, write_json
+from ..io import inside_results, read_categories, write_json
 from .. import devices
 
 
@@ -43,8 +42,7 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-        cats = sorted(pq.read_table(categories).to_pylist(), key=lambda c: c["index"])
-        summary = family(settings["family"]).train(settings, set_dir, run_dir, seed, use_cuda, cats)
+        summary = family(settings["family"]).train(settings, set_dir, run_dir, seed, use_cuda, read_categories(categories)[0])
     finally:
         allocation.release()
     summary = {**summary, "model": model_name, "set": set_dir.name, "seed": seed,

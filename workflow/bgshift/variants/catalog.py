@@ -78,10 +78,14 @@ class ImageContext:
         cache = self.__dict__.setdefault("_hidden", {})
         if hidden not in cache:
             m = np.zeros(self.shape, np.uint8)
-            visible = np.zeros(self.shape, np.uint8)
-            for inst in self.instances:
-                (m if inst.ann_id in hidden else visible)[:] |= inst.mask
-            cache[hidden] = m & (1 - visible)
+            # each instance touches only its own box: set the hidden ones, then clear what a visible one covers
+            for inst in sorted(self.instances, key=lambda i: i.ann_id not in hidden):
+                rows, cols = self.region(inst.mask)
+                if inst.ann_id in hidden:
+                    m[rows, cols] |= inst.mask[rows, cols]
+                elif hidden:
+                    m[rows, cols] &= 1 - inst.mask[rows, cols]
+            cache[hidden] = m
         return cache[hidden]
 
     @cached_property
@@ -126,7 +130,7 @@ class ImageContext:
             return out
         roi, alpha = self.soft_edge(mask, feather)
         out = bottom.copy()
-        out[roi] = cv2.blendLinear(np.ascontiguousarray(top[roi]), np.ascontiguousarray(bottom[roi]), alpha, 1.0 - alpha)
+        out[roi] = cv2.blendLinear(top[roi], bottom[roi], alpha, 1.0 - alpha)
         return out
 
     @cached_property
@@ -225,11 +229,15 @@ def patch_fill(ctx: ImageContext, region: np.ndarray, rng: np.random.Generator) 
     from elsewhere in the image (no object pixels), or with the tiled background when no
     such window exists."""
     out = ctx.pixels.copy()
+    rows, cols = ctx.region(region)  # pieces are labelled inside the region's box: same pieces, same order
+    if rows.stop == rows.start:
+        return out
     h, w = ctx.shape
     occupied = cv2.integral((ctx.foreground | region).astype(np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region[rows, cols], connectivity=8)
     for k in range(1, n):
-        x, y, bw, bh = stats[k, :4]
+        bx, by, bw, bh = stats[k, :4]
+        x, y = bx + cols.start, by + rows.start
         source = None
         if bw < w and bh < h:
             for _ in range(50):
@@ -239,7 +247,7 @@ def patch_fill(ctx: ImageContext, region: np.ndarray, rng: np.random.Generator) 
                     break
         if source is None:
             source = ctx.tiled_background[y : y + bh, x : x + bw]
-        piece = (labels[y : y + bh, x : x + bw] == k).astype(np.uint8)
+        piece = (labels[by : by + bh, bx : bx + bw] == k).astype(np.uint8)
         cv2.copyTo(source, piece, out[y : y + bh, x : x + bw])
     return out
 
@@ -326,7 +334,9 @@ def unl_color(ctx, p, rng):
 def unl_patch(ctx, p, rng):
     hidden = ctx.hidden(p.get("drop"))
     mask = ctx.hidden_mask(hidden)
-    return Result(ctx.composite(patch_fill(ctx, mask, rng), ctx.pixels, mask, p["feather"]), objects="visible", hidden=hidden)
+    patched = patch_fill(ctx, mask, rng)  # differs from the image only inside the mask: the hard-edged composite itself
+    return Result(ctx.composite(patched, ctx.pixels, mask, p["feather"]) if p["feather"] > 0 else patched, objects="visible",
+                  hidden=hidden)
 
 
 def unl_blur(ctx, p, rng):
