@@ -47,6 +47,7 @@ ruleorder: challenge > crops  # test_challenge is the challenge set, never a cro
 
 localrules:
     set_definition,  # writes one small JSON file: not worth a cluster job
+    variant_manifest,  # combines one small JSON record per shard
 
 
 rule all:

@@ -197,3 +197,18 @@ def test_pyramid_blur_matches_a_full_resolution_gaussian():
     for sigma in (1.5, 5, 15, 31):
         error = np.abs(catalog.fast_blur(pixels, sigma).astype(int) - cv2.GaussianBlur(pixels, (0, 0), sigma)).mean()
         assert error < 1.0, (sigma, error)
+
+
+def test_the_manifest_lists_shards_in_order_and_refuses_mixed_variant_lists(tmp_path):
+    """Export and accounting read exactly the files the manifest names, in shard order."""
+    for shard, names in (("00001", ["original", "bg_gray"]), ("00000", ["original", "bg_gray"])):
+        manifest.write_shard(tmp_path / "records" / f"{shard}.json", shard, names, {"images": 3, "skipped_qc": 1, "variants": 2})
+    combined = manifest.combine(sorted((tmp_path / "records").glob("*.json"), reverse=True), tmp_path / "manifest.json")
+    assert combined["shards"] == ["00000", "00001"] and combined["images"] == 6 and combined["skipped_qc"] == 2
+    files = manifest.variant_files(tmp_path / "manifest.json", ["bg_gray"])
+    assert files == {"bg_gray": [tmp_path / "shards" / "00000" / "bg_gray.parquet", tmp_path / "shards" / "00001" / "bg_gray.parquet"]}
+    with pytest.raises(KeyError, match="no variant \\['only_fg'\\]"):
+        manifest.variant_files(tmp_path / "manifest.json", ["only_fg"])
+    manifest.write_shard(tmp_path / "records" / "00002.json", "00002", ["original"], {"images": 1, "skipped_qc": 0, "variants": 1})
+    with pytest.raises(ValueError, match="shard 00002 lists variants \\['original'\\]"):
+        manifest.combine(sorted((tmp_path / "records").glob("*.json")), tmp_path / "manifest2.json")
