@@ -31,7 +31,7 @@ def fake_coco(path: Path, n_images: int, seed: int = 0) -> Path:
             x, y, w, h = rng.randint(0, 500), rng.randint(0, 350), rng.randint(8, 140), rng.randint(8, 130)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": rng.randint(1, 80),
                                 "bbox": [x, y, w, h], "area": w * h * 0.7, "iscrowd": 0,
-                                "segmentation": [[x, y, x + w, y, x + w, y + h, x + w // 2, y + h + 0, x, y + h]]})
+                                "segmentation": [[x, y, x + w, y, x + w, y + h, x + w // 2, y + h, x, y + h]]})
     categories = [{"id": i, "name": f"class{i}", "supercategory": "thing"} for i in range(1, 81)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))

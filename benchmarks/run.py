@@ -352,14 +352,14 @@ def bench_planning() -> None:
         root = Path(tmp)
         configs = {n: planning.grid_config(root, planning.fake_coco(root / f"coco_{n}.json", n)) for n in sizes}
         floor_file = planning.floor_snakefile(root)
-        floor, measured = float("inf"), {}
+        floors, runs = [], {n: [] for n in sizes}
         for _ in range(2):
-            floor = min(floor, planning.dry_run("--snakefile", str(floor_file), cwd=root)[0])
+            floors.append(planning.dry_run("--snakefile", str(floor_file), cwd=root)[0])
             for n, config in configs.items():
-                seconds, peak, jobs = planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
-                                                       "--configfile", str(config), cwd=REPO)
-                best = measured.get(n, (float("inf"),))[0]
-                measured[n] = (min(seconds, best), max(peak, measured.get(n, (0, 0))[1]), sum(jobs.values()))
+                runs[n].append(planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+                                                "--configfile", str(config), cwd=REPO))
+    floor = min(floors)
+    measured = {n: (min(r[0] for r in rs), max(r[1] for r in rs), sum(rs[0][2].values())) for n, rs in runs.items()}
     print(f"planning: dry run of the study grid vs a one-rule Snakefile ({floor:.2f} s), fake COCO json, 64 images a shard")
     previous = None
     for n in sizes:
@@ -370,6 +370,7 @@ def bench_planning() -> None:
 
 
 BENCHES = {"planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,7 +23,7 @@ def _no_slurm_probe(monkeypatch):
 
 def test_the_paper_scale_grid_plans_the_expected_jobs_per_rule(tmp_path):
     images = 11_500  # PASCAL VOC 07+12's size
-    seconds, peak_mib, jobs = planning.plan_grid(tmp_path, images)
+    _, _, jobs = planning.plan_grid(tmp_path, images)
     shards = math.ceil(images / 64)
     sets, runs = 18 + 18, 18 * 3 * 3
     assert jobs == {

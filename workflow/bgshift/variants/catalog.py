@@ -78,13 +78,15 @@ class ImageContext:
         cache = self.__dict__.setdefault("_hidden", {})
         if hidden not in cache:
             m = np.zeros(self.shape, np.uint8)
+            covered = [inst for inst in self.instances if inst.ann_id in hidden]
+            visible = [inst for inst in self.instances if inst.ann_id not in hidden] if covered else []
             # each instance touches only its own box: set the hidden ones, then clear what a visible one covers
-            for inst in sorted(self.instances, key=lambda i: i.ann_id not in hidden):
+            for inst in covered:
                 rows, cols = self.region(inst.mask)
-                if inst.ann_id in hidden:
-                    m[rows, cols] |= inst.mask[rows, cols]
-                elif hidden:
-                    m[rows, cols] &= 1 - inst.mask[rows, cols]
+                m[rows, cols] |= inst.mask[rows, cols]
+            for inst in visible:
+                rows, cols = self.region(inst.mask)
+                m[rows, cols] &= 1 - inst.mask[rows, cols]
             cache[hidden] = m
         return cache[hidden]
 

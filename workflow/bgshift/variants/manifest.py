@@ -3,8 +3,8 @@
 Rules that read every variant of every shard (export, accounting) take the manifest as
 their input instead of listing each variant x shard file: at COCO scale with 42 variants
 that is 77,658 files, and Snakemake's planning time grew with the square of the input
-size while every export job listed them (docs/benchmarks.md). Readers also get exactly the files of this
-run's shards, never a stale shard left in the folder by an earlier, larger dataset.
+size while every export job listed them (docs/benchmarks.md). Readers also get exactly
+the files of this run's shards, never a stale shard left by an earlier, larger dataset.
 """
 from __future__ import annotations
 
