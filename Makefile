@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test bench study mutation lint report clean
+.PHONY: run test bench study backbone mutation lint report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -35,6 +35,13 @@ study: $(STAMP)
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/brl.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/classify.yaml
 	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --classify config/study/classify.yaml --out results
+
+# The ResNet-18 body the BRL world starts from (docs/brl.md): a RetinaNet trained on a separate synthetic world.
+BACKBONE_RUN := results/pretrain/resnet18/train/retinanet_pretrain/original/seed0
+backbone: $(STAMP)
+	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/pretrain/resnet18_synthetic.yaml
+	bgshift backbone --checkpoint $(BACKBONE_RUN)/best.pt --out results/pretrain/resnet18_synthetic.pt
+	cp results/pretrain/resnet18_synthetic.pt resources/weights/resnet18_synthetic.pt
 
 # `make bench BENCH=variants SIZES=1920x1080`: one bench, one image size (default: all, three sizes).
 BENCH ?=

@@ -68,7 +68,9 @@ def dry_run(*args: str, cwd: Path) -> tuple[float, float, dict[str, int]]:
 
 
 def jobs_per_rule(stdout: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: jobs}."""
+    """The 'Job stats' table of a dry run as {rule: jobs} ('total' left out; {} when nothing is planned)."""
+    if "Job stats:" not in stdout:
+        return {}
     table = stdout.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
 

@@ -22,6 +22,7 @@ RACCOON = SHARED / "raccoon"
 VENV_BIN = Path(sys.executable).parent
 
 sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # planning.jobs_per_rule: one parser of Snakemake's job table
 
 
 def pytest_collection_modifyitems(config, items):
@@ -159,6 +160,13 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def planned_jobs(workdir: Path, *args: str, slurm: bool = False) -> dict[str, int]:
+    """Rule -> job count of a dry run in `workdir` ({} when nothing is left to do)."""
+    from planning import jobs_per_rule
+
+    return jobs_per_rule(snakemake(workdir, "-n", *args, "--quiet", "rules", slurm=slurm).stdout)
 
 
 def run_stages(cfg: dict, root: Path) -> dict:

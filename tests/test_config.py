@@ -92,3 +92,14 @@ def test_schema_has_no_stray_keys_from_unquoted_commas():
 
     walk(yaml.safe_load(config.SCHEMA_PATH.read_text()), [])
     assert not stray, stray
+
+
+def test_command_line_help_of_every_stage_prints():
+    """`bgshift --help` and each stage's help format (a stray % in a help text broke the first)."""
+    from bgshift.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    for argv in [["--help"]] + [[name, "--help"] for name in COMMANDS]:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 0, argv

@@ -7,13 +7,12 @@ below is the demo's: 2 models x 1 training set x 2 seeds = 4 runs, 6 shards.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import pytest
 import yaml
 
-from conftest import REPO, digest, snakemake
+from conftest import REPO, digest, planned_jobs, snakemake
 
 AFTER_TRAINING = {"report_tables": 1, "plots": 1, "summary": 1, "all": 1}
 
@@ -64,17 +63,14 @@ def demo_config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-def planned_jobs(workdir, config: dict) -> dict[str, int]:
+def planned_for(workdir, config: dict) -> dict[str, int]:
     """Rule -> job count of a dry run of `config` on the finished demo in `workdir`."""
     (workdir / "edited.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # order names variants and sets
-    out = snakemake(workdir, "-n", "--configfile", "edited.yaml", "--quiet", "rules").stdout
-    if "Nothing to be done" in out:
-        return {}
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M) if rule != "total"}
+    return planned_jobs(workdir, "--configfile", "edited.yaml")
 
 
 def test_the_unedited_demo_plans_nothing(demo_run):
-    assert planned_jobs(demo_run[0], demo_config()) == {}
+    assert planned_for(demo_run[0], demo_config()) == {}
 
 
 @pytest.mark.parametrize("edit", list(EDITS))
@@ -82,7 +78,7 @@ def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_run, edit):
     change, expected = EDITS[edit]
     config = demo_config()
     change(config)
-    assert planned_jobs(demo_run[0], config) == expected
+    assert planned_for(demo_run[0], config) == expected
 
 
 def test_a_test_variant_edit_re_exports_that_set_alone_in_one_run(demo_run, tmp_path):
@@ -103,4 +99,4 @@ def test_a_test_variant_edit_re_exports_that_set_alone_in_one_run(demo_run, tmp_
         "params"]["feather"] == 2
     assert all(digest(results / "sets" / name) == before[name] for name in ("test_original", "original"))
     assert digest(results / "variants" / "shards", "unl_black.parquet") == before_black  # rewritten, and deterministic: the same bytes
-    assert planned_jobs(workdir, edited) == {}
+    assert planned_for(workdir, edited) == {}

@@ -234,6 +234,36 @@ def test_retinanet_weights_from_cache_checkpoint_and_missing(tmp_path, monkeypat
         retinanet.build_model(coco, num_classes=3)
 
 
+def test_retinanet_starts_from_a_shipped_backbone_file(tmp_path, monkeypatch):
+    """`bgshift backbone` keeps a trained RetinaNet's ResNet body (float16); a RetinaNet whose
+    `weights` name that file starts its body from it, frozen as for ImageNet weights (BatchNorm,
+    stem and layer1), with a new FPN and heads."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from bgshift import cli
+    from bgshift.train import retinanet
+
+    base = {"family": "retinanet", "fpn_channels": 32, "min_size": 64, "max_size": 96}
+    settings = config.validate({"train": {"models": {"m": base}}}, partial=True)["train"]["models"]["m"]
+    torch.manual_seed(0)
+    trained = retinanet.build_model(settings, num_classes=3)
+    torch.save({"model": trained.state_dict(), "iteration": 5}, tmp_path / "best.pt")
+    monkeypatch.setenv("BGSHIFT_RESULTS", str(tmp_path))  # bgshift writes inside its results folder only
+    assert cli.main(["backbone", "--checkpoint", str(tmp_path / "best.pt"), "--out", str(tmp_path / "body.pt")]) == 0
+    body = torch.load(tmp_path / "body.pt", weights_only=True)
+    assert "conv1.weight" in body and body["conv1.weight"].dtype == torch.float16 and not any(k.startswith("fc.") for k in body)
+    torch.manual_seed(1)
+    started = retinanet.build_model({**settings, "weights": str(tmp_path / "body.pt")}, num_classes=3)
+    source = trained.backbone.body.state_dict()
+    assert all(torch.equal(v, source[k].half().float()) for k, v in started.backbone.body.state_dict().items())
+    assert isinstance(started.backbone.body.bn1, FrozenBatchNorm2d)
+    frozen = {n for n, p in started.backbone.body.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("conv1", "layer1")) for n in frozen)
+    assert not torch.equal(started.backbone.fpn.layer_blocks[0][0].weight, trained.backbone.fpn.layer_blocks[0][0].weight)
+    with pytest.raises(ValueError, match="not a RetinaNet checkpoint"):
+        retinanet.backbone_state({"conv1.weight": torch.zeros(1)})
+
+
 def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     from ultralytics import YOLO
 
@@ -283,6 +313,18 @@ def test_lr_schedule_warms_up_then_decays_as_documented(schedule, expected):
         optimiser.step()
         scheduler.step()
     assert {it: pytest.approx(factors[it], abs=1e-9) for it in expected} == expected
+
+
+def test_cpu_bfloat16_casts_the_training_step_only_where_asked():
+    """cpu_bfloat16 runs a CPU step's convolutions in bfloat16; `amp` alone is the GPU's float16
+    and leaves a CPU step in float32."""
+    from bgshift.train.torchvision_loop import mixed_precision
+
+    conv, x, cpu = torch.nn.Conv2d(3, 4, 3), torch.rand(1, 3, 8, 8), torch.device("cpu")
+    with mixed_precision(cpu, {"amp": True, "cpu_bfloat16": True}):
+        assert conv(x).dtype == torch.bfloat16
+    with mixed_precision(cpu, {"amp": True, "cpu_bfloat16": False}):
+        assert conv(x).dtype == torch.float32
 
 
 def test_batches_of_a_resumed_run_are_those_of_an_uninterrupted_one():

@@ -134,6 +134,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_backbone(args: argparse.Namespace) -> None:
+    from .io import write_torch
+    from .train.retinanet import backbone_state
+    from .weights import load_state
+
+    body = backbone_state(load_state(args.checkpoint)["model"])
+    write_torch(args.out, body)
+    print(json.dumps({"out": args.out, "tensors": len(body), "parameters": sum(v.numel() for v in body.values())}))
+
+
 def cmd_detect(args: argparse.Namespace) -> None:
     from . import evaluate
 
@@ -248,6 +258,8 @@ COMMANDS = {
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
         DEVICE]),
+    "backbone": (cmd_backbone, "the ResNet body of a trained RetinaNet run, as a weights file a RetinaNet can start from", False, [
+        ("--checkpoint", {"required": True, "help": "a run's best.pt"}), ("--out", {"required": True})]),
     "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [
         ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
         ("--categories", {"required": True}), ("--out", {"required": True}), DEVICE]),
@@ -264,7 +276,7 @@ COMMANDS = {
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "summary": (cmd_summary, "results/summary.json: the accounting and whether the models learnt", False, [
         ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
-    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's worlds", False, [
+    "findings": (cmd_findings, "the studies' findings (effect, 95%% interval, verdict) from make study's worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
         ("--farms", {"required": True, "help": "config of the farms world (finding b)"}),
         ("--brl", {"required": True, "help": "config of the BRL world (finding e): a focal and a brl RetinaNet"}),

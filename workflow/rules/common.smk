@@ -3,10 +3,10 @@ import math
 import re
 
 from bgshift.ingest import count_inputs, input_files
-from bgshift.io import write_json
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of
 from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files
+from bgshift.variants.manifest import shard_folder
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
 # Shards are fixed from the input's record count (cheap to read), so the DAG is
@@ -29,6 +29,7 @@ INGEST_TABLES = {table: f"{RESULTS}/ingest/{table}.parquet" for table in ("image
 SEGMENT_MASKS = f"{RESULTS}/segment/shards/{{shard}}.parquet"
 SEGMENT_STATS = f"{RESULTS}/segment/stats/{{shard}}.parquet"
 VARIANT_RECORD = f"{RESULTS}/variants/records/{{shard}}.json"
+VARIANT_SHARD = f"{RESULTS}/variants/{shard_folder('{shard}')}"  # the folder a variants job writes
 # A plain string too: `ancient(rules.X.output.y)` flags the rule's own output object, which
 # would make the file ancient for every other rule that names it (accounting would then
 # miss a rewritten manifest).
@@ -92,6 +93,15 @@ def model_set_dir(model, set_name):
 
 def training_set(wildcards):
     return model_set_dir(wildcards.model, wildcards.set)
+
+
+def starting_weights(wildcards):
+    """The weights file a model starts from, when it names one (a YOLO .pt, a torchvision family's
+    checkpoint or backbone file): an input, so placing a new file retrains."""
+    settings = config["train"]["models"][wildcards.model]
+    if settings["family"] == "yolo":  # a .yaml builds from scratch
+        return [settings["model"]] if settings["model"].endswith(".pt") else []
+    return [] if settings["weights"] in ("none", "torchvision") else [settings["weights"]]
 
 
 def test_sets_of(wildcards):

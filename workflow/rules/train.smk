@@ -3,6 +3,7 @@ rule train:
     input:
         set_dir=training_set,
         categories=rules.ingest.output.categories,
+        weights=starting_weights,
     output:
         done=f"{RESULTS}/train/{{model}}/{{set}}/seed{{seed}}/done.json",
     params:

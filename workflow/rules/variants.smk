@@ -9,7 +9,7 @@ rule variants:
         scenes=SCENE_FILES,
         drops=rules.drops.output.drops,
     output:
-        variants=directory(f"{RESULTS}/variants/shards/{{shard}}"),  # {variant}.parquet for every variant
+        variants=directory(VARIANT_SHARD),  # {variant}.parquet for every variant
         record=VARIANT_RECORD,
     params:
         config=job_config("seed", "shard_size", variants=section("variants", "contact_sheet", "rows_per_group", "donor_cache")),

@@ -76,8 +76,24 @@ def anchor_generator(sizes: list[int]) -> AnchorGenerator:
     return AnchorGenerator(tuple((s, round(s * 2 ** (1 / 3)), round(s * 2 ** (2 / 3))) for s in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
 
 
+def backbone_state(detector_state: dict) -> dict:
+    """The ResNet body of a RetinaNet checkpoint as a plain ResNet state dict in float16 (half
+    the file; BatchNorm's batch counters left out), the form `weights: <file>` starts a body from."""
+    prefix = "backbone.body."
+    body = {k[len(prefix):]: v for k, v in detector_state.items() if k.startswith(prefix) and not k.endswith("num_batches_tracked")}
+    if not body:
+        raise ValueError("not a RetinaNet checkpoint: no backbone.body.* weights")
+    return {k: v.half() if v.is_floating_point() else v for k, v in body.items()}
+
+
+def is_backbone_state(state: dict) -> bool:
+    """A plain ResNet state dict (ImageNet's, or backbone_state's), not a whole detector's."""
+    return "conv1.weight" in state
+
+
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
-    """RetinaNet with `num_classes` sigmoid classes and the configured loss, weights per settings["weights"]."""
+    """RetinaNet with `num_classes` sigmoid classes and the configured loss, weights per settings["weights"]:
+    a checkpoint file holds either a whole RetinaNet or a ResNet body (ImageNet's or backbone_state's)."""
     depth, detector_weights, backbone_weights = ARCHS[settings["arch"]]
     model_for = partial(RecalibratedRetinaNet, min_size=settings["min_size"], max_size=settings["max_size"],
                         anchor_generator=anchor_generator(settings["anchor_sizes"]), loss=settings["loss"],
@@ -85,8 +101,8 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
                         recalibration_threshold=settings["recalibration_threshold"], **settings["model_kwargs"])
     channels = settings["fpn_channels"]
     kind, state = loop.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
-    if kind == "torchvision" and detector_weights is None:  # ImageNet backbone, new FPN and heads
-        backbone = _resnet_backbone(depth, pretrained=True, channels=channels)
+    if (kind == "torchvision" and detector_weights is None) or (kind == "checkpoint" and is_backbone_state(state)):
+        backbone = _resnet_backbone(depth, pretrained=True, channels=channels)  # a trained body, new FPN and heads
         backbone.body.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
         return model_for(backbone, num_classes)
     if kind == "torchvision":  # COCO RetinaNet (256 FPN channels), a new classification head for our classes
