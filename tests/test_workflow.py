@@ -13,6 +13,23 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
+def test_a_weights_file_a_model_names_is_an_input_of_its_training(tmp_path):
+    """Placing a new weights file retrains the runs that start from it, and a missing one stops
+    the plan naming the file, before any job."""
+    import yaml
+
+    workdir = copy_workflow(tmp_path)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["train"]["models"]["frcnn_mobile"]["weights"] = "resources/weights/start.pt"
+    (workdir / "weights.yaml").write_text(yaml.safe_dump(cfg))
+    missing = snakemake(workdir, "-n", "--configfile", "weights.yaml", check=False)
+    assert missing.returncode != 0 and "resources/weights/start.pt" in missing.stdout + missing.stderr
+    (workdir / "resources" / "weights").mkdir()
+    (workdir / "resources" / "weights" / "start.pt").write_bytes(b"placed")
+    plan = snakemake(workdir, "-n", "--configfile", "weights.yaml", "--quiet", "reason").stdout
+    assert plan.count("resources/weights/start.pt") >= 2  # both seeds' frcnn runs list it
+
+
 def test_dry_run_plans_every_job_of_the_demo(tmp_path):
     """96 images / shard_size 16 = 6 shards; 6 training + 12 test sets; 2 models x 1 set x 2 seeds = 4 runs."""
     copy_workflow(tmp_path)

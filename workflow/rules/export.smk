@@ -14,6 +14,8 @@ rule set_definition:
         set="|".join(map(re.escape, SETS)),
     log:
         f"{RESULTS}/logs/set_definition/{{set}}.log",
+    conda:
+        "../envs/bgshift.yaml"
     shell:
         "printf '%s\\n' {params.definition:q} > {output:q}.tmp && mv {output:q}.tmp {output:q} && echo written {output:q} > {log:q}"
 
