@@ -264,6 +264,18 @@ def test_retinanet_starts_from_a_shipped_backbone_file(tmp_path, monkeypatch):
         retinanet.backbone_state({"conv1.weight": torch.zeros(1)})
 
 
+def test_the_brl_world_starts_from_the_shipped_backbone(monkeypatch):
+    """config/study/brl.yaml's RetinaNets build from resources/weights/resnet18_synthetic.pt (make backbone)."""
+    from bgshift.train import retinanet
+
+    monkeypatch.chdir(REPO)  # the config names the file relative to the repository, as Snakemake runs it
+    models = config.load(REPO / "config" / "study" / "brl.yaml")["train"]["models"]
+    shipped = torch.load(REPO / "resources" / "weights" / "resnet18_synthetic.pt", weights_only=True)
+    for settings in models.values():
+        body = retinanet.build_model(settings, num_classes=3).backbone.body.state_dict()
+        assert all(torch.equal(body[k], v.float()) for k, v in shipped.items() if v.is_floating_point())
+
+
 def test_yolo_pt_weights_missing_and_present(small_set, tmp_path):
     from ultralytics import YOLO
 
