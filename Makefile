@@ -43,11 +43,13 @@ backbone: $(STAMP)
 	bgshift backbone --checkpoint $(BACKBONE_RUN)/best.pt --out results/pretrain/resnet18_synthetic.pt
 	cp results/pretrain/resnet18_synthetic.pt resources/weights/resnet18_synthetic.pt
 
-# `make bench BENCH=variants SIZES=1920x1080`: one bench, one image size (default: all, three sizes).
+# `make bench BENCH=variants SIZES=1920x1080 SHARD=64`: one bench, one image size, a 64-image shard
+# (default: all benches, three sizes, 24 images a shard).
 BENCH ?=
 SIZES ?= 640x480,1280x720,1920x1080
+SHARD ?= 24
 bench: $(STAMP)
-	$(PYTHON) benchmarks/run.py $(BENCH) --sizes $(SIZES)
+	$(PYTHON) benchmarks/run.py $(BENCH) --sizes $(SIZES) --shard-images $(SHARD)
 
 # Mutation testing of drops, sets, evaluate, splits and the variant catalog (docs/testing.md); not CI.
 mutation: $(STAMP)

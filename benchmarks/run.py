@@ -43,11 +43,11 @@ def demo_world(root: Path, n: int, width: int, height: int, method: str = "gt") 
     return cfg
 
 
-def bench_variants(sizes: list[tuple[int, int]]) -> None:
-    """The variant stage (the whole shard job) against its codec floor, at each image size."""
+def bench_variants(sizes: list[tuple[int, int]], n: int = 24) -> None:
+    """The variant stage (the whole shard job of `n` images) against its codec floor, at each image
+    size. Donor reuse and the writer's per-file cost depend on `n` (docs/benchmarks.md)."""
     from bgshift.variants import engine, expand
 
-    n = 24
     for width, height in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -376,12 +376,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benches", nargs="*", metavar="bench", help=f"which to run (default all): {', '.join(BENCHES)}")
     parser.add_argument("--sizes", default="640x480,1280x720,1920x1080", help="image sizes of the variant bench, WxH,WxH")
+    parser.add_argument("--shard-images", type=int, default=24, help="images in the variant bench's shard (the pipeline's default shard: 64)")
     args = parser.parse_args()
     if set(args.benches) - set(BENCHES):
         parser.error(f"unknown bench {sorted(set(args.benches) - set(BENCHES))}; choose from {list(BENCHES)}")
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     for name in args.benches or list(BENCHES):
-        BENCHES[name](sizes) if name == "variants" else BENCHES[name]()
+        BENCHES[name](sizes, args.shard_images) if name == "variants" else BENCHES[name]()
 
 
 if __name__ == "__main__":
