@@ -276,7 +276,7 @@ COMMANDS = {
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "summary": (cmd_summary, "results/summary.json: the accounting and whether the models learnt", False, [
         ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
-    "findings": (cmd_findings, "the studies' findings (effect, 95%% interval, verdict) from make study's worlds", False, [
+    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's worlds", False, [
         ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
         ("--farms", {"required": True, "help": "config of the farms world (finding b)"}),
         ("--brl", {"required": True, "help": "config of the BRL world (finding e): a focal and a brl RetinaNet"}),
@@ -288,17 +288,22 @@ COMMANDS = {
 }
 
 
+def _literal(help_text: str) -> str:
+    """Help texts here are prose: argparse %-formats them, so a '95%' would break `--help`."""
+    return help_text.replace("%", "%%")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bgshift", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, help_text, takes_config, options) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=_literal(help_text))
         if takes_config:
             source = p.add_mutually_exclusive_group(required=True)
             source.add_argument("--config", help="config YAML/JSON file")
             source.add_argument("--config-json", help="config as a JSON string (what the Snakemake rules pass)")
         for flag, kwargs in options:
-            p.add_argument(flag, **kwargs)
+            p.add_argument(flag, **{**kwargs, "help": _literal(kwargs["help"])} if "help" in kwargs else kwargs)
         p.set_defaults(func=func)
     return parser
 
