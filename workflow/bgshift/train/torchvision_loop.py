@@ -6,7 +6,7 @@ A torch DataLoader (optional decoding workers) over a seeded, resumable batch sa
 or AdamW; torch's LR schedulers (linear warm-up, then step or cosine decay); a non-finite
 loss stops the run naming its last checkpoint; mixed precision on GPU,
 gradient clipping, horizontal flips. A checkpoint every `checkpoint_every` iterations is
-kept as a file and scored on the val split: the best is kept as best.pt and
+kept as a file and scored on the val split: the best is also named best.pt (a hard link) and
 training stops early after `patience` checkpoints without improvement. `last.pt` holds
 the full state (model, optimiser, schedule, scaler, random generator, iteration), so a
 killed or requeued job resumes where it stopped. Data order and flips derive from (seed, iteration), so a
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .. import metrics
-from ..io import write_json, write_torch
+from ..io import link_file, write_json, write_torch
 from ..weights import WeightsMissing, hub_checkpoint, load_state
 
 BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of classes) -> model
@@ -309,7 +309,7 @@ def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) 
     if score is None or score > state["best"][data.metric]:  # without val samples the latest checkpoint is the best
         state["best"] = {"iteration": state["iteration"], data.metric: -1.0 if score is None else score, "name": name}
         state["stale"] = 0
-        write_torch(ckpt_dir.parent / "best.pt", {"model": weights, "iteration": state["iteration"]})
+        link_file(ckpt_dir / name, ckpt_dir.parent / "best.pt")
     else:
         state["stale"] += 1
 
