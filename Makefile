@@ -43,13 +43,14 @@ backbone: $(STAMP)
 	bgshift backbone --checkpoint $(BACKBONE_RUN)/best.pt --out results/pretrain/resnet18_synthetic.pt
 	cp results/pretrain/resnet18_synthetic.pt resources/weights/resnet18_synthetic.pt
 
-# `make bench BENCH=variants SIZES=1920x1080 SHARD=64`: one bench, one image size, a 64-image shard
-# (default: all benches, three sizes, 24 images a shard).
+# `make bench BENCH=variants SIZES=1920x1080 SHARD=64 WORLD=4`: one bench, one image size, a 64-image
+# shard of a 4-shard world (default: all benches, three sizes, a world of one 24-image shard).
 BENCH ?=
 SIZES ?= 640x480,1280x720,1920x1080
 SHARD ?= 24
+WORLD ?= 1
 bench: $(STAMP)
-	$(PYTHON) benchmarks/run.py $(BENCH) --sizes $(SIZES) --shard-images $(SHARD)
+	$(PYTHON) benchmarks/run.py $(BENCH) --sizes $(SIZES) --shard-images $(SHARD) --world-shards $(WORLD)
 
 # Mutation testing of drops, sets, evaluate, splits and the variant catalog (docs/testing.md); not CI.
 mutation: $(STAMP)

@@ -187,7 +187,7 @@ def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert column["image.bytes"].compression == "UNCOMPRESSED"
     assert not column["image.bytes"].has_dictionary_page
-    assert column["image_id"].compression == "ZSTD"
+    assert column["image_id"].compression == "LZ4"  # intermediates: small columns take the cheaper codec (io.parquet_options)
 
 
 def test_pyramid_blur_matches_a_full_resolution_gaussian():
@@ -212,3 +212,24 @@ def test_the_manifest_lists_shards_in_order_and_refuses_mixed_variant_lists(tmp_
     manifest.write_shard(tmp_path / "records" / "00002.json", "00002", ["original"], {"images": 1, "skipped_qc": 0, "variants": 1})
     with pytest.raises(ValueError, match="shard 00002 lists variants \\['original'\\]"):
         manifest.combine(sorted((tmp_path / "records").glob("*.json")), tmp_path / "manifest2.json")
+
+
+@pytest.mark.parametrize("limit", [None, 10])  # 10 bytes: past it, Arrow's own conversion takes over
+def test_rows_table_builds_what_arrow_builds(monkeypatch, limit):
+    import pyarrow as pa
+
+    from bgshift import io
+    from bgshift.variants.schema import ROW_SCHEMA
+
+    if limit:
+        monkeypatch.setattr(io, "BINARY_OFFSET_LIMIT", limit)
+    obj = {"ann_id": 5, "bbox": [1.0, 2.0, 3.0, 4.0], "category": 0, "category_id": 7, "area": 9.0, "iscrowd": False,
+           "segmentation": {"size": [4, 4], "counts": "abc"}, "labelled": True}
+    rows = [{"image": {"bytes": blob, "path": f"v/{i}.jpg"}, "image_id": i, "variant": "v", "family": "f", "width": 4, "height": 4,
+             "background_only": not objects, "objects": objects, "donor_id": None if i else 3, "donor_class": None,
+             "background": "x", "mask_source": "gt", "seed": 1}
+            for i, (blob, objects) in enumerate([(b"\xff\xd8jpeg", [obj]), (b"", []), (bytes(range(256)) * 3, [obj, obj])])]
+    for chosen in (rows, rows[:1], []):
+        built = io.rows_table(chosen, ROW_SCHEMA, ("image",))
+        assert built.equals(pa.Table.from_pylist(chosen, schema=ROW_SCHEMA))
+        assert built.schema.equals(ROW_SCHEMA, check_metadata=True)  # the HF features metadata travels with it

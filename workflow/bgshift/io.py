@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -131,14 +132,15 @@ def write_torch(path: str | os.PathLike, obj) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = ()) -> dict:
+def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = (), codec: str = "zstd") -> dict:
     """Writer options: columns holding already-compressed blobs (JPEG bytes) get no
     compression and no dictionary encoding (both only cost time on such data); the
-    rest are zstd-compressed."""
+    rest are compressed with `codec` (the variant stage's intermediates take lz4: zstd's
+    per-page cost on 34 files of small columns was 0.7 ms an image, docs/benchmarks.md)."""
     plain = set(binary_columns)
     leaf_paths = [".".join(p) for p in _leaf_paths(schema)]
     return {
-        "compression": {p: ("none" if p.split(".")[0] in plain else "zstd") for p in leaf_paths},
+        "compression": {p: ("none" if p.split(".")[0] in plain else codec) for p in leaf_paths},
         "use_dictionary": [p for p in leaf_paths if p.split(".")[0] not in plain],
         "write_statistics": True,
         "store_schema": True,
@@ -151,12 +153,35 @@ def write_parquet(path: str | os.PathLike, table: pa.Table, binary_columns: tupl
         pq.write_table(table, tmp, **parquet_options(table.schema, binary_columns))
 
 
+BINARY_OFFSET_LIMIT = np.iinfo(np.int32).max  # bytes one Arrow binary array can hold
+
+
+def rows_table(rows: list[dict], schema: pa.Schema, binary_columns: tuple[str, ...] = ()) -> pa.Table:
+    """`pa.Table.from_pylist`, but image columns ({bytes, path} structs) are built from one
+    joined buffer: Arrow's per-object conversion of JPEG bytes cost ~1.2 ms per 32 images
+    at 640x480, a third of the variant writer (docs/benchmarks.md)."""
+    blobs = {name: [row[name]["bytes"] for row in rows] for name in binary_columns}
+    if any(sum(map(len, b)) > BINARY_OFFSET_LIMIT for b in blobs.values()):
+        return pa.Table.from_pylist(rows, schema=schema)  # past binary's 32-bit offsets Arrow splits the column itself
+    columns = []
+    for field in schema:
+        if field.name not in blobs:
+            columns.append(pa.array([row[field.name] for row in rows], type=field.type))
+            continue
+        offsets = np.zeros(len(rows) + 1, np.int32)
+        np.cumsum([len(b) for b in blobs[field.name]], out=offsets[1:])
+        data = pa.Array.from_buffers(pa.binary(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(blobs[field.name]))])
+        paths = pa.array([row[field.name]["path"] for row in rows], type=pa.string())
+        columns.append(pa.StructArray.from_arrays([data, paths], fields=list(field.type)))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 class PartWriter:
     """Rows into numbered Parquet parts of `part_rows` rows each (part-00000.parquet, ...);
     without rows, one empty part, so that readers still find the split and its schema."""
 
     def __init__(self, folder: Path, schema: pa.Schema, part_rows: int, binary_columns: tuple[str, ...] = ("image",)):
-        self.folder, self.schema, self.part_rows = Path(folder), schema, part_rows
+        self.folder, self.schema, self.part_rows, self.binary_columns = Path(folder), schema, part_rows, binary_columns
         self.options = parquet_options(schema, binary_columns)
         self.buffer: list[dict] = []
         self.parts = 0
@@ -172,7 +197,7 @@ class PartWriter:
             self._flush()
 
     def _flush(self) -> None:
-        pq.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema), self.folder / f"part-{self.parts:05d}.parquet",
+        pq.write_table(rows_table(self.buffer, self.schema, self.binary_columns), self.folder / f"part-{self.parts:05d}.parquet",
                        **self.options)
         self.buffer, self.parts = [], self.parts + 1
 

@@ -13,12 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import images as imgs
 from .. import masks
-from ..io import atomic_dir, parquet_options
+from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
 from ..segment import Dataset
 from . import VariantSpec, expand, manifest
@@ -173,7 +172,7 @@ class ShardJob:
         """Write shard_dir/{variant}.parquet for every variant (the folder appears whole or not at all); returns counts."""
         todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
         group = self.settings["rows_per_group"]
-        options = parquet_options(ROW_SCHEMA, ("image",))
+        options = parquet_options(ROW_SCHEMA, ("image",), codec="lz4")
         with atomic_dir(shard_dir) as tmp, contextlib.ExitStack() as writers_open:
             writers = {spec.name: writers_open.enter_context(pq.ParquetWriter(tmp / f"{spec.name}.parquet", ROW_SCHEMA, **options))
                        for spec in self.specs}
@@ -183,7 +182,7 @@ class ShardJob:
                     pending[name].append(row)
                 if n % group == 0 or n == len(todo):
                     for name, rows in pending.items():
-                        writers[name].write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA))
+                        writers[name].write_table(rows_table(rows, ROW_SCHEMA, ("image",)))
                     pending.clear()
         return {"images": len(todo), "skipped_qc": len(self.shard_images) - len(todo), "variants": len(self.specs)}
 
