@@ -155,18 +155,25 @@ def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
 
 
 def test_mixed_same_and_next_respect_classes():
-    ds = segment.Dataset(
-        images=[{"image_id": i} for i in range(1, 9)],
-        annotations={i: [{"ann_id": i, "category_id": 1 if i <= 4 else 2, "labelled": True, "area": 10.0}] for i in range(1, 9)},
-        categories={},
-    )
-    plan = engine.plan_donors(ds, list(range(1, 9)), seed=0)
     cls = lambda i: 1 if i <= 4 else 2  # noqa: E731
+    classes = {i: cls(i) for i in range(1, 9)}
+    plan = engine.plan_donors(classes, list(range(1, 9)), seed=0)
     for i in range(1, 9):
         assert cls(plan["mixed_same"][i]) == cls(i) and plan["mixed_same"][i] != i
         assert cls(plan["mixed_next"][i]) != cls(i)
     assert sorted(plan["mixed_same"].values()) == list(range(1, 9))
-    assert plan == engine.plan_donors(ds, list(range(1, 9)), seed=0)  # seeded
+    assert plan == engine.plan_donors(classes, list(range(1, 9)), seed=0)  # seeded
+
+
+def test_an_images_class_is_its_largest_labelled_objects(tmp_path):
+    import pyarrow as pa
+
+    rows = [(1, 10, 3, 50.0, True), (1, 11, 4, 80.0, True), (1, 12, 5, 99.0, False),  # an unlabelled larger one does not count
+            (2, 20, 6, 40.0, True), (2, 19, 7, 40.0, True),  # a tie: the lower annotation id
+            (3, 30, 8, 10.0, False)]  # nothing labelled: no class
+    pq.write_table(pa.table({k: [r[j] for r in rows] for j, k in enumerate(["image_id", "ann_id", "category_id", "area", "labelled"])}),
+                   tmp_path / "annotations.parquet")
+    assert engine.main_classes(tmp_path) == {1: 4, 2: 7}
 
 
 def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):

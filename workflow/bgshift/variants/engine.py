@@ -19,7 +19,7 @@ from .. import images as imgs
 from .. import masks
 from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
-from ..segment import Dataset
+from ..segment import Dataset, image_ids
 from . import VariantSpec, expand, manifest
 from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
 from .schema import ROW_SCHEMA
@@ -47,13 +47,19 @@ def variant_rng(seed: int, image_id: int, name: str) -> LazyGenerator:
     return LazyGenerator([seed, image_id, zlib.crc32(name.encode())])
 
 
-def main_class(annotations: list[dict]) -> int | None:
-    """The class an image is 'of' for mixed_* donors: its largest labelled object's."""
-    labelled = [a for a in annotations if a["labelled"]]
-    return max(labelled, key=lambda a: (a["area"], -a["ann_id"]))["category_id"] if labelled else None
+def main_classes(ingest_dir: str | Path) -> dict[int, int]:
+    """The class each image is 'of' for mixed_* donors: its largest labelled object's (ties:
+    the lowest annotation id). Images without a labelled object are absent. Read column-wise:
+    every variants job needs it for the whole dataset."""
+    table = pq.read_table(Path(ingest_dir) / "annotations.parquet", columns=["image_id", "ann_id", "category_id", "area", "labelled"])
+    labelled = table.filter(table["labelled"])
+    image, ann, category, area = (labelled[c].to_numpy() for c in ("image_id", "ann_id", "category_id", "area"))
+    order = np.lexsort((ann, -area, image))  # per image: largest area first, then lowest id
+    first = order[np.r_[True, image[order][1:] != image[order][:-1]]] if order.size else order
+    return dict(zip(image[first].tolist(), category[first].tolist()))
 
 
-def plan_donors(dataset: Dataset, eligible: list[int], seed: int) -> dict[str, dict[int, int]]:
+def plan_donors(classes: dict[int, int], eligible: list[int], seed: int) -> dict[str, dict[int, int]]:
     """Donor image per (mixed family, image), for the whole dataset at once.
 
     Each pool is shuffled into a cycle and every image takes the next member, so donors
@@ -62,7 +68,7 @@ def plan_donors(dataset: Dataset, eligible: list[int], seed: int) -> dict[str, d
     random donor for a class with a single image (its donor class then differs).
     """
     rng = np.random.default_rng([seed, 7919])
-    cls = {i: main_class(dataset.annotations.get(i, [])) for i in eligible}
+    cls = {i: classes.get(i) for i in eligible}
     by_class: dict[int, list[int]] = defaultdict(list)
     for i in eligible:
         if cls[i] is not None:
@@ -95,20 +101,27 @@ class ShardJob:
         self.seed = config["seed"]
         self.settings = config["variants"]
         self.specs = expand(self.settings)
-        self.dataset = Dataset.load(ingest_dir)
-        self.images = {im["image_id"]: im for im in self.dataset.images}
-        self.category_index = {cid: c["index"] for cid, c in self.dataset.categories.items()}
-        self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
-        self.shard_images = [im["image_id"] for im in self.dataset.shard(shard, config["shard_size"])]
+        every_image = image_ids(ingest_dir)
+        self.shard_images = every_image[shard * config["shard_size"] : (shard + 1) * config["shard_size"]]
         self.segments = {r["image_id"]: r for r in pq.read_table(segment_shard).to_pylist()}
         summary = json.loads(Path(background_summary).read_text())
         # Donors come from every shard: the QC-passed images are the ingested ones less the
         # segment summary's failures (one small file, not every shard's masks).
-        if summary["images"] != len(self.images):
-            raise ValueError(f"{background_summary}: segmented {summary['images']} images, ingest has {len(self.images)}: rerun segment")
+        if summary["images"] != len(every_image):
+            raise ValueError(f"{background_summary}: segmented {summary['images']} images, ingest has {len(every_image)}: rerun segment")
         failed = {f["image_id"] for f in summary["qc_failed"]}
-        self.eligible = sorted(i for i in self.images if i not in failed)
-        self.donors = plan_donors(self.dataset, self.eligible, self.seed) if any(s.family in MIXED for s in self.specs) else {}
+        self.eligible = [i for i in every_image if i not in failed]
+        self.classes: dict[int, int] = {}
+        self.donors: dict[str, dict[int, int]] = {}
+        if any(s.family in MIXED for s in self.specs):
+            self.classes = main_classes(ingest_dir)
+            self.donors = plan_donors(self.classes, self.eligible, self.seed)
+        # only this shard's images and their donors are read into Python
+        donors = {plan[i] for plan in self.donors.values() for i in self.shard_images if i in plan}
+        self.dataset = Dataset.load(ingest_dir, set(self.shard_images) | donors)
+        self.images = {im["image_id"]: im for im in self.dataset.images}
+        self.category_index = {cid: c["index"] for cid, c in self.dataset.categories.items()}
+        self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
         self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
         self.mean_image = imgs.read_bgr(mean_background)
         self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
@@ -126,8 +139,7 @@ class ShardJob:
         pixels = imgs.read_bgr(self.images[image_id]["path"])
         anns = self.dataset.annotations.get(image_id, [])
         boxes = masks.boxes_mask([a["bbox"] for a in anns], pixels.shape[:2])
-        cls = main_class(anns)
-        return Donor(image_id, self.category_name.get(cls, ""), tile_background(pixels, boxes, self.mean_colour))
+        return Donor(image_id, self.category_name.get(self.classes.get(image_id), ""), tile_background(pixels, boxes, self.mean_colour))
 
     def context(self, image_id: int) -> ImageContext:
         seg = self.segments[image_id]
