@@ -1,7 +1,7 @@
 """`make bench`: performance figures, each printed as a ratio against a floor or baseline
 measured in the same run on the same data (never absolute timings alone).
 
-    python benchmarks/run.py [planning|variants|segment|train|evaluate|memory ...] [--sizes 640x480,1920x1080]
+    python benchmarks/run.py [planning|variants|segment|train|evaluate|memory|shard_reads ...] [--sizes 640x480,1920x1080]
 """
 from __future__ import annotations
 
@@ -315,6 +315,60 @@ def _stage_peak(stage: str, root: str) -> tuple[float, float]:
     return before, peak[0]
 
 
+def repeated(table, copies: int, id_columns: tuple[str, ...]):
+    """`table` `copies` times over, each copy's ids shifted past the previous copy's."""
+    import pyarrow as pa
+
+    parts = []
+    for k in range(copies):
+        part = table
+        for column in id_columns:
+            step = int(pa.compute.max(table[column]).as_py()) + 1
+            part = part.set_column(table.schema.get_field_index(column), column, pa.array(table[column].to_numpy() + k * step))
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def bench_shard_reads() -> None:
+    """What a shard job reads of a COCO-sized ingest (a 64-image demo world's tables repeated
+    to 118k images): its own images and donors against the whole ingest it once read."""
+    import pyarrow.parquet as pq
+
+    from bgshift.variants import engine
+
+    n, copies = 64, 1849  # 118,336 images
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = demo_world(root / "world", n, 320, 240)
+        seg = root / "world" / "seg"
+        segment.run_shard(cfg, root / "world" / "ingest", 0, seg / "0.parquet", seg / "stats.parquet")
+        segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "world" / "ingest" / "categories.parquet",
+                          root / "world" / "ingest" / "annotations.parquet", seg, root / "world" / "tables")
+        big = root / "ingest"
+        big.mkdir()
+        for name, id_columns in (("images", ("image_id",)), ("annotations", ("image_id", "ann_id"))):
+            table = pq.read_table(root / "world" / "ingest" / f"{name}.parquet")
+            pq.write_table(repeated(table, copies, id_columns), big / f"{name}.parquet")
+        (big / "categories.parquet").write_bytes((root / "world" / "ingest" / "categories.parquet").read_bytes())
+        summary = json.loads((seg / "summary.json").read_text())
+        (seg / "summary.json").write_text(json.dumps({**summary, "images": n * copies, "qc_failed": []}))
+
+        def whole():
+            segment.Dataset.load(big)
+
+        def variants_setup():
+            engine.ShardJob(cfg, big, seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png", root / "world" / "drops.parquet")
+
+        def segment_read():
+            segment.Dataset.load(big, segment.shard_image_ids(big, 0, n))
+
+        t_whole, t_variants, t_segment = best_of(whole, variants_setup, segment_read)
+    print(f"shard reads: a {n}-image shard job on a {n * copies:,}-image ingest (tables of a demo world, repeated)")
+    print(f"  the whole ingest into Python (what every job did):     {t_whole:6.2f} s")
+    print(f"  variants job set-up (its images, donors, every class): {t_variants:6.2f} s = {t_whole / t_variants:4.1f}x less")
+    print(f"  segment job's read (its images):                       {t_segment:6.2f} s = {t_whole / t_segment:4.1f}x less")
+
+
 def bench_memory() -> None:
     """Peak memory of the segmentation and variant stages as one shard grows 10x. Rows are
     streamed (one batch of decoded images at a time), so what grows is per-image metadata
@@ -378,7 +432,8 @@ def bench_planning() -> None:
         previous = (seconds, jobs)
 
 
-BENCHES = {"planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory}
+BENCHES = {"planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory,
+           "shard_reads": bench_shard_reads}
 
 
 def main() -> None:
