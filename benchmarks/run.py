@@ -44,6 +44,16 @@ def demo_world(root: Path, n: int, width: int, height: int, method: str = "gt", 
     return cfg
 
 
+def segment_world(cfg: dict, root: Path, shards: int = 1) -> Path:
+    """Segment every shard of a demo world and summarise them into root/seg, as the pipeline does."""
+    seg = root / "seg"
+    for shard in range(shards):
+        segment.run_shard(cfg, root / "ingest", shard, seg / f"{shard}.parquet", seg / f"{shard}.stats.parquet")
+    segment.summarise([seg / f"{shard}.parquet" for shard in range(shards)], [seg / f"{shard}.stats.parquet" for shard in range(shards)],
+                      root / "ingest" / "categories.parquet", root / "ingest" / "annotations.parquet", seg, root / "tables")
+    return seg
+
+
 def bench_variants(sizes: list[tuple[int, int]], n: int = 24, world_shards: int = 1) -> None:
     """The variant stage (the whole shard job of `n` images) against its codec floor, at each image
     size. Donor reuse and the writer's per-file cost depend on `n`; in a world of one shard every
@@ -55,15 +65,11 @@ def bench_variants(sizes: list[tuple[int, int]], n: int = 24, world_shards: int 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             cfg = demo_world(root, n, width, height, shards=world_shards)
-            seg = root / "seg"
-            for shard in range(world_shards):
-                segment.run_shard(cfg, root / "ingest", shard, seg / f"{shard}.parquet", seg / f"{shard}.stats.parquet")
-            segment.summarise([seg / f"{shard}.parquet" for shard in range(world_shards)],
-                              [seg / f"{shard}.stats.parquet" for shard in range(world_shards)], root / "ingest" / "categories.parquet",
-                              root / "ingest" / "annotations.parquet", seg, root / "tables")
+            seg = segment_world(cfg, root, world_shards)
             specs = expand(cfg["variants"])
             k, quality = len(specs), cfg["variants"]["jpeg_quality"]
-            paths = [im["path"] for im in segment.Dataset.load(root / "ingest").shard(0, n)]
+            shard_images = segment.shard_image_ids(segment.image_ids(root / "ingest"), 0, n)
+            paths = [im["path"] for im in segment.Dataset.load(root / "ingest", shard_images).images]
 
             def floor():  # the codec work alone, in OpenCV's native channel order
                 for path in paths:
@@ -340,10 +346,7 @@ def bench_shard_reads() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cfg = demo_world(root / "world", n, 320, 240)
-        seg = root / "world" / "seg"
-        segment.run_shard(cfg, root / "world" / "ingest", 0, seg / "0.parquet", seg / "stats.parquet")
-        segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "world" / "ingest" / "categories.parquet",
-                          root / "world" / "ingest" / "annotations.parquet", seg, root / "world" / "tables")
+        seg = segment_world(cfg, root / "world")
         big = root / "ingest"
         big.mkdir()
         for name, id_columns in (("images", ("image_id",)), ("annotations", ("image_id", "ann_id"))):
@@ -360,7 +363,7 @@ def bench_shard_reads() -> None:
             engine.ShardJob(cfg, big, seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png", root / "world" / "drops.parquet")
 
         def segment_read():
-            segment.Dataset.load(big, segment.shard_image_ids(big, 0, n))
+            segment.Dataset.load(big, segment.shard_image_ids(segment.image_ids(big), 0, n))
 
         t_whole, t_variants, t_segment = best_of(whole, variants_setup, segment_read)
     print(f"shard reads: a {n}-image shard job on a {n * copies:,}-image ingest (tables of a demo world, repeated)")
@@ -385,10 +388,7 @@ def bench_memory() -> None:
             root = Path(tmp) / str(n)
             cfg = demo_world(root, n, 320, 240)
             (root / "config.json").write_text(json.dumps(cfg))
-            seg = root / "seg"
-            segment.run_shard(cfg, root / "ingest", 0, seg / "0.parquet", seg / "stats.parquet")
-            segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
-                              root / "ingest" / "annotations.parquet", seg, root / "tables")
+            segment_world(cfg, root)
             for stage in ("segment", "variants"):
                 with multiprocessing.get_context("spawn").Pool(1) as pool:
                     measured[stage, n] = pool.apply(_stage_peak, (stage, str(root)))

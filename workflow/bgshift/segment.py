@@ -81,9 +81,9 @@ def image_ids(ingest_dir: str | Path) -> list[int]:
     return sorted(pq.read_table(Path(ingest_dir) / "images.parquet", columns=["image_id"])["image_id"].to_pylist())
 
 
-def shard_image_ids(ingest_dir: str | Path, index: int, size: int) -> list[int]:
+def shard_image_ids(every_image: list[int], index: int, size: int) -> list[int]:
     """Shard k holds images k*size .. (k+1)*size-1 in image-id order (possibly none)."""
-    return image_ids(ingest_dir)[index * size : (index + 1) * size]
+    return every_image[index * size : (index + 1) * size]
 
 
 # ---------------------------------------------------------------- methods
@@ -311,7 +311,7 @@ def run_shard(config: dict, ingest_dir: str | Path, shard: int, out_parquet: str
               model: str | Path | None = None) -> dict:
     """Segment one shard: masks table and background statistics."""
     settings = config["segment"]
-    dataset = Dataset.load(ingest_dir, shard_image_ids(ingest_dir, shard, config["shard_size"]))
+    dataset = Dataset.load(ingest_dir, shard_image_ids(image_ids(ingest_dir), shard, config["shard_size"]))
     shard_images = dataset.images
     with contextlib.ExitStack() as held:
         segmenter = None

@@ -19,7 +19,7 @@ from .. import images as imgs
 from .. import masks
 from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
-from ..segment import Dataset, image_ids
+from ..segment import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
 from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
 from .schema import ROW_SCHEMA
@@ -102,7 +102,7 @@ class ShardJob:
         self.settings = config["variants"]
         self.specs = expand(self.settings)
         every_image = image_ids(ingest_dir)
-        self.shard_images = every_image[shard * config["shard_size"] : (shard + 1) * config["shard_size"]]
+        self.shard_images = shard_image_ids(every_image, shard, config["shard_size"])
         self.segments = {r["image_id"]: r for r in pq.read_table(segment_shard).to_pylist()}
         summary = json.loads(Path(background_summary).read_text())
         # Donors come from every shard: the QC-passed images are the ingested ones less the
