@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -240,3 +241,67 @@ def test_rows_table_builds_what_arrow_builds(monkeypatch, limit):
         built = io.rows_table(chosen, ROW_SCHEMA, ("image",))
         assert built.equals(pa.Table.from_pylist(chosen, schema=ROW_SCHEMA))
         assert built.schema.equals(ROW_SCHEMA, check_metadata=True)  # the HF features metadata travels with it
+
+
+def test_mixed_variants_paste_objects_on_the_donors_only_bg_t(world):
+    """Xiao et al.'s Mixed-*: the objects on the donor's Only-BG-T image, its boxes filled with
+    its tiled strip and the rest its real background (not the strip tiled everywhere)."""
+    cfg, root = world
+    job = make_job(cfg, root)
+    checked = 0
+    for spec, ctx, result in composites(cfg, root):
+        if spec.family not in engine.MIXED or spec.params["feather"]:
+            continue
+        donor = job.context(result.donor.image_id)
+        fg, donor_boxes = ctx.foreground.astype(bool), donor.boxes_mask.astype(bool)
+        assert np.array_equal(result.pixels[fg], ctx.pixels[fg])
+        assert np.array_equal(result.pixels[~fg], catalog.only_bg_t(donor, {"feather": 0.0}, None).pixels[~fg])
+        real_background = ~fg & ~donor_boxes
+        assert real_background.any() and np.array_equal(result.pixels[real_background], donor.pixels[real_background])
+        checked += 1
+    assert checked == 3 * len(make_job(cfg, root).shard_images)
+
+
+def test_equal_pixels_are_encoded_once_and_give_the_same_bytes(world):
+    cfg, root = world
+    job = make_job(cfg, root)
+    image_id = job.shard_images[0]
+    rows = dict(job.rows(image_id))
+    assert rows["only_fg"]["image"]["bytes"] == rows["bg_color_black"]["image"]["bytes"]  # the same composite
+    assert job.encodes < len(rows) == len(job.specs)
+    ctx, quality = job.context(image_id), cfg["variants"]["jpeg_quality"]
+    for spec in job.specs:  # every row holds exactly the encoding of its own pixels
+        result = catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
+        assert images.encode_jpeg_bgr(result.pixels, quality) == rows[spec.name]["image"]["bytes"], spec.name
+
+    # an image without unlabelled or dropped objects: every unl_* variant is the source itself
+    whole = catalog.ImageContext(ctx.image_id, ctx.pixels, [replace(i, labelled=True) for i in ctx.instances], ctx.foreground,
+                                 ctx.mean_colour, ctx.mean_image, scenes=ctx.scenes)
+    source = whole.identity(catalog.original(whole, {}, None).pixels)
+    unl = [s for s in job.specs if s.family.startswith("unl_")]
+    assert len(unl) >= 5 and source is not None
+    for spec in unl:
+        result = catalog.FAMILIES[spec.family](whole, spec.params, engine.variant_rng(3, image_id, spec.name))
+        assert result.pixels is whole.pixels and whole.identity(result.pixels)[0] == source[0], spec.name
+    writeable = whole.pixels.copy()
+    assert whole.identity(writeable) is None  # a private array has no key: it is always encoded
+
+
+def test_the_planned_cache_loads_a_value_again_only_when_it_had_to_drop_it():
+    requests, loads = [1, 2, 1, 3, 2, 1], []
+    cache = engine.PlannedCache(requests, capacity=1, load=lambda key: loads.append(key) or key * 10)
+    assert [cache(key) for key in requests] == [10, 20, 10, 30, 20, 10]
+    # one place: 2 (asked for again later than 1) is dropped, 3 (never asked for again) not kept
+    assert loads == [1, 2, 3, 2] and cache.loads == 4 and cache.kept == {}
+
+
+def test_a_one_shard_job_decodes_each_image_once(world, tmp_path):
+    """Every donor is one of the shard's images: each is decoded once, as a source and as a donor."""
+    cfg, root = world
+    job = make_job(cfg, root)
+    job.run(tmp_path / "out")
+    assert job.decoded.loads == len(job.todo) == 8
+    # every distinct picture is encoded, and no more: only_fg is bg_color_black in every image
+    written = [pq.read_table(tmp_path / "out" / f"{spec.name}.parquet", columns=["image_id", "image"]).to_pylist() for spec in job.specs]
+    distinct = {(row["image_id"], row["image"]["bytes"]) for rows in written for row in rows}
+    assert len(distinct) <= job.encodes <= len(job.todo) * (len(job.specs) - 1)

@@ -29,6 +29,12 @@ def area(rle: dict) -> int:
     return int(mask_utils.area(_as_pycoco(rle)))
 
 
+def region(rle: dict) -> tuple[slice, slice]:
+    """Rows and columns holding an RLE mask's pixels, read from its runs (no decode)."""
+    x, y, w, h = (int(v) for v in mask_utils.toBbox(_as_pycoco(rle)))
+    return slice(y, y + h), slice(x, x + w)
+
+
 def _compressed_counts(counts: str | bytes) -> list[int]:
     """Run lengths of a compressed COCO RLE string (pycocotools' rleFrString, in Python so a
     malformed string is refused before pycocotools' C decoder writes runs past the mask)."""

@@ -8,6 +8,11 @@ pixels that a variant does not change stay bit-identical to the source.
 
 Pixels are BGR, OpenCV's order, from decode to encode: the engine never spends time
 converting channels. Colours in the config and in provenance are RGB.
+
+Read-only arrays are shared, never written: the decoded source, solid colours, and what a
+variant returns when it changes nothing (an unl_* variant of an image without hidden
+objects is the source itself). `ImageContext.identity` lets the engine encode the same
+pixels once however many variants reach them.
 """
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ class Instance:
     bbox: list[float]
     iscrowd: bool
     labelled: bool
-    mask: np.ndarray  # HxW uint8, this instance's visible pixels
+    mask: np.ndarray  # HxW uint8, this instance's visible pixels (column-major, as pycocotools decodes)
     rle: dict  # the same mask as COCO RLE (from the segment stage: encoded once, not per variant)
     area: float
+    region: tuple[slice, slice]  # rows and columns holding the mask's pixels
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Donor:
 
     image_id: int
     category: str
-    background: np.ndarray  # its only_bg_t pixels
+    background: np.ndarray  # its Only-BG-T pixels (only_bg_t_background)
 
 
 @dataclass
@@ -48,13 +54,14 @@ class ImageContext:
     image_id: int
     pixels: np.ndarray  # BGR
     instances: list[Instance]
-    foreground: np.ndarray  # HxW uint8, union of all instances
+    foreground: np.ndarray  # HxW uint8, union of all instances (row-major: OpenCV copies any other layout)
     mean_colour: np.ndarray  # dataset mean background colour (RGB)
     mean_image: np.ndarray  # dataset per-pixel mean background, any size
     donors: dict[str, Donor] = field(default_factory=dict)  # variant family -> donor
     scenes: dict[str, np.ndarray] = field(default_factory=dict)  # scene name -> pixels
     fit_cache: dict = field(default_factory=dict)  # shared by a job's images: pictures fitted per size
     dropped: dict[str, set[int]] = field(default_factory=dict)  # drop scheme -> ann_ids it drops
+    last_composite: tuple | None = field(default=None, repr=False)  # (output, recipe, its inputs) of the latest composite
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -82,10 +89,10 @@ class ImageContext:
             visible = [inst for inst in self.instances if inst.ann_id not in hidden] if covered else []
             # each instance touches only its own box: set the hidden ones, then clear what a visible one covers
             for inst in covered:
-                rows, cols = self.region(inst.mask)
+                rows, cols = inst.region
                 m[rows, cols] |= inst.mask[rows, cols]
             for inst in visible:
-                rows, cols = self.region(inst.mask)
+                rows, cols = inst.region
                 m[rows, cols] &= 1 - inst.mask[rows, cols]
             cache[hidden] = m
         return cache[hidden]
@@ -97,7 +104,7 @@ class ImageContext:
     def blurred(self, sigma: float) -> np.ndarray:
         cache = self.__dict__.setdefault("_blur", {})
         if sigma not in cache:
-            cache[sigma] = fast_blur(self.pixels, sigma)
+            cache[sigma] = fast_blur(self.pixels, sigma, self.__dict__.setdefault("_pyramid", [self.pixels]))
         return cache[sigma]
 
     def soft_edge(self, mask: np.ndarray, feather: float) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -124,16 +131,32 @@ class ImageContext:
         return cache[id(mask)][1]
 
     def composite(self, top: np.ndarray, bottom: np.ndarray, mask: np.ndarray, feather: float) -> np.ndarray:
-        """`top` where mask is set, `bottom` elsewhere; with feather > 0 a soft edge of that sigma."""
+        """`top` where mask is set, `bottom` elsewhere; with feather > 0 a soft edge of that
+        sigma. An empty mask gives `bottom` itself (a soft edge of nothing is zero everywhere)."""
+        region = self.region(mask)
+        if region[0].start == region[0].stop:
+            return bottom
         if feather <= 0:
+            out = masked_copy(top, mask, bottom.copy(), region)
+        else:
+            roi, alpha = self.soft_edge(mask, feather)
             out = bottom.copy()
-            rows, cols = self.region(mask)
-            cv2.copyTo(top[rows, cols], mask[rows, cols], out[rows, cols])
-            return out
-        roi, alpha = self.soft_edge(mask, feather)
-        out = bottom.copy()
-        out[roi] = cv2.blendLinear(top[roi], bottom[roi], alpha, 1.0 - alpha)
+            out[roi] = cv2.blendLinear(top[roi], bottom[roi], alpha, 1.0 - alpha)
+        self.last_composite = (out, (id(top), id(bottom), id(mask), feather), (top, bottom, mask))
         return out
+
+    def identity(self, pixels: np.ndarray) -> tuple[tuple, object] | None:
+        """(key, what keeps the key valid) for a variant's pixels: equal keys mean equal
+        pixels. The latest composite is known by its inputs (only_fg is bg_color_black;
+        unl_black_hard is unl_black where the hard scheme drops nothing), a shared read-only
+        array by itself; anything else has no key. The second item holds the arrays the key
+        names by id, so that no other array takes their id while the key is in use."""
+        made = self.last_composite
+        if made is not None and made[0] is pixels:
+            return ("composite", *made[1]), made[2]
+        if not pixels.flags.writeable:
+            return ("shared", id(pixels)), pixels
+        return None
 
     @cached_property
     def objects_region(self) -> tuple[int, int, int, int] | None:
@@ -163,15 +186,22 @@ class Result:
 
 
 # ------------------------------------------------------------------ helpers
-def fast_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
+def fast_blur(pixels: np.ndarray, sigma: float, pyramid: list[np.ndarray] | None = None) -> np.ndarray:
     """Gaussian blur through an image pyramid: halve with pyrDown while the sigma left is
-    large, blur the small image, scale back up. Within half a grey level of a
-    full-resolution blur at a fraction of its cost (89 ms -> 1 ms at sigma 31, 640x480)."""
+    large, blur the small image, scale back up: 89 ms -> 1 ms at sigma 31, 640x480. On
+    COCO photographs it is 1.1-2.3 grey levels from a full-resolution blur on average
+    (the upscale puts each level half a pixel off the pyramid's grid); a background
+    softened for a variant needs no better. `pyramid` ([pixels] at first) keeps the
+    halvings for the next sigma of the same image."""
     if sigma <= 0:
         return pixels.copy()
-    small, levels = pixels, 0
-    while sigma / 2 ** (levels + 1) >= 2 and min(small.shape[:2]) >= 8:
-        small, levels = cv2.pyrDown(small), levels + 1
+    pyramid = [pixels] if pyramid is None else pyramid
+    levels = 0
+    while sigma / 2 ** (levels + 1) >= 2 and min(pyramid[levels].shape[:2]) >= 8:
+        if len(pyramid) == levels + 1:
+            pyramid.append(cv2.pyrDown(pyramid[levels]))
+        levels += 1
+    small = pyramid[levels]
     # each pyrDown level adds blur of sigma ~2^level pixels; blur what is left
     rest = np.sqrt(max(sigma**2 - (4**levels - 1), 0.25)) / 2**levels
     small = cv2.GaussianBlur(small, (0, 0), rest)
@@ -209,6 +239,21 @@ def tile_background(pixels: np.ndarray, boxes: np.ndarray, fallback_colour: np.n
     return np.ascontiguousarray(np.tile(strip, reps)[:h, :w])
 
 
+def only_bg_t_background(pixels: np.ndarray, bboxes: list, fallback_colour: np.ndarray) -> np.ndarray:
+    """Xiao et al.'s Only-BG-T image: the boxes filled with the tiled strip, the rest of the
+    background as it is (the only_bg_t variant without feathering; mixed_* donors)."""
+    boxes = masks.boxes_mask(bboxes, pixels.shape[:2])
+    x, y, w, h = cv2.boundingRect(boxes)
+    return masked_copy(tile_background(pixels, boxes, fallback_colour), boxes, pixels.copy(), (slice(y, y + h), slice(x, x + w)))
+
+
+def masked_copy(top: np.ndarray, mask: np.ndarray, out: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
+    """`top` copied into `out` where `mask` is set; `region` holds every set pixel of the mask."""
+    rows, cols = region
+    cv2.copyTo(top[rows, cols], mask[rows, cols], out[rows, cols])
+    return out
+
+
 def solid(shape: tuple[int, int], rgb_colour) -> np.ndarray:
     """A read-only one-colour BGR image of an RGB colour."""
     return _solid(tuple(shape), tuple(int(round(c)) for c in rgb_colour))
@@ -230,10 +275,10 @@ def patch_fill(ctx: ImageContext, region: np.ndarray, rng: np.random.Generator) 
     """Each connected piece of `region` filled with a same-sized window of real background
     from elsewhere in the image (no object pixels), or with the tiled background when no
     such window exists."""
-    out = ctx.pixels.copy()
     rows, cols = ctx.region(region)  # pieces are labelled inside the region's box: same pieces, same order
     if rows.stop == rows.start:
-        return out
+        return ctx.pixels
+    out = ctx.pixels.copy()
     h, w = ctx.shape
     occupied = cv2.integral((ctx.foreground | region).astype(np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(region[rows, cols], connectivity=8)
@@ -256,7 +301,7 @@ def patch_fill(ctx: ImageContext, region: np.ndarray, rng: np.random.Generator) 
 
 # ------------------------------------------------------------------ the catalog
 def original(ctx, p, rng):
-    return Result(ctx.pixels.copy())
+    return Result(ctx.pixels)
 
 
 def only_bg_b(ctx, p, rng):
@@ -305,7 +350,7 @@ def bg_crop(ctx, p, rng):
     """Crop to the objects' region expanded by `margin` pixels (whole image when there are none)."""
     h, w = ctx.shape
     if ctx.objects_region is None:
-        return Result(ctx.pixels.copy())
+        return Result(ctx.pixels)
     m = int(p["margin"])
     x0, y0, x1, y1 = ctx.objects_region
     x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)

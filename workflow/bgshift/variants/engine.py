@@ -6,10 +6,11 @@ Rows stream into one Parquet writer per variant and are flushed every
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
 from ..segment import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
-from .catalog import FAMILIES, Donor, ImageContext, Instance, tile_background, transform_objects
+from .catalog import FAMILIES, Donor, ImageContext, Instance, only_bg_t_background, transform_objects
 from .schema import ROW_SCHEMA
 
 MIXED = ("mixed_same", "mixed_rand", "mixed_next")
@@ -95,6 +96,42 @@ def plan_donors(classes: dict[int, int], eligible: list[int], seed: int) -> dict
     return {"mixed_same": same, "mixed_rand": rand, "mixed_next": nxt}
 
 
+@dataclass
+class Decoded:
+    """One decoded image of a job: its pixels (read-only, shared) and, once it has donated,
+    its Only-BG-T background."""
+
+    pixels: np.ndarray
+    donor: Donor | None = None
+
+
+class PlannedCache:
+    """Values a job asks for in an order known in advance (each image, then its donors),
+    each loaded once while it has a use left. Full, it drops the one asked for again last
+    (Belady's rule, optimal for a known sequence); a value with no use left is not kept."""
+
+    def __init__(self, requests: Iterable[int], capacity: int, load: Callable[[int], object]):
+        self.uses: dict[int, deque[int]] = defaultdict(deque)
+        for position, key in enumerate(requests):
+            self.uses[key].append(position)
+        self.capacity, self.load = capacity, load
+        self.kept: dict[int, object] = {}
+        self.loads = 0
+
+    def __call__(self, key: int):
+        value = self.kept.pop(key, None)
+        if value is None:
+            value, self.loads = self.load(key), self.loads + 1
+        uses = self.uses.get(key)
+        if uses:
+            uses.popleft()
+        if uses:
+            self.kept[key] = value
+            if len(self.kept) > self.capacity:
+                del self.kept[max(self.kept, key=lambda k: self.uses[k][0])]
+        return value
+
+
 class ShardJob:
     def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path,
                  shard: int, background_summary: str | Path, mean_background: str | Path, drops: str | Path | None = None):
@@ -130,16 +167,27 @@ class ShardJob:
         needed = {s.params["drop"] for s in self.specs if s.params.get("drop")}
         if needed and not drops:
             raise ValueError(f"variants mask after drop schemes {sorted(needed)}: the drops table is required")
-        # Each image donates once per mixed family, so a donor often serves several images of
-        # a shard: keep a bounded number of decoded donor backgrounds.
-        self.donor = functools.lru_cache(maxsize=self.settings["donor_cache"])(self._donor)
+        # A donor is often a source of this shard too, or donates to several of its images
+        # (once per mixed family): each is decoded once while a later image still needs it.
+        self.todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
+        requests = [j for i in self.todo for j in (i, *(plan[i] for plan in self.donors.values()))]
+        self.decoded = PlannedCache(requests, self.settings["donor_cache"], self._decode)
+        self.encodes = 0
 
-    def _donor(self, image_id: int) -> Donor:
-        """A donor's only_bg_t background (its boxes filled by its own tiled strip)."""
+    def _decode(self, image_id: int) -> Decoded:
         pixels = imgs.read_bgr(self.images[image_id]["path"])
-        anns = self.dataset.annotations.get(image_id, [])
-        boxes = masks.boxes_mask([a["bbox"] for a in anns], pixels.shape[:2])
-        return Donor(image_id, self.category_name.get(self.classes.get(image_id), ""), tile_background(pixels, boxes, self.mean_colour))
+        pixels.flags.writeable = False  # shared by the image's own variants and its recipients'
+        return Decoded(pixels)
+
+    def donor(self, image_id: int) -> Donor:
+        """A donor's Only-BG-T background (its boxes filled by its own tiled strip, the rest
+        its real background), as Xiao et al.'s Mixed-* variants take it."""
+        decoded = self.decoded(image_id)
+        if decoded.donor is None:
+            bboxes = [a["bbox"] for a in self.dataset.annotations.get(image_id, [])]
+            decoded.donor = Donor(image_id, self.category_name.get(self.classes.get(image_id), ""),
+                                  only_bg_t_background(decoded.pixels, bboxes, self.mean_colour))
+        return decoded.donor
 
     def context(self, image_id: int) -> ImageContext:
         seg = self.segments[image_id]
@@ -148,24 +196,35 @@ class ShardJob:
         for inst in seg["instances"]:
             if inst["segmentation"] is None:
                 continue
-            a, mask = anns[inst["ann_id"]], masks.decode(inst["segmentation"])
-            instances.append(Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], mask,
-                                      inst["segmentation"], float(mask.sum())))
-        ctx = ImageContext(image_id, imgs.read_bgr(self.images[image_id]["path"]), instances,
-                           masks.decode(seg["foreground"]), self.mean_colour, self.mean_image, scenes=self.scenes,
+            a, rle = anns[inst["ann_id"]], inst["segmentation"]
+            instances.append(Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], masks.decode(rle),
+                                      rle, float(masks.area(rle)), masks.region(rle)))
+        ctx = ImageContext(image_id, self.decoded(image_id).pixels, instances,
+                           np.ascontiguousarray(masks.decode(seg["foreground"])), self.mean_colour, self.mean_image, scenes=self.scenes,
                            fit_cache=self.fit_cache, dropped=self.dropped)
         ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items()}
         return ctx
 
     def rows(self, image_id: int):
-        """(variant name, row) for every variant of one image."""
+        """(variant name, row) for every variant of one image; pixels that an earlier
+        variant of the image already had are not encoded again (same pixels, same bytes)."""
         ctx = self.context(image_id)
         seg = self.segments[image_id]
+        encoded: dict[tuple, tuple[bytes, object]] = {}
         for spec in self.specs:
+            ctx.last_composite = None
             result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
+            identity = ctx.identity(result.pixels)
+            if identity is None or identity[0] not in encoded:
+                data = imgs.encode_jpeg_bgr(result.pixels, self.settings["jpeg_quality"])
+                self.encodes += 1
+                if identity is not None:
+                    encoded[identity[0]] = (data, identity[1])
+            else:
+                data = encoded[identity[0]][0]
             h, w = result.pixels.shape[:2]
             yield spec.name, {
-                "image": {"bytes": imgs.encode_jpeg_bgr(result.pixels, self.settings["jpeg_quality"]), "path": f"{spec.name}/{image_id}.jpg"},
+                "image": {"bytes": data, "path": f"{spec.name}/{image_id}.jpg"},
                 "image_id": image_id,
                 "variant": spec.name,
                 "family": spec.family,
@@ -182,21 +241,20 @@ class ShardJob:
 
     def run(self, shard_dir: str | Path) -> dict:
         """Write shard_dir/{variant}.parquet for every variant (the folder appears whole or not at all); returns counts."""
-        todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
         group = self.settings["rows_per_group"]
         options = parquet_options(ROW_SCHEMA, ("image",), codec="lz4")
         with atomic_dir(shard_dir) as tmp, contextlib.ExitStack() as writers_open:
             writers = {spec.name: writers_open.enter_context(pq.ParquetWriter(tmp / f"{spec.name}.parquet", ROW_SCHEMA, **options))
                        for spec in self.specs}
             pending: dict[str, list[dict]] = defaultdict(list)
-            for n, image_id in enumerate(todo, start=1):
+            for n, image_id in enumerate(self.todo, start=1):
                 for name, row in self.rows(image_id):
                     pending[name].append(row)
-                if n % group == 0 or n == len(todo):
+                if n % group == 0 or n == len(self.todo):
                     for name, rows in pending.items():
                         writers[name].write_table(rows_table(rows, ROW_SCHEMA, ("image",)))
                     pending.clear()
-        return {"images": len(todo), "skipped_qc": len(self.shard_images) - len(todo), "variants": len(self.specs)}
+        return {"images": len(self.todo), "skipped_qc": len(self.shard_images) - len(self.todo), "variants": len(self.specs)}
 
 
 def run_shard(config: dict, ingest_dir, segment_shard, shard: int, background_summary, mean_background, variants_dir,
