@@ -305,3 +305,14 @@ def test_a_one_shard_job_decodes_each_image_once(world, tmp_path):
     written = [pq.read_table(tmp_path / "out" / f"{spec.name}.parquet", columns=["image_id", "image"]).to_pylist() for spec in job.specs]
     distinct = {(row["image_id"], row["image"]["bytes"]) for rows in written for row in rows}
     assert len(distinct) <= job.encodes <= len(job.todo) * (len(job.specs) - 1)
+
+
+def test_the_variant_bench_runs_and_counts_a_jobs_decodes_and_encodes(capsys):
+    """`make bench BENCH=variants` on a tiny two-shard world (donors from the other shard)."""
+    import run as bench
+
+    bench.bench_variants([(160, 120)], n=4, world_shards=2)
+    out = capsys.readouterr().out
+    decodes = float(out.split("images decoded (sources, donors):")[1].split()[0])
+    encodes = float(out.split("JPEG encodes (equal pixels once):")[1].split()[0])
+    assert "ratio stage/floor:" in out and 1.0 <= decodes <= 4.0 and encodes < 34
