@@ -126,8 +126,7 @@ class ImageContext:
         """Rows and columns holding a mask's pixels (masked copies need look no further)."""
         cache = self.__dict__.setdefault("_region", {})
         if id(mask) not in cache:
-            x, y, w, h = cv2.boundingRect(mask)
-            cache[id(mask)] = (mask, (slice(y, y + h), slice(x, x + w)))
+            cache[id(mask)] = (mask, mask_region(mask))
         return cache[id(mask)][1]
 
     def composite(self, top: np.ndarray, bottom: np.ndarray, mask: np.ndarray, feather: float) -> np.ndarray:
@@ -243,8 +242,13 @@ def only_bg_t_background(pixels: np.ndarray, bboxes: list, fallback_colour: np.n
     """Xiao et al.'s Only-BG-T image: the boxes filled with the tiled strip, the rest of the
     background as it is (the only_bg_t variant without feathering; mixed_* donors)."""
     boxes = masks.boxes_mask(bboxes, pixels.shape[:2])
-    x, y, w, h = cv2.boundingRect(boxes)
-    return masked_copy(tile_background(pixels, boxes, fallback_colour), boxes, pixels.copy(), (slice(y, y + h), slice(x, x + w)))
+    return masked_copy(tile_background(pixels, boxes, fallback_colour), boxes, pixels.copy(), mask_region(boxes))
+
+
+def mask_region(mask: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns holding a (row-major) mask's set pixels; empty slices for an empty mask."""
+    x, y, w, h = cv2.boundingRect(mask)
+    return slice(y, y + h), slice(x, x + w)
 
 
 def masked_copy(top: np.ndarray, mask: np.ndarray, out: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
