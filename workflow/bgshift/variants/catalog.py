@@ -358,7 +358,7 @@ def bg_crop(ctx, p, rng):
     m = int(p["margin"])
     x0, y0, x1, y1 = ctx.objects_region
     x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
-    return Result(np.ascontiguousarray(ctx.pixels[y0:y1, x0:x1]), objects="crop", crop=(x0, y0, x1, y1))
+    return Result(ctx.pixels[y0:y1, x0:x1], objects="crop", crop=(x0, y0, x1, y1))  # a read-only view: the encoder reads strided rows
 
 
 def bg_scene(ctx, p, rng):
