@@ -214,14 +214,14 @@ class ShardJob:
         for spec in self.specs:
             ctx.last_composite = None
             result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
-            identity = ctx.identity(result.pixels)
-            if identity is None or identity[0] not in encoded:
+            key, keep = ctx.identity(result.pixels) or (None, None)
+            if key in encoded:
+                data = encoded[key][0]
+            else:
                 data = imgs.encode_jpeg_bgr(result.pixels, self.settings["jpeg_quality"])
                 self.encodes += 1
-                if identity is not None:
-                    encoded[identity[0]] = (data, identity[1])
-            else:
-                data = encoded[identity[0]][0]
+                if key is not None:
+                    encoded[key] = (data, keep)
             h, w = result.pixels.shape[:2]
             yield spec.name, {
                 "image": {"bytes": data, "path": f"{spec.name}/{image_id}.jpg"},
