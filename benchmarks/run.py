@@ -394,12 +394,13 @@ def bench_memory() -> None:
 
     from bgshift.variants import expand
 
-    sizes = (48, 480)  # both above the bounded buffers (rows_per_group, donor_cache: 32 images)
+    sizes = (48, 480)  # both above the bounded buffers (donor_cache: 32 images; group_mb: below)
     measured = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             root = Path(tmp) / str(n)
             cfg = demo_world(root, n, 320, 240)
+            cfg["variants"]["group_mb"] = 8  # ~9 images of 34 variants at this size: both shards write several row groups
             (root / "config.json").write_text(json.dumps(cfg))
             segment_world(cfg, root)
             for stage in ("segment", "variants"):

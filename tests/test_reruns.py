@@ -44,7 +44,7 @@ EDITS = {
     "new training set": (_set("train.sets", ["original", "masked"]), {"train": 4, "detect": 4, "score": 4, **AFTER_TRAINING}),
     "one model's budget": (_set("train.models.frcnn_mobile.iterations", 400), {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
     "threads": (_set("train.threads", 2), {}),
-    "variant memory bounds": (lambda c: c["variants"].update(rows_per_group=8, donor_cache=4), {}),
+    "variant memory bounds": (lambda c: c["variants"].update(group_mb=8, donor_cache=4), {}),
     "variant contact-sheet size": (_set("variants.contact_sheet", {"size": 96}), {"variant_sheet": 1, "all": 1}),
     "segment contact-sheet size": (_set("segment.contact_sheet", {"size": 96}), {"segment_sheet": 6, "all": 1}),
     "fewer shards with a contact sheet": (_set("segment.contact_sheet", {"shards": 2}), {}),

@@ -89,8 +89,8 @@ def test_pixel_invariants_of_every_family(world):
             if unl.any():
                 assert not np.array_equal(out[unl], ctx.pixels[unl]), spec.name
         if spec.family == "bg_crop":
-            x0, y0, x1, y1 = result.crop
-            assert np.array_equal(out, ctx.pixels[y0:y1, x0:x1])
+            x0, y0, x1, y1 = result.crop or (0, 0, ctx.shape[1], ctx.shape[0])
+            assert np.array_equal(out, ctx.pixels[y0:y1, x0:x1]) and (result.crop is not None or out is ctx.pixels)
         if spec.family == "original":
             assert np.array_equal(out, ctx.pixels)
         seen[spec.family] += 1
@@ -187,6 +187,21 @@ def test_same_config_and_seed_give_byte_identical_shards(world, tmp_path):
     assert digests[0] == digests[1] and len(digests[0]) == len(expand(cfg["variants"]))
 
 
+def test_a_small_byte_budget_writes_more_row_groups_and_the_same_rows(world, tmp_path):
+    """`group_mb` bounds what a job holds: past the budget the rows so far are written out."""
+    cfg, root = world
+    tables = {}
+    for budget in (128, 0.01):  # the whole shard in one row group; a write after every image
+        small = {**cfg, "variants": {**cfg["variants"], "group_mb": budget}}
+        out = tmp_path / str(budget)
+        engine.run_shard(small, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
+                         root / "seg" / "mean_background.png", out, out / "00000.json", root / "drops.parquet")
+        files = {f.name: pq.ParquetFile(f) for f in (out / "shards" / "00000").glob("*.parquet")}
+        tables[budget] = {name: f.read() for name, f in files.items()}
+        assert {f.metadata.num_row_groups for f in files.values()} == ({1} if budget == 128 else {8})
+    assert all(tables[128][name].equals(tables[0.01][name]) for name in tables[128])
+
+
 def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     cfg, root = world
     engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
@@ -195,7 +210,8 @@ def test_variant_parquet_stores_jpeg_bytes_uncompressed(world, tmp_path):
     column = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
     assert column["image.bytes"].compression == "UNCOMPRESSED"
     assert not column["image.bytes"].has_dictionary_page
-    assert column["image_id"].compression == "LZ4"  # intermediates: small columns take the cheaper codec (io.parquet_options)
+    # intermediates, read back whole: every column plain (io.parquet_options with codec=None)
+    assert {c.compression for c in column.values()} == {"UNCOMPRESSED"} and not any(c.has_dictionary_page for c in column.values())
 
 
 def test_pyramid_blur_matches_a_full_resolution_gaussian():
@@ -264,27 +280,70 @@ def test_mixed_variants_paste_objects_on_the_donors_only_bg_t(world):
 
 def test_equal_pixels_are_encoded_once_and_give_the_same_bytes(world):
     cfg, root = world
-    job = make_job(cfg, root)
-    image_id = job.shard_images[0]
-    rows = dict(job.rows(image_id))
-    assert rows["only_fg"]["image"]["bytes"] == rows["bg_color_black"]["image"]["bytes"]  # the same composite
-    assert job.encodes < len(rows) == len(job.specs)
-    ctx, quality = job.context(image_id), cfg["variants"]["jpeg_quality"]
-    for spec in job.specs:  # every row holds exactly the encoding of its own pixels
-        result = catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
-        assert images.encode_jpeg_bgr(result.pixels, quality) == rows[spec.name]["image"]["bytes"], spec.name
+    job, quality = make_job(cfg, root), cfg["variants"]["jpeg_quality"]
+    for image_id in job.shard_images:  # one job, so that its canvas carries each image's last frame to the next
+        rows = dict(job.rows(image_id))
+        assert rows["only_fg"]["image"]["bytes"] == rows["bg_color_black"]["image"]["bytes"]  # the same composite
+        ctx = job.context(image_id)
+        for spec in job.specs:  # every row holds exactly the encoding of its own pixels, drawn afresh
+            result = catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
+            assert images.encode_jpeg_bgr(result.pixels, quality) == rows[spec.name]["image"]["bytes"], spec.name
+    assert job.encodes < len(job.shard_images) * len(job.specs)
 
     # an image without unlabelled or dropped objects: every unl_* variant is the source itself
     whole = catalog.ImageContext(ctx.image_id, ctx.pixels, [replace(i, labelled=True) for i in ctx.instances], ctx.foreground,
                                  ctx.mean_colour, ctx.mean_image, scenes=ctx.scenes)
-    source = whole.identity(catalog.original(whole, {}, None).pixels)
+    source = catalog.identity(catalog.original(whole, {}, None).image)
     unl = [s for s in job.specs if s.family.startswith("unl_")]
     assert len(unl) >= 5 and source is not None
     for spec in unl:
         result = catalog.FAMILIES[spec.family](whole, spec.params, engine.variant_rng(3, image_id, spec.name))
-        assert result.pixels is whole.pixels and whole.identity(result.pixels)[0] == source[0], spec.name
+        assert result.image is whole.pixels and catalog.identity(result.image)[0] == source[0], spec.name
     writeable = whole.pixels.copy()
-    assert whole.identity(writeable) is None  # a private array has no key: it is always encoded
+    assert catalog.identity(writeable) is None  # a private array has no key: it is always encoded
+
+
+def test_a_crop_reaching_every_border_is_the_source_itself(world):
+    """Then `original`'s bytes and objects serve it: the same rows a whole-frame crop would give."""
+    cfg, root = world
+    job = make_job(cfg, root)
+    ctx = job.context(job.shard_images[0])
+    h, w = ctx.shape
+    whole = catalog.bg_crop(ctx, {"margin": max(h, w)}, None)
+    assert whole.image is ctx.pixels and catalog.identity(whole.image) == catalog.identity(catalog.original(ctx, {}, None).image)
+    cropped_whole = catalog.Result(ctx.pixels, objects="crop", crop=(0, 0, w, h))
+    assert catalog.transform_objects(whole, ctx, job.category_index) == catalog.transform_objects(cropped_whole, ctx, job.category_index)
+    assert catalog.bg_crop(ctx, {"margin": 0}, None).image.shape[:2] != (h, w)  # here objects leave a border: a real crop
+
+
+def test_a_canvas_draws_each_composite_as_a_fresh_array_would():
+    """Composites over the bottom the canvas already holds restore only the previous region:
+    a sequence mixing bottoms, masks, soft edges and sizes must still give each composite's pixels."""
+    rng = np.random.default_rng(0)
+    shape = (48, 64)
+    source, other = (rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(2))
+    source.flags.writeable = False  # as a decoded source is (a writeable bottom is copied whole every time)
+    ctx = catalog.ImageContext(1, source, [], np.zeros(shape, np.uint8), np.zeros(3), source)
+    masks_ = []
+    for y, x in ((5, 7), (20, 30), (30, 2)):
+        m = np.zeros(shape, np.uint8)
+        m[y : y + 12, x : x + 20] = 1
+        masks_.append(m)
+    black, small = catalog.solid(shape, (0, 0, 0)), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    small_ctx = catalog.ImageContext(2, small, [], np.zeros((16, 16), np.uint8), np.zeros(3), small)
+    small_mask = np.zeros((16, 16), np.uint8)
+    small_mask[4:9, 4:12] = 1
+    steps = [(ctx, black, source, masks_[0], 0), (ctx, black, source, masks_[1], 2.0), (ctx, other, source, masks_[2], 0),
+             (ctx, source, other, masks_[0], 0), (ctx, black, source, masks_[1], 0), (small_ctx, black, small, small_mask, 1.0),
+             (ctx, black, source, masks_[2], 1.5), (ctx, other, source, masks_[0], 0)]
+    canvas = catalog.Canvas()
+    for n, (context, top, bottom, mask, feather) in enumerate(steps):
+        composite = context.composite(top, bottom, mask, feather)
+        drawn = canvas.draw(composite)
+        assert np.array_equal(drawn, composite.draw()), n
+        if not feather:
+            assert np.array_equal(drawn, np.where(mask[..., None].astype(bool), top, bottom)), n
+    assert not np.shares_memory(composite.draw(), canvas.frame)  # a drawn result is its own array
 
 
 def test_the_planned_cache_loads_a_value_again_only_when_it_had_to_drop_it():

@@ -52,7 +52,7 @@ def cmd_variants(args: argparse.Namespace) -> None:
     from .variants import engine
 
     config = _load_config(args)
-    config["variants"].update(rows_per_group=args.rows_per_group, donor_cache=args.donor_cache)  # memory bounds, no part of the job's config
+    config["variants"].update(group_mb=args.group_mb, donor_cache=args.donor_cache)  # memory bounds, no part of the job's config
     result = engine.run_shard(config, args.ingest, args.segment, int(args.shard), args.background, args.mean_background,
                               args.out, args.record, args.drops)
     print(json.dumps(result, sort_keys=True))
@@ -230,7 +230,7 @@ COMMANDS = {
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
         ("--out", {"required": True}), ("--record", {"required": True, "help": "the shard's manifest record (JSON)"}),
         ("--drops", {"default": None}),
-        ("--rows-per-group", {"type": int, "required": True, "help": "images per Parquet row group (memory bound)"}),
+        ("--group-mb", {"type": float, "required": True, "help": "megabytes of JPEG bytes held before a write (memory bound)"}),
         ("--donor-cache", {"type": int, "required": True, "help": "decoded donor backgrounds kept for reuse (memory bound)"})]),
     "variant-manifest": (cmd_variant_manifest, "one manifest of every shard's variant files (what export and accounting read)", False, [
         ("--records", {"nargs": "+", "required": True}), ("--out", {"required": True})]),

@@ -132,18 +132,18 @@ def write_torch(path: str | os.PathLike, obj) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = (), codec: str = "zstd") -> dict:
+def parquet_options(schema: pa.Schema, binary_columns: tuple[str, ...] = (), codec: str | None = "zstd") -> dict:
     """Writer options: columns holding already-compressed blobs (JPEG bytes) get no
     compression, no dictionary encoding and no min/max statistics (all three only cost
     time on such data: the statistics alone were 1.8 ms an image in the variant stage);
-    the rest are compressed with `codec` (the variant stage's intermediates take lz4:
-    zstd's per-page cost on 34 files of small columns was 0.7 ms an image,
-    docs/benchmarks.md)."""
+    the rest are compressed with `codec`. `codec=None` writes every column plain: the
+    variant stage's intermediates (34 files of a few dozen rows, read back whole), where
+    the three cost 0.24 ms an image at 640x480 to save 0.5% of the bytes (docs/benchmarks.md)."""
     plain = set(binary_columns)
     leaf_paths = [".".join(p) for p in _leaf_paths(schema)]
-    structured = [p for p in leaf_paths if p.split(".")[0] not in plain]
+    structured = [p for p in leaf_paths if p.split(".")[0] not in plain] if codec else []
     return {
-        "compression": {p: ("none" if p.split(".")[0] in plain else codec) for p in leaf_paths},
+        "compression": {p: (codec if p in structured else "none") for p in leaf_paths},
         "use_dictionary": structured,
         "write_statistics": structured,
         "store_schema": True,

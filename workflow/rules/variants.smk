@@ -12,12 +12,12 @@ rule variants:
         variants=directory(VARIANT_SHARD),  # {variant}.parquet for every variant
         record=VARIANT_RECORD,
     params:
-        config=job_config("seed", "shard_size", variants=section("variants", "contact_sheet", "rows_per_group", "donor_cache")),
+        config=job_config("seed", "shard_size", variants=section("variants", "contact_sheet", "group_mb", "donor_cache")),
         ingest=lambda wildcards, input: Path(input.images).parent,
         out=lambda wildcards, output: Path(output.record).parent.parent,  # the variants folder
     resources:
         # memory bounds, not parameters: they change how much a job holds, not what it writes
-        rows_per_group=config["variants"]["rows_per_group"],
+        group_mb=config["variants"]["group_mb"],
         donor_cache=config["variants"]["donor_cache"],
     log:
         f"{RESULTS}/logs/variants/{{shard}}.log",
@@ -27,7 +27,7 @@ rule variants:
         "bgshift variants --config-json {params.config:q} --ingest {params.ingest:q} --segment {input.segment:q}"
         " --shard {wildcards.shard:q} --background {input.background:q} --mean-background {input.mean_background:q}"
         " --drops {input.drops:q} --out {params.out:q} --record {output.record:q}"
-        " --rows-per-group {resources.rows_per_group:q} --donor-cache {resources.donor_cache:q} > {log:q} 2>&1"
+        " --group-mb {resources.group_mb:q} --donor-cache {resources.donor_cache:q} > {log:q} 2>&1"
 
 
 rule variant_manifest:

@@ -1,7 +1,8 @@
 """The variant shard job: decode each source once, run every variant, encode, write.
 
-Rows stream into one Parquet writer per variant and are flushed every
-`rows_per_group` images, so memory stays bounded however large a shard is.
+Rows stream into one Parquet writer per variant and are written out whenever the
+JPEG bytes held reach `group_mb` megabytes, so memory stays bounded however large a
+shard or its images are.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
 from ..segment import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
-from .catalog import FAMILIES, Donor, ImageContext, Instance, only_bg_t_background, transform_objects
+from .catalog import FAMILIES, Canvas, Composite, Donor, ImageContext, Instance, identity, only_bg_t_background, transform_objects
 from .schema import ROW_SCHEMA
 
 MIXED = ("mixed_same", "mixed_rand", "mixed_next")
@@ -172,6 +173,7 @@ class ShardJob:
         self.todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
         requests = [j for i in self.todo for j in (i, *(plan[i] for plan in self.donors.values()))]
         self.decoded = PlannedCache(requests, self.settings["donor_cache"], self._decode)
+        self.canvas = Canvas()  # every composite is encoded before the next is drawn
         self.encodes = 0
 
     def _decode(self, image_id: int) -> Decoded:
@@ -212,17 +214,18 @@ class ShardJob:
         seg = self.segments[image_id]
         encoded: dict[tuple, tuple[bytes, object]] = {}
         for spec in self.specs:
-            ctx.last_composite = None
             result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
-            key, keep = ctx.identity(result.pixels) or (None, None)
+            image = result.image
+            key, keep = identity(image) or (None, None)
             if key in encoded:
                 data = encoded[key][0]
             else:
-                data = imgs.encode_jpeg_bgr(result.pixels, self.settings["jpeg_quality"])
+                pixels = self.canvas.draw(image) if isinstance(image, Composite) else image
+                data = imgs.encode_jpeg_bgr(pixels, self.settings["jpeg_quality"])
                 self.encodes += 1
                 if key is not None:
                     encoded[key] = (data, keep)
-            h, w = result.pixels.shape[:2]
+            h, w = image.shape[:2]
             yield spec.name, {
                 "image": {"bytes": data, "path": f"{spec.name}/{image_id}.jpg"},
                 "image_id": image_id,
@@ -241,19 +244,22 @@ class ShardJob:
 
     def run(self, shard_dir: str | Path) -> dict:
         """Write shard_dir/{variant}.parquet for every variant (the folder appears whole or not at all); returns counts."""
-        group = self.settings["rows_per_group"]
-        options = parquet_options(ROW_SCHEMA, ("image",), codec="lz4")
+        budget = self.settings["group_mb"] * 2**20
+        options = parquet_options(ROW_SCHEMA, ("image",), codec=None)
         with atomic_dir(shard_dir) as tmp, contextlib.ExitStack() as writers_open:
             writers = {spec.name: writers_open.enter_context(pq.ParquetWriter(tmp / f"{spec.name}.parquet", ROW_SCHEMA, **options))
                        for spec in self.specs}
             pending: dict[str, list[dict]] = defaultdict(list)
+            held = 0  # JPEG bytes waiting in `pending`
             for n, image_id in enumerate(self.todo, start=1):
                 for name, row in self.rows(image_id):
                     pending[name].append(row)
-                if n % group == 0 or n == len(self.todo):
+                    held += len(row["image"]["bytes"])
+                if held >= budget or n == len(self.todo):  # a row group in every variant's file
                     for name, rows in pending.items():
                         writers[name].write_table(rows_table(rows, ROW_SCHEMA, ("image",)))
                     pending.clear()
+                    held = 0
         return {"images": len(self.todo), "skipped_qc": len(self.shard_images) - len(self.todo), "variants": len(self.specs)}
 
 
