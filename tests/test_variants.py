@@ -191,7 +191,7 @@ def test_a_small_byte_budget_writes_more_row_groups_and_the_same_rows(world, tmp
     """`group_mb` bounds what a job holds: past the budget the rows so far are written out."""
     cfg, root = world
     tables = {}
-    for budget in (128, 0.01):  # the whole shard in one row group; a write after every image
+    for budget in (128, 0.01):  # the whole shard in one row group; a write after every image (below the config's 1 MB floor)
         small = {**cfg, "variants": {**cfg["variants"], "group_mb": budget}}
         out = tmp_path / str(budget)
         engine.run_shard(small, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",

@@ -230,7 +230,7 @@ COMMANDS = {
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
         ("--out", {"required": True}), ("--record", {"required": True, "help": "the shard's manifest record (JSON)"}),
         ("--drops", {"default": None}),
-        ("--group-mb", {"type": float, "required": True, "help": "megabytes of JPEG bytes held before a write (memory bound)"}),
+        ("--group-mb", {"type": int, "required": True, "help": "megabytes of JPEG bytes held before a write (memory bound)"}),
         ("--donor-cache", {"type": int, "required": True, "help": "decoded donor backgrounds kept for reuse (memory bound)"})]),
     "variant-manifest": (cmd_variant_manifest, "one manifest of every shard's variant files (what export and accounting read)", False, [
         ("--records", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
