@@ -200,8 +200,8 @@ class Canvas:
 
     def draw(self, composite: Composite) -> np.ndarray:
         bottom = composite.bottom
-        if self.frame is None or self.frame.shape != bottom.shape:
-            self.frame, self.bottom = np.empty_like(bottom), None
+        if self.frame is None or self.frame.shape != bottom.shape:  # a new size: a bottom the frame never held
+            self.frame = np.empty_like(bottom)
         if self.bottom is bottom and not bottom.flags.writeable:  # read-only: unchanged since it was drawn
             self.frame[self.changed] = bottom[self.changed]
         else:
@@ -296,7 +296,7 @@ def only_bg_t_background(pixels: np.ndarray, bboxes: list, fallback_colour: np.n
     """Xiao et al.'s Only-BG-T image: the boxes filled with the tiled strip, the rest of the
     background as it is (the only_bg_t variant without feathering; mixed_* donors)."""
     boxes = masks.boxes_mask(bboxes, pixels.shape[:2])
-    return masked_copy(tile_background(pixels, boxes, fallback_colour), boxes, pixels.copy(), mask_region(boxes))
+    return Composite(tile_background(pixels, boxes, fallback_colour), pixels, boxes, 0.0, mask_region(boxes)).draw()
 
 
 def mask_region(mask: np.ndarray) -> tuple[slice, slice]:
