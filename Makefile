@@ -27,14 +27,15 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
 
-# The seven findings at CPU scale (docs/findings.md): four synthetic worlds, YOLO, RetinaNet and a ResNet-18 classifier, 3 seeds each.
+# The seven findings at CPU scale (docs/findings.md): four synthetic worlds, YOLO, RetinaNet and a ResNet-18 classifier, 3 seeds each;
+# each world's config declares its claims, and one findings run judges all 27 together (results/study/findings.md).
 study: $(STAMP)
 	bgshift unlock-stale
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/brl.yaml
 	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/classify.yaml
-	bgshift findings --lab config/study/lab.yaml --farms config/study/farms.yaml --brl config/study/brl.yaml --classify config/study/classify.yaml --out results
+	bgshift findings --configs config/study/lab.yaml config/study/farms.yaml config/study/brl.yaml config/study/classify.yaml --out results/study
 
 # The ResNet-18 body the BRL world starts from (docs/brl.md): a RetinaNet trained on a separate synthetic world.
 BACKBONE_RUN := results/pretrain/resnet18/train/retinanet_pretrain/original/seed0

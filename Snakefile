@@ -64,4 +64,5 @@ rule all:
         # without models (train.models: {}) the run ends with the exported sets
         rules.report_tables.output if RUNS else [],
         rules.plots.output if RUNS else [],
+        rules.findings.output if RUNS and CLAIMS else [],
     default_target: True

@@ -1,7 +1,7 @@
 """`make bench`: performance figures, each printed as a ratio against a floor or baseline
 measured in the same run on the same data (never absolute timings alone).
 
-    python benchmarks/run.py [planning|variants|segment|train|evaluate|memory|shard_reads ...] [--sizes 640x480,1920x1080]
+    python benchmarks/run.py [findings|planning|variants|segment|train|evaluate|memory|shard_reads ...] [--sizes 640x480,1920x1080]
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bgshift import config, drops, images, ingest, segment  # noqa: E402
+from findings_bench import bench_findings  # noqa: E402
 
 
 def best_of(*fns, rounds: int = 3, between=None) -> list[float]:
@@ -446,7 +447,7 @@ def bench_planning() -> None:
         previous = (seconds, jobs)
 
 
-BENCHES = {"planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory,
+BENCHES = {"findings": bench_findings, "planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory,
            "shard_reads": bench_shard_reads}
 
 

@@ -184,7 +184,8 @@ def run_stages(cfg: dict, root: Path) -> dict:
     segment.summarise([seg / "0.parquet"], [seg / "stats.parquet"], root / "ingest" / "categories.parquet",
                       root / "ingest" / "annotations.parquet", seg, root / "tables")
     engine.run_shard(cfg, root / "ingest", seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png",
-                     root / "variants", root / "variants" / "shards" / "00000.json", root / "drops" / "drops.parquet")
+                     root / "variants", root / "variants" / "shards" / "00000.json", root / "drops" / "drops.parquet",
+                     root / "splits" / "splits.parquet")
     manifest.combine([root / "variants" / "shards" / "00000.json"], root / "variants" / "manifest.json")
     return {name: export.export(definition, cfg["sets"]["part_rows"], cfg["sets"]["yolo_polygons"], root / "variants" / "manifest.json",
                               root / "splits" / "splits.parquet", root / "drops" / "drops.parquet",

@@ -146,7 +146,7 @@ def test_classification_rows_on_constructed_predictions(world):
     labels = pq.read_table(truth, columns=["label"]).column("label").to_pylist()
     wrong = {0, 1}  # the first two samples predicted as the next class
     predictions = [{"index": i, "label": (y + 1) % 3 if i in wrong else y} for i, y in enumerate(labels)]
-    rows = dict(metrics.classification_rows(truth, predictions[::-1]))  # order of records does not matter
+    rows = dict(metrics.classification_rows(metrics.classification_outcomes(truth, predictions[::-1])))  # order of records does not matter
     assert rows["accuracy"] == pytest.approx(1 - 2 / len(labels))
     names = ["sheep", "crate", "cone"]
     for k, name in enumerate(names):
@@ -156,11 +156,11 @@ def test_classification_rows_on_constructed_predictions(world):
     assert sum(v for m, v in rows.items() if m.startswith("confusion/")) == len(labels)
     off_diagonal = sum(v for m, v in rows.items() if m.startswith("confusion/") and m.split("/")[1] != m.split("/")[2])
     assert off_diagonal == 2 and "challenge_accuracy" not in rows
-    assert not [m for m, _ in metrics.classification_rows(truth, predictions, confusion=False) if m.startswith("confusion/")]
+    assert not [m for m, _ in metrics.classification_rows(metrics.classification_outcomes(truth, predictions), confusion=False) if m.startswith("confusion/")]
     challenge = root / "crops" / crops.CHALLENGE_SET / "parquet" / "test"
     truth_labels = pq.read_table(challenge, columns=["label"]).column("label").to_pylist()
     first_wrong = [{"index": i, "label": (y + 1) % 3 if i == 0 else y} for i, y in enumerate(truth_labels)]
-    challenged = dict(metrics.classification_rows(challenge, first_wrong))
+    challenged = dict(metrics.classification_rows(metrics.classification_outcomes(challenge, first_wrong)))
     foregrounds = len(truth_labels) // 3  # three backgrounds each
     assert challenged["challenge_accuracy"] == pytest.approx((foregrounds - 1) / foregrounds)  # one try wrong fails its foreground
 
@@ -175,7 +175,7 @@ def test_a_demo_sized_classifier_learns_far_above_chance(world, tmp_path):
     assert done["family"] == "classifier" and done["best"]["accuracy"] > 0.5
     predictor = classifier.load_predictor(cfg["train"]["models"]["resnet"], tmp_path / "best.pt", categories, cuda=False)
     truth = root / "crops" / "test_original" / "parquet" / "test"
-    accuracy = dict(metrics.classification_rows(truth, predictor(truth)))["accuracy"]
+    accuracy = dict(metrics.classification_rows(metrics.classification_outcomes(truth, predictor(truth))))["accuracy"]
     assert accuracy > 0.7, accuracy
 
 

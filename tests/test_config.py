@@ -80,7 +80,7 @@ def test_schema_has_no_stray_keys_from_unquoted_commas():
 
     keywords = {"description", "type", "default", "enum", "minimum", "maximum", "exclusiveMinimum", "items", "minItems",
                 "maxItems", "properties", "additionalProperties", "required", "oneOf", "$ref", "const", "pattern",
-                "propertyNames", "uniqueItems", "if", "then", "else", "allOf", "unevaluatedProperties"}
+                "propertyNames", "uniqueItems", "if", "then", "else", "allOf", "unevaluatedProperties", "maxLength"}
     stray = []
 
     def walk(node, path):

@@ -5,6 +5,7 @@ import json
 import math
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from bgshift import evaluate, metrics, report
@@ -129,8 +130,10 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
         {"checkpoint": "best", "step": 10, "test_set": "test_only_bg_t", "detections": "best/test_only_bg_t.json", "ground_truth": str(gt_path)}]}
     write_json(tmp_path / "run" / "manifest.json", manifest)
     config = {"evaluate": {"score_threshold": 0.5}}
-    assert evaluate.score(config, tmp_path / "run" / "manifest.json", tmp_path / "m.parquet") > 10
+    assert evaluate.score(config, tmp_path / "run" / "manifest.json", tmp_path / "m.parquet", tmp_path / "per_image.parquet") > 10
     frame = pd.read_parquet(tmp_path / "m.parquet")
+    per_image = pq.read_table(tmp_path / "per_image.parquet")  # one row per test image and evaluation, its run in the metadata
+    assert per_image.num_rows == 2 * len(gt.getImgIds()) and per_image.schema.metadata[b"bgshift.seed"] == b"3"
     ap = frame[(frame.metric == "AP") & (frame.testset == "test_original")].value.item()
     assert ap == pytest.approx(1.0) and set(frame.seed) == {3}
     assert frame[frame.testset == "test_only_bg_t"].metric.tolist() == ["fp_per_image"]

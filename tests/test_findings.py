@@ -1,101 +1,229 @@
-"""Findings: effect, interval and verdict checked on constructed studies with known answers."""
+"""The findings engine: AP under unit weights is the scored AP, claims resolve to cells of any
+study, and the verdicts on constructed studies with known answers."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 import pytest
 
-from bgshift import findings, report
+from bgshift import metrics
+from bgshift.config import ConfigError, validate
+from bgshift.findings import claims as claims_module
+from bgshift.findings import engine, per_image, resample
 from bgshift.io import write_parquet
 
-
-def test_interval_is_students_t_over_seeds():
-    mean, low, high = findings.interval(np.array([0.1, 0.2, 0.3]))
-    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t(0.975, 2 dof) x sample std / sqrt(n)
-    assert (mean, low, high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
-    assert findings.verdict(0.01, 0.3) == "holds" and findings.verdict(-0.3, -0.01) == "reversed"
-    assert findings.verdict(-0.1, 0.2) == "inconclusive" and findings.verdict(float("nan"), float("nan")) == "inconclusive"
+from conftest import COCO128, REPO
 
 
-def _rows(model, trainset, seed, testset, metric, value, checkpoint="best", step=30):
-    return (model, trainset, seed, checkpoint, step, testset, metric, value)
+def coco128_detections(seed: int) -> tuple[dict, list[dict]]:
+    """coco128's real annotations (crowds included), and detections near some objects, off
+    in class for some, plus false positives, with tied scores."""
+    gt = json.loads((COCO128 / "annotations" / "instances_train2017.json").read_text())
+    rng = np.random.default_rng(seed)
+    categories = [c["id"] for c in gt["categories"]]
+    detections = []
+    for a in gt["annotations"]:
+        if rng.random() < 0.8:
+            x, y, w, h = (np.array(a["bbox"]) + rng.normal(0, 0.08, 4) * np.repeat(a["bbox"][2:], 2)).tolist()
+            category = a["category_id"] if rng.random() < 0.9 else int(rng.choice(categories))
+            detections.append({"image_id": a["image_id"], "category_id": category, "bbox": [x, y, max(w, 1), max(h, 1)],
+                               "score": round(float(rng.random()), 2)})
+    for image in gt["images"]:
+        for _ in range(rng.integers(0, 6)):
+            detections.append({"image_id": image["id"], "category_id": int(rng.choice(categories)),
+                               "bbox": rng.uniform(0, 300, 2).tolist() + rng.uniform(5, 100, 2).tolist(), "score": round(float(rng.random()), 2)})
+    return gt, detections
 
 
-def _write(folder, rows):
-    frame = pd.DataFrame(rows, columns=report.COLUMNS)
-    write_parquet(folder / "tables" / "metrics.parquet", pa.Table.from_pandas(frame, preserve_index=False))
+def evaluation_of(gt_path: Path, detections: list[dict], threshold: float = 0.5) -> resample.Evaluation:
+    gt = metrics.load_coco(gt_path)
+    rows = per_image.detection_rows(gt, gt_path, detections, threshold, background_only=False)
+    classes = [c["name"] for c in sorted(gt.dataset["categories"], key=lambda c: c["id"])]
+    table = per_image.table([{"checkpoint": "best", "step": None, "testset": "t", **r} for r in rows], classes)
+    return resample.Evaluation(table, np.unique(table.column("unit").to_numpy()))
 
 
-def test_seven_findings_on_constructed_studies(tmp_path):
-    seeds = [0, 1, 2]
-    lab = []
-    for seed in seeds:
-        noise = 0.01 * seed
-        for trainset, ap50 in (("original", 0.8), ("easy", 0.7), ("hard", 0.6), ("extreme", 0.3)):
-            lab.append(_rows("y", trainset, seed, "test_original", "AP50", ap50 + noise))
-        for trainset, original, colour, same, rand in (("original", 0.8, 0.2, 0.7, 0.4), ("colour", 0.8, 0.7, 0.7, 0.4),
-                                                        ("mixed_rand", 0.8, 0.2, 0.6, 0.8 - noise * 5)):
-            if trainset != "original":
-                lab.append(_rows("y", trainset, seed, "test_original", "AP50", original))
-            lab += [_rows("y", trainset, seed, f"test_bg_color_{c}", "AP50", colour + noise) for c in ("red", "blue")]
-            lab += [_rows("y", trainset, seed, "test_mixed_same", "AP50", same), _rows("y", trainset, seed, "test_mixed_rand", "AP50", rand)]
-    farms = []
-    for seed in seeds:
-        for trainset, mae in (("control", 1.0), ("unl_black", 0.5), ("unl_color", 1.0 + 0.1 * (seed - 1)), ("unl_patch", 1.5)):
-            farms.append(_rows("y", trainset, seed, "test_original", "count_mae", mae + 0.02 * seed))
-            farms += [_rows("y", trainset, seed, "test_original", "count_mae", mae, f"epoch{e}", e) for e in (20, 25, 30)]
-    brl = []  # BRL above focal by 0.05 on hard (every seed), by -0.02..+0.04 on extreme
-    for seed in seeds:
-        brl += [_rows("r_focal", "hard", seed, "test_original", "AP50", 0.6 + 0.01 * seed),
-                _rows("r_brl", "hard", seed, "test_original", "AP50", 0.65 + 0.01 * seed),
-                _rows("r_focal", "extreme", seed, "test_original", "AP50", 0.4),
-                _rows("r_brl", "extreme", seed, "test_original", "AP50", 0.38 + 0.03 * seed)]
-    classify = []  # a classifier leaning on backgrounds: 0.9 on originals, 0.6 on random backgrounds
-    for seed in seeds:
-        for test, acc in (("original", 0.9), ("mixed_same", 0.85), ("mixed_rand", 0.6), ("only_bg_t", 0.6), ("only_bg_b", 0.3 + 0.05 * seed),
-                          ("no_fg", 0.5)):
-            classify.append(_rows("c", "original", seed, f"test_{test}", "accuracy", acc))
-        classify.append(_rows("c", "original", seed, "test_challenge", "challenge_accuracy", 0.4))
-        for trainset, original, rand in (("only_fg", 0.8, 0.8), ("blurred", 0.9 + 0.01 * seed, 0.7), ("reduced", 0.85 + 0.05 * seed, 0.6)):
-            classify += [_rows("c", trainset, seed, "test_original", "accuracy", original),
-                         _rows("c", trainset, seed, "test_mixed_rand", "accuracy", rand)]
-    _write(tmp_path / "lab", lab)
-    _write(tmp_path / "farms", farms)
-    _write(tmp_path / "brl", brl)
-    _write(tmp_path / "classify", classify)
-    write_parquet(tmp_path / "classify" / "ingest" / "categories.parquet", pa.table({"index": [0, 1, 2]}))  # three classes: chance 1/3
-    rows = findings.run(tmp_path / "lab", tmp_path / "farms", tmp_path / "brl", tmp_path / "classify", tmp_path / "out", "y", (21, 30),
-                        ["red", "blue"], ("r_brl", "r_focal"), "c", "make study")
-    got = {(r.finding, r.claim): (round(r.effect, 6), r.verdict, r.seeds) for r in rows}
-    assert got[("a", "AP50 normal > extreme")] == (0.5, "holds", 3)
-    assert got[("a", "AP50 normal > easy")][:2] == (0.1, "holds")
-    assert got[("b", "count MAE control > black (best checkpoint)")] == (0.5, "holds", 3)
-    assert got[("b", "count MAE control > random colour (best checkpoint)")][1] == "inconclusive"
-    assert got[("b", "count MAE control > real patch (best checkpoint)")] == (-0.5, "reversed", 3)
-    assert got[("b", "count MAE control > black (mean over epochs 21-30)")][:2] == (0.5, "holds")  # epochs 25 and 30
-    assert got[("c", "AP50 loss on colour backgrounds > 0 (trained on originals)")][:2] == (0.6, "holds")
-    assert got[("c", "the loss narrows when colour backgrounds are trained on")][:2] == (0.51, "holds")  # 0.6 - (0.1 - noise)
-    assert got[("d", "BG-gap > 0 (trained on originals)")][:2] == (0.3, "holds")
-    assert got[("d", "BG-gap smaller when trained on mixed_rand")][0] == pytest.approx(0.5 - 0.05)
-    assert got[("e", "AP50 BRL > focal (trained on hard)")] == (0.05, "holds", 3)
-    assert got[("e", "AP50 BRL > focal (trained on extreme)")][:2] == (0.01, "inconclusive")
-    assert got[("f", "BG-gap > 0 (accuracy, trained on originals)")][:2] == (0.25, "holds")
-    assert got[("f", "accuracy on only_bg_t > chance (0.333)")][:2] == (round(0.6 - 1 / 3, 6), "holds")
-    assert got[("f", "accuracy on only_bg_b > chance (0.333)")][1] == "inconclusive"  # 0.30, 0.35, 0.40 around 1/3
-    assert got[("f", "accuracy on original > backgrounds-challenge accuracy")][:2] == (0.5, "holds")
-    assert got[("g", "accuracy on test_original: trained on foreground only > on originals")][:2] == (-0.1, "reversed")
-    assert got[("g", "accuracy on test_original: trained on reduced region > on originals")][1] == "inconclusive"  # -0.05, 0, +0.05
-    assert got[("g", "accuracy on test_mixed_rand: trained on foreground only > on originals")][:2] == (0.2, "holds")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unit_weight_ap_is_the_scored_ap(tmp_path, seed):
+    """On coco128 (80 classes, crowds): with every image once, the engine's AP, AP50, AP75, a
+    class's AP and count MAE are pycocotools' to the last bit and faster-coco-eval's (the
+    scorer, whose C++ sums in another order) within 1e-15; every replicate of unit weights too."""
+    gt, detections = coco128_detections(seed)
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(gt))
+    evaluation = evaluation_of(gt_path, detections)
+    reference = metrics.coco_metrics(metrics.load_coco(gt_path, engine="pycocotools"), detections)
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    scored = dict(metrics.metric_rows(metrics.load_coco(gt_path), detections, 0.5, names, background_only=False))
+    ones = np.ones((3, evaluation.size))
+    for metric in ("AP", "AP50", "AP75"):
+        assert resample.point(evaluation, metric) == reference[metric]
+        assert resample.point(evaluation, metric) == pytest.approx(scored[metric], abs=1e-15)
+        assert resample.replicates(evaluation, metric, ones) == pytest.approx(np.full(3, scored[metric]), abs=1e-12)
+    assert resample.point(evaluation, "AP/person") == pytest.approx(scored["AP/person"], abs=1e-15)
+    assert resample.point(evaluation, "count_mae") == pytest.approx(scored["count_mae"], abs=1e-12)
+    assert resample.point(evaluation, "count_mae/dog") == pytest.approx(scored["count_mae/dog"], abs=1e-12)
+
+
+def test_a_replicate_is_the_ap_of_the_resampled_test_set(tmp_path):
+    """Weight 2 on an image and 0 on another is the AP of a test set holding the first twice
+    and not the second (COCOeval on a rebuilt json): the weights mean what they say."""
+    gt, detections = coco128_detections(2)
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(gt))
+    evaluation = evaluation_of(gt_path, detections)
+    ids = [im["id"] for im in gt["images"]]
+    twice, dropped = ids[3], ids[5]
+    weights = np.ones((1, evaluation.size))
+    weights[0, np.searchsorted(np.array(sorted(ids)), [twice, dropped])] = [2, 0]
+    copy = max(ids) + 1000  # the doubled image under a new id
+    rebuilt = {**gt, "images": [im for im in gt["images"] if im["id"] != dropped] + [{**next(i for i in gt["images"] if i["id"] == twice), "id": copy}],
+               "annotations": [a for a in gt["annotations"] if a["image_id"] != dropped]
+               + [{**a, "id": a["id"] + 10**7, "image_id": copy} for a in gt["annotations"] if a["image_id"] == twice]}
+    rebuilt_dets = [d for d in detections if d["image_id"] != dropped] + [{**d, "image_id": copy} for d in detections if d["image_id"] == twice]
+    (tmp_path / "rebuilt.json").write_text(json.dumps(rebuilt))
+    expected = metrics.coco_metrics(metrics.load_coco(tmp_path / "rebuilt.json", engine="pycocotools"), rebuilt_dets)
+    for metric in ("AP", "AP50"):  # the copy sorts after the original in COCO's image order: ties may break apart
+        assert resample.replicates(evaluation, metric, weights)[0] == pytest.approx(expected[metric], abs=2e-3)
+
+
+# ------------------------------------------------------------------ a constructed study
+def _image(unit: int, found: bool, score: float, extra_fp: bool = False) -> dict:
+    """A test image with one sheep: found (a true positive at every IoU) or missed, perhaps a false positive too."""
+    dets = ([("sheep", score, 1023, 0)] if found else []) + ([("sheep", 0.99, 0, 0)] if extra_fp else [])
+    return {"image": unit, "unit": unit, "categories": ["sheep"], "npos": [1], "objects": [1], "detected": [int(found) + int(extra_fp)],
+            "det_category": [d[0] for d in dets], "det_score": [d[1] for d in dets], "det_matched": [d[2] for d in dets],
+            "det_ignored": [d[3] for d in dets]}
+
+
+FOUND_ON_RED = {}  # (trainset, seed) -> sheep found on test_bg_color_red at the best checkpoint
+
+
+def _write_run(folder: Path, trainset: str, seed: int, found_on_red: float, rng, steps=(10, 20, 30)):
+    rows = []
+    for checkpoint, step in [("best", None)] + [(f"epoch{s}", s) for s in steps]:
+        for testset, share in (("test_original", 1.0), ("test_bg_color_red", found_on_red)):
+            found = rng.random(40) < share
+            rows += [{"checkpoint": checkpoint, "step": step, "testset": testset, **_image(u, bool(f), float(rng.random()))}
+                     for u, f in enumerate(found, start=100)]
+            if checkpoint == "best" and testset == "test_bg_color_red":
+                FOUND_ON_RED[(trainset, seed)] = int(found.sum())
+    path = folder / "eval" / "m" / trainset / f"seed{seed}" / "per_image.parquet"
+    write_parquet(path, per_image.table(rows, ["sheep"], {"model": "m", "trainset": trainset, "seed": seed, "task": "detection"}))
+    return path
+
+
+STUDY = {
+    "red_costs": {"metric": "AP50", "expect": "greater", "cells": {"trainset": "original"},
+                  "plus": [{"testset": "test_original"}], "minus": [{"testset": "test_bg_color_red"}]},
+    "colour_training_narrows": {"metric": "AP50", "expect": "greater",
+                                "plus": [{"trainset": "colour", "testset": "test_bg_color_red"}],
+                                "minus": [{"trainset": "original", "testset": "test_bg_color_red"}]},
+    "same_on_originals": {"metric": "count_mae", "margin": 0.05, "checkpoint": "window",
+                          "plus": [{"trainset": "colour", "testset": "test_original"}],
+                          "minus": [{"trainset": "original", "testset": "test_original"}]},
+    "better_than_a_constant": {"metric": "AP", "expect": "less", "cells": {"trainset": ["original", "colour"], "testset": "test_bg_color_red"},
+                               "plus": [{}], "minus": [{"value": 0.9}]},
+}
+
+
+def constructed_study(tmp_path: Path, claims: dict = STUDY) -> engine.Study:
+    rng = np.random.default_rng(0)
+    files = [_write_run(tmp_path, trainset, seed, share + 0.03 * seed, rng)
+             for trainset, share in (("original", 0.3), ("colour", 0.8)) for seed in range(3)]
+    config = validate({"seed": 0, "findings": {"claims": claims, "replicates": 400}, "evaluate": {"window": {"start": 15}}}, partial=True)
+    return engine.Study("lab", config, ["m"], files)
+
+
+def test_verdicts_on_a_constructed_study(tmp_path):
+    rows = {r["claim"]: r for r in engine.run([constructed_study(tmp_path)], tmp_path / "out", "test")}
+    red = rows["red_costs"]
+    # AP50 on test_original is 1 (every sheep found, no false positive); on red, with k of 40
+    # found and no false positive, precision is 1 up to recall k/40: the recall thresholds <= k/40, of 101
+    ap50_red = [np.searchsorted(resample.RECALL_THRESHOLDS, FOUND_ON_RED[("original", s)] / 40, side="right") / 101 for s in range(3)]
+    assert red["per_seed"] == pytest.approx([1 - ap for ap in ap50_red], abs=1e-12)
+    assert red["verdict"] == "holds" and red["seeds"] == [0, 1, 2]
+    assert red["adjusted_interval"][0] > 0.4 and red["p_improvement"] == 1.0
+    assert red["image_share"] > 0.5  # 40 test images: most of the variance is theirs
+    assert rows["colour_training_narrows"]["verdict"] == "holds"
+    same = rows["same_on_originals"]  # identical counts on test_original at every checkpoint: no effect, no spread
+    assert same["effect"] == 0 and same["verdict"] == "equivalent" and same["expect"] == "within ±0.05"
+    constant = rows["better_than_a_constant"]
+    assert constant["verdict"] == "holds" and constant["effect"] < 0
+    assert all(r["adjusted_p"] >= r["p"] for r in rows.values())
     text = (tmp_path / "out" / "findings.md").read_text()
-    assert "Made by `make study`" in text and "| (a) Missing annotations | AP50 normal > extreme | +0.500 |" in text
-    assert json.loads((tmp_path / "out" / "findings.json").read_text())[0]["finding"] == "a"
-    assert all((tmp_path / "out" / "findings" / f"{key}.png").stat().st_size > 5_000 for key in "abcdefg")
+    assert "Made by `test`" in text and "Holm-Bonferroni" in text and re.search(r"\| lab: red costs +\| AP50", text)
+    assert (tmp_path / "out" / "findings" / "forest.png").stat().st_size > 10_000
+    assert all((tmp_path / "out" / "findings" / f"{name}.png").stat().st_size > 5_000 for name in STUDY)
 
 
-def test_a_missing_condition_is_named(tmp_path):
-    _write(tmp_path / "lab", [_rows("y", "original", 0, "test_original", "AP50", 0.5)])
-    with pytest.raises(KeyError, match="no AP50 of training set 'easy' on 'test_original'"):
-        findings.missing_annotations(findings.Study(tmp_path / "lab", "y"))
+def test_findings_are_byte_identical_on_a_rerun(tmp_path):
+    engine.run([constructed_study(tmp_path / "a")], tmp_path / "a" / "out", "test")
+    engine.run([constructed_study(tmp_path / "b")], tmp_path / "b" / "out", "test")
+    for name in ("findings.md", "findings.json", "findings/forest.png", "findings/red_costs.png"):
+        assert (tmp_path / "a" / "out" / name).read_bytes() == (tmp_path / "b" / "out" / name).read_bytes(), name
+
+
+def test_an_inconclusive_claim_says_how_many_seeds_it_needs(tmp_path):
+    claim = {"small": {"metric": "AP50", "expect": "greater", "plus": [{"trainset": "original", "testset": "test_original"}],
+                       "minus": [{"trainset": "colour", "testset": "test_original"}]}}
+    (row,) = engine.run([constructed_study(tmp_path, claim)], tmp_path / "out", "test")
+    assert row["effect"] == 0 and row["verdict"] == "inconclusive" and row["seeds_needed"] is None
+
+
+def test_claims_are_checked_against_the_plan():
+    config = validate({"findings": {"claims": {"x": dict(STUDY["red_costs"])}}}, partial=True)
+    parsed = claims_module.parse(config["findings"]["claims"], ["m"])
+    claims_module.check(config, parsed, ["original"], ["test_original", "test_bg_color_red"], {"m": "detection"})
+    with pytest.raises(ConfigError, match=r"findings.claims.x: test set 'test_bg_color_red' is not tested"):
+        claims_module.check(config, parsed, ["original"], ["test_original"], {"m": "detection"})
+    with pytest.raises(ConfigError, match=r"metric 'AP50' is not one of m's \(classification\)"):
+        claims_module.check(config, parsed, ["original"], ["test_original", "test_bg_color_red"], {"m": "classification"})
+    with pytest.raises(ConfigError, match="name the model"):
+        claims_module.parse(config["findings"]["claims"], ["m", "n"])
+    with pytest.raises(ConfigError, match="either expect .* or margin"):
+        claims_module.parse({"x": {**STUDY["red_costs"], "margin": 0.1}}, ["m"])
+    window = validate({"findings": {"claims": {"w": dict(STUDY["same_on_originals"])}}}, partial=True)
+    with pytest.raises(ConfigError, match="add 'original' to evaluate.sweep_test_sets"):
+        claims_module.check({**window, "evaluate": {"sweep_test_sets": []}}, claims_module.parse(window["findings"]["claims"], ["m"]),
+                            ["original", "colour"], ["test_original"], {"m": "detection"})
+
+
+def test_the_engine_names_no_set_model_or_test_set():
+    code = "\n".join(p.read_text() for p in (REPO / "workflow" / "bgshift" / "findings").glob("*.py"))
+    names = re.findall(r"[\"'](\w+)[\"']", code)
+    assert not {"unl_black", "mixed_rand", "mixed_same", "colour", "original", "test_original", "yolo_n", "control"} & set(names)
+
+
+def test_findings_across_configs_from_the_command_line(tmp_path, monkeypatch):
+    """`bgshift findings --configs` (make study's last step): each config's claims read the runs
+    under its own results folder, and one Holm family covers them all."""
+    import yaml
+
+    from bgshift import cli
+    from bgshift.io import RESULTS_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(RESULTS_ENV, "results")  # the CLI sets it for its process; restored after the test
+    rng = np.random.default_rng(1)
+    paths = []
+    for world, share in (("one", 0.3), ("two", 0.5)):
+        results = tmp_path / "results" / "study" / world
+        for trainset, seed in ((t, s) for t in ("original", "colour") for s in range(2)):
+            _write_run(results, trainset, seed, share, rng)
+        config = {"results": f"results/study/{world}", "dataset": {"kind": "synthetic"},
+                  "variants": {"catalog": {"original": {}, "bg_color": {"colours": {"red": "red"}}}},
+                  "sets": {"train": {"original": {"variants": ["original"]}, "colour": {"variants": ["original", "bg_color_red"]}},
+                           "test": ["original", "bg_color_red"]},
+                  "train": {"models": {"m": {"family": "yolo", "model": "yolov8n.yaml"}}, "seeds": [0, 1]},
+                  "findings": {"replicates": 200, "claims": {f"{world}_red_costs": STUDY["red_costs"]}}}
+        paths.append(tmp_path / f"{world}.yaml")
+        paths[-1].write_text(yaml.safe_dump(config))
+    assert cli.main(["findings", "--configs", *map(str, paths), "--out", "results/study"]) == 0
+    rows = json.loads((tmp_path / "results" / "study" / "findings.json").read_text())["claims"]
+    assert [(r["study"], r["claim"]) for r in rows] == [("one", "one_red_costs"), ("two", "two_red_costs")]
+    assert sorted(r["holm_level"] for r in rows) == pytest.approx([0.025, 0.05])
+    assert "bgshift findings --configs" in (tmp_path / "results" / "study" / "findings.md").read_text()

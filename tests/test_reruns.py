@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, digest, planned_jobs, snakemake
 
-AFTER_TRAINING = {"report_tables": 1, "plots": 1, "summary": 1, "all": 1}
+AFTER_TRAINING = {"report_tables": 1, "plots": 1, "findings": 1, "summary": 1, "all": 1}
 
 
 def _set(path: str, value):
@@ -44,6 +44,8 @@ EDITS = {
     "new training set": (_set("train.sets", ["original", "masked"]), {"train": 4, "detect": 4, "score": 4, **AFTER_TRAINING}),
     "one model's budget": (_set("train.models.frcnn_mobile.iterations", 400), {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
     "threads": (_set("train.threads", 2), {}),
+    "a claim's margin": (_set("findings.claims.blur_within_margin.margin", 0.1), {"findings": 1, "all": 1}),
+    "findings' replicates": (_set("findings.replicates", 500), {"findings": 1, "all": 1}),
     "variant memory bounds": (lambda c: c["variants"].update(group_mb=8, donor_cache=4), {}),
     "variant contact-sheet size": (_set("variants.contact_sheet", {"size": 96}), {"variant_sheet": 1, "all": 1}),
     "segment contact-sheet size": (_set("segment.contact_sheet", {"size": 96}), {"segment_sheet": 6, "all": 1}),

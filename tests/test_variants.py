@@ -375,3 +375,34 @@ def test_the_variant_bench_runs_and_counts_a_jobs_decodes_and_encodes(capsys):
     decodes = float(out.split("images decoded (sources, donors):")[1].split()[0])
     encodes = float(out.split("JPEG encodes (equal pixels once):")[1].split()[0])
     assert "ratio stage/floor:" in out and 1.0 <= decodes <= 4.0 and encodes < 34
+
+
+def test_mixed_donors_come_from_the_images_own_split():
+    """A training image never sits on a test image's background, nor the other way round."""
+    classes = {i: 1 + i % 3 for i in range(1, 61)}
+    split_of = {i: ("train", "val", "test")[i % 7 % 3] for i in range(1, 61)}
+    plan = engine.plan_donors(classes, list(range(1, 61)), seed=0, split_of=split_of)
+    for family, donors in plan.items():
+        assert sorted(donors) == list(range(1, 61)), family
+        assert all(split_of[donor] == split_of[image] for image, donor in donors.items()), family
+    unsplit = engine.plan_donors(classes, list(range(1, 61)), seed=0)
+    assert any(split_of[d] != split_of[i] for i, d in unsplit["mixed_rand"].items())  # what the splits prevent
+
+
+def test_a_multi_split_run_has_no_cross_split_donor(tmp_path):
+    """The in-process pipeline (ratio split into train, val and test) on the demo world: every
+    mixed_* row of every set takes its background from an image of its own split."""
+    from conftest import run_stages
+    from bgshift import splits
+
+    cfg = config.validate({
+        "seed": 3, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 30, "objects_per_image": [1, 3]}},
+        "segment": {"method": "gt"}, "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "variants": {"catalog": {"original": {}, "mixed_same": {}, "mixed_rand": {}, "mixed_next": {}}},
+        "sets": {"train": {"mixed": {"variants": ["mixed_same", "mixed_rand", "mixed_next"]}}, "test": ["mixed_rand"]}})
+    run_stages(cfg, tmp_path)
+    split_of = splits.load(tmp_path / "splits" / "splits.parquet")
+    rows = [row for path in (tmp_path / "variants" / "shards").rglob("mixed_*.parquet")
+            for row in pq.read_table(path, columns=["image_id", "donor_id"]).to_pylist()]
+    assert len(rows) > 60 and {split_of[r["image_id"]] for r in rows} == {"train", "val", "test"}
+    assert all(split_of[r["donor_id"]] == split_of[r["image_id"]] for r in rows)

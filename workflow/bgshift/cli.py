@@ -54,7 +54,7 @@ def cmd_variants(args: argparse.Namespace) -> None:
     config = _load_config(args)
     config["variants"].update(group_mb=args.group_mb, donor_cache=args.donor_cache)  # memory bounds, no part of the job's config
     result = engine.run_shard(config, args.ingest, args.segment, int(args.shard), args.background, args.mean_background,
-                              args.out, args.record, args.drops)
+                              args.out, args.record, args.drops, args.splits)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -155,7 +155,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from . import evaluate
 
-    print(f"{evaluate.score(_load_config(args), args.manifest, args.out)} metric rows")
+    print(f"{evaluate.score(_load_config(args), args.manifest, args.out, args.per_image)} metric rows")
 
 
 def cmd_report_tables(args: argparse.Namespace) -> None:
@@ -187,17 +187,19 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_findings(args: argparse.Namespace) -> None:
-    from . import findings
+    from .findings import engine
 
-    lab, farms, brl, classify = cfg.load(args.lab), cfg.load(args.farms), cfg.load(args.brl), cfg.load(args.classify)
-    model = next(iter(lab["train"]["models"]))
-    colours = [t.removeprefix("bg_color_") for t in lab["sets"]["test"] if t.startswith("bg_color_")]
-    window = (farms["evaluate"]["window"]["start"], farms["evaluate"]["window"]["stop"])
-    loss_of = {settings["loss"]: name for name, settings in brl["train"]["models"].items()}
-    command = f"bgshift findings --lab {args.lab} --farms {args.farms} --brl {args.brl} --classify {args.classify} --out {args.out}"
-    for row in findings.run(lab["results"], farms["results"], brl["results"], classify["results"], args.out, model, window, colours,
-                            (loss_of["brl"], loss_of["focal"]), next(iter(classify["train"]["models"])), command):
-        print(f"({row.finding}) {row.claim}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {row.verdict}")
+    if args.configs:  # a study spanning configs (make study's worlds): each reads its own results folder
+        studies = [engine.Study.of_config(path) for path in args.configs]
+        made_by = f"bgshift findings --configs {' '.join(args.configs)} --out {args.out}"
+    else:
+        if not (args.config_json and args.per_image is not None and args.models):
+            raise SystemExit("bgshift findings: give --configs, or --config-json with --models and --per-image (the findings rule)")
+        studies = [engine.Study("", cfg.loads_json(args.config_json), args.models, [Path(p) for p in args.per_image])]
+        made_by = args.made_by
+    for row in engine.run(studies, args.out, made_by):
+        low, high = row["adjusted_interval"]
+        print(f"{row['claim']}: {row['effect']:+.3f} [{low:+.3f}, {high:+.3f}] {row['verdict']}")
 
 
 def cmd_unlock_stale(args: argparse.Namespace) -> None:
@@ -229,7 +231,7 @@ COMMANDS = {
         ("--ingest", {"required": True}), ("--segment", {"required": True}),
         ("--shard", {"required": True}), ("--background", {"required": True}), ("--mean-background", {"required": True}),
         ("--out", {"required": True}), ("--record", {"required": True, "help": "the shard's manifest record (JSON)"}),
-        ("--drops", {"default": None}),
+        ("--drops", {"default": None}), ("--splits", {"default": None, "help": "mixed_* donors from each image's own split"}),
         ("--group-mb", {"type": int, "required": True, "help": "megabytes of JPEG bytes held before a write (memory bound)"}),
         ("--donor-cache", {"type": int, "required": True, "help": "decoded donor backgrounds kept for reuse (memory bound)"})]),
     "variant-manifest": (cmd_variant_manifest, "one manifest of every shard's variant files (what export and accounting read)", False, [
@@ -263,8 +265,8 @@ COMMANDS = {
     "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [
         ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
         ("--categories", {"required": True}), ("--out", {"required": True}), DEVICE]),
-    "score": (cmd_score, "metrics from stored detections (no inference)", True, [
-        ("--manifest", {"required": True}), ("--out", {"required": True})]),
+    "score": (cmd_score, "metrics from stored detections (no inference), and each test image's part in them", True, [
+        ("--manifest", {"required": True}), ("--out", {"required": True}), ("--per-image", {"required": True})]),
     "report-tables": (cmd_report_tables, "long metrics table and paper-shaped tables", True, [
         ("--metrics", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "plots": (cmd_plots, "metric plots and detection examples", True, [
@@ -276,12 +278,13 @@ COMMANDS = {
         ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})]),
     "summary": (cmd_summary, "results/summary.json: the accounting and whether the models learnt", False, [
         ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})]),
-    "findings": (cmd_findings, "the studies' findings (effect, 95% interval, verdict) from make study's worlds", False, [
-        ("--lab", {"required": True, "help": "config of the lab world (findings a, c, d)"}),
-        ("--farms", {"required": True, "help": "config of the farms world (finding b)"}),
-        ("--brl", {"required": True, "help": "config of the BRL world (finding e): a focal and a brl RetinaNet"}),
-        ("--classify", {"required": True, "help": "config of the classification world (findings f, g): one classifier"}),
-        ("--out", {"required": True})]),
+    "findings": (cmd_findings, "measure the declared claims: effects, Holm-adjusted intervals, verdicts (from stored evaluations)", False, [
+        ("--configs", {"nargs": "+", "help": "config files of a study (their results folders must be scored); or the rule's options:"}),
+        ("--config-json", {"help": "the findings rule's slice of the config (findings, evaluate.window, seed)"}),
+        ("--models", {"nargs": "+", "help": "train.models' names"}),
+        ("--per-image", {"nargs": "*", "help": "every run's per_image.parquet"}),
+        ("--made-by", {"default": "snakemake", "help": "the command quoted in findings.md"}),
+        ("--out", {"required": True, "help": "folder of findings.md, findings.json and findings/"})]),
     "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, [
         ("snakemake_args", {"nargs": "*", "help": "options the run uses (e.g. --configfile my.yaml)"})]),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),

@@ -214,6 +214,51 @@ def reference_markdown() -> str:
     rows = list(_rows(schema))
     for family in ("yolo_model", "frcnn_model", "retinanet_model", "classifier_model"):  # keys of one entry of train.models
         rows += list(_rows(schema["$defs"][family], f"train.models.<{family.split('_')[0]} model>.", schema["$defs"]))
+    rows += list(_rows(schema["$defs"]["claim"], "findings.claims.<claim>.", schema["$defs"]))
+    rows += list(_rows(schema["$defs"]["claim_term"], "findings.claims.<claim>.plus[] / minus[].", schema["$defs"]))
     for key, kind, default, text in rows:
         lines.append(f"| `{key}` | {kind} | `{default}` | {text} |".replace("``", ""))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + CLAIMS_GUIDE) + "\n"
+
+
+CLAIMS_GUIDE = """
+## Claims (`findings:`)
+
+A claim says what a study expects, written before the runs. Its effect is `sum(plus) - sum(minus)`,
+computed per seed on the metrics-table cells its terms name, then judged with every other claim
+of the findings run (docs/findings.md says how). A term is one cell (model x training set x test
+set at the claim's metric), the mean of several (a list in `model`, `trainset` or `testset`), or a
+constant `value`; `cells` gives defaults for every term.
+
+```yaml
+findings:
+  claims:
+    bg_gap:                      # BG-gap > 0: AP50 on mixed_same above mixed_rand
+      metric: AP50
+      expect: greater
+      cells: {model: frcnn, trainset: original}
+      plus: [{testset: test_mixed_same}]
+      minus: [{testset: test_mixed_rand}]
+    narrower_after_colour:       # a difference of differences
+      metric: AP50
+      expect: greater
+      plus: [{trainset: original, testset: test_original}, {trainset: colour, testset: [test_bg_color_red, test_bg_color_blue]}]
+      minus: [{trainset: original, testset: [test_bg_color_red, test_bg_color_blue]}, {trainset: colour, testset: test_original}]
+    above_chance:                # a constant
+      metric: accuracy
+      expect: greater
+      cells: {trainset: original, testset: test_only_bg_t}
+      plus: [{}]
+      minus: [{value: 0.3333}]
+    grey_costs_nothing:          # an equivalence claim
+      metric: AP50
+      margin: 0.05
+      cells: {trainset: original}
+      plus: [{testset: test_original}]
+      minus: [{testset: test_bg_gray}]
+```
+
+Every cell is checked against what the config plans before any job runs (model, training set,
+test set, a metric of the model's task, window claims on `evaluate.sweep_test_sets`).
+`bgshift findings --configs a.yaml b.yaml --out results/study` judges the claims of several
+configs together (make study).""".splitlines()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_rows, load_coco, metric_rows
+from .findings import per_image
+from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_outcomes, classification_rows, load_coco, metric_rows
 
 
 def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict[str, str | Path],
@@ -49,8 +50,26 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
     return summary
 
 
-def score(config: dict, manifest_path: str | Path, out: str | Path) -> int:
-    """Metrics of every stored evaluation (no inference): one long-format Parquet per run."""
+def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict) -> tuple[list, list[dict], list[str]]:
+    """One stored evaluation's metric rows, its per-image records (the findings' resampling
+    units) and its class names in the scorer's order."""
+    if task == "classification":
+        outcomes = classification_outcomes(e["ground_truth"], predictions)
+        rows = classification_rows(outcomes, confusion=e["checkpoint"] == "best")  # one matrix per run
+        units = per_image.classification_rows(outcomes["labels"], outcomes["correct"], outcomes["image_ids"],
+                                              outcomes["ann_ids"], outcomes["names"], outcomes["challenge"])
+        return rows, units, outcomes["names"]
+    gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
+    names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
+    background_only = e["test_set"].removeprefix("test_").startswith(BACKGROUND_ONLY_FAMILIES)
+    rows = metric_rows(gt, predictions, threshold, names, background_only)
+    units = per_image.detection_rows(gt, e["ground_truth"], predictions, threshold, background_only)
+    return rows, units, [names[cid] for cid in sorted(names)]
+
+
+def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_out: str | Path) -> int:
+    """Metrics of every stored evaluation (no inference): one long-format Parquet per run, and
+    beside it what each test image contributed (per_image.parquet, for the findings)."""
     import pyarrow as pa
 
     from .io import write_parquet
@@ -58,21 +77,19 @@ def score(config: dict, manifest_path: str | Path, out: str | Path) -> int:
     manifest_path = Path(manifest_path)
     manifest = json.loads(manifest_path.read_text())
     threshold = config["evaluate"]["score_threshold"]
-    rows = []
+    rows, units, classes = [], [], []
     gts: dict[str, COCO] = {}
     for e in manifest["evaluations"]:
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
-        if manifest["task"] == "classification":
-            rows_of_set = classification_rows(e["ground_truth"], predictions, confusion=e["checkpoint"] == "best")  # one matrix per run
-        else:
-            gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
-            names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
-            variant = e["test_set"].removeprefix("test_")
-            rows_of_set = metric_rows(gt, predictions, threshold, names, variant.startswith(BACKGROUND_ONLY_FAMILIES))
+        rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts)
+        where = {"checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"]}
+        units += [{**where, **unit} for unit in units_of_set]
         for metric, value in rows_of_set:
             rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"],
-                         "checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"], "metric": metric, "value": value})
+                         **where, "metric": metric, "value": value})
     schema = pa.schema([("model", pa.string()), ("trainset", pa.string()), ("seed", pa.int64()), ("checkpoint", pa.string()),
                         ("step", pa.int64()), ("testset", pa.string()), ("metric", pa.string()), ("value", pa.float64())])
     write_parquet(out, pa.Table.from_pylist(rows, schema=schema))
+    run = {"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"], "task": manifest["task"]}
+    write_parquet(per_image_out, per_image.table(units, classes, run))
     return len(rows)

@@ -163,10 +163,9 @@ def challenge_accuracy(correct: np.ndarray, foreground: list) -> float:
     return float(np.mean(list(passed.values()))) if passed else float("nan")
 
 
-def classification_rows(truth: str | Path, predictions: list[dict], confusion: bool = True) -> list[tuple[str, float]]:
-    """Every figure of one (checkpoint, crops test set): top-1 accuracy, per-class accuracy, the
-    confusion matrix as counts (confusion/<true>/<predicted>; only if `confusion`, as classes^2
-    rows are many), and on the backgrounds challenge set its challenge accuracy.
+def classification_outcomes(truth: str | Path, predictions: list[dict]) -> dict:
+    """Each sample of a crops test set against its prediction: labels, correct, the source image
+    and object of each sample, the class names, and whether it is the backgrounds challenge.
     `truth`: the split's Parquet parts; predictions: records with the index of their sample."""
     import datasets
     import pyarrow.parquet as pq
@@ -178,13 +177,21 @@ def classification_rows(truth: str | Path, predictions: list[dict], confusion: b
     predicted = np.array([p["label"] for p in sorted(predictions, key=lambda p: p["index"])], dtype=np.int64)
     if len(predicted) != len(labels):
         raise ValueError(f"{truth}: {len(labels)} samples but {len(predicted)} predictions")
-    correct = predicted == labels
+    column = (lambda name: table.column(name).to_pylist()) if table is not None else (lambda name: [])
+    return {"labels": labels, "predicted": predicted, "correct": predicted == labels, "image_ids": column("image_id"),
+            "ann_ids": column("ann_id"), "names": names, "challenge": set(column("variant")) == {"challenge"}}
+
+
+def classification_rows(outcomes: dict, confusion: bool = True) -> list[tuple[str, float]]:
+    """Every figure of one (checkpoint, crops test set): top-1 accuracy, per-class accuracy, the
+    confusion matrix as counts (confusion/<true>/<predicted>; only if `confusion`, as classes^2
+    rows are many), and on the backgrounds challenge set its challenge accuracy."""
+    labels, predicted, correct, names = outcomes["labels"], outcomes["predicted"], outcomes["correct"], outcomes["names"]
     rows = [("accuracy", float(correct.mean()) if len(labels) else float("nan"))]
     rows += [(f"accuracy/{name}", float(correct[labels == k].mean())) for k, name in enumerate(names) if (labels == k).any()]
     if confusion:
         rows += [(f"confusion/{names[t]}/{names[p]}", float(np.sum((labels == t) & (predicted == p))))
                  for t in range(len(names)) for p in range(len(names))]
-    if table is not None and set(table.column("variant").to_pylist()) == {"challenge"}:
-        rows.append(("challenge_accuracy", challenge_accuracy(correct, list(zip(table.column("image_id").to_pylist(),
-                                                                                table.column("ann_id").to_pylist())))))
+    if outcomes["challenge"]:
+        rows.append(("challenge_accuracy", challenge_accuracy(correct, list(zip(outcomes["image_ids"], outcomes["ann_ids"])))))
     return rows

@@ -47,14 +47,17 @@ def resolve(config: dict, variant_names: list[str]) -> list[SetSpec]:
 
 def definitions(config: dict) -> dict[str, dict]:
     """Every set's definition: its spec and what its variants are made of (seed, JPEG quality,
-    each variant's family and parameters). A set's export depends on exactly this and the
-    upstream tables, so it is also what the export records in its summary.json."""
+    each variant's family and parameters; for mixed_* where donors come from, the image's own
+    split since 2026-12-03, so sets built before that are exported again). A set's export
+    depends on exactly this and the upstream tables, so it is also what the export records in
+    its summary.json."""
     from .variants import expand
 
     variants = {v.name: v for v in expand(config["variants"])}
     return {spec.name: {**asdict(spec), "made_of": {
         "seed": config["seed"], "jpeg_quality": config["variants"]["jpeg_quality"],
-        "variants": {v: {"family": variants[v].family, "params": variants[v].params} for v in spec.variants}}}
+        "variants": {v: {"family": variants[v].family, "params": variants[v].params,
+                         **({"donors": "same split"} if variants[v].family.startswith("mixed_") else {})} for v in spec.variants}}}
         for spec in resolve(config, list(variants))}
 
 

@@ -2,6 +2,7 @@ import json
 import math
 import re
 
+from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.ingest import count_inputs, input_files
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of
 from bgshift.train import CLASSIFICATION_FAMILIES
@@ -121,3 +122,8 @@ TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
 TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
 EVAL_METRICS = [f"{RESULTS}/eval/{run}/metrics.parquet" for run in RUNS]
 EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]
+EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]
+# The claims of the findings section, checked against what is planned before any job runs.
+CLAIMS = parse_claims(config["findings"]["claims"], MODELS)
+check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []),
+             {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS})

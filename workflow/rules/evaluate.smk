@@ -37,6 +37,7 @@ rule score:
         manifest=rules.detect.output.manifest,
     output:
         metrics=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/metrics.parquet",
+        per_image=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/per_image.parquet",
     params:
         config=job_config(evaluate={"score_threshold": config["evaluate"]["score_threshold"]}),
     wildcard_constraints:
@@ -48,4 +49,4 @@ rule score:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} > {log:q} 2>&1"
+        "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} --per-image {output.per_image:q} > {log:q} 2>&1"

@@ -40,3 +40,27 @@ rule plots:
     shell:
         "bgshift plots --config-json {params.config:q} --metrics {input.metrics:q} --manifests {input.manifests:q}"
         " --out {params.out:q} --examples {output.examples:q} --drop-of {params.drop_of:q} > {log:q} 2>&1"
+
+
+rule findings:
+    """The config's claims measured on its runs: effects over seeds and test images, Holm-adjusted verdicts."""
+    input:
+        per_image=EVAL_PER_IMAGE,
+    output:
+        markdown=f"{RESULTS}/findings.md",
+        json=f"{RESULTS}/findings.json",
+        forest=report(f"{RESULTS}/findings/forest.png", caption="../report/findings.rst", category="Findings"),
+        plots=expand(f"{RESULTS}/findings/{{claim}}.png", claim=[claim.name for claim in CLAIMS]),
+    params:
+        config=job_config(findings=config["findings"], evaluate={"window": config["evaluate"]["window"]}, seed=config["seed"]),
+        models=MODELS,
+        # not the --configfile of this invocation: a param that changed with the command line would rerun the job
+        made_by=f"snakemake --configfile <the config> {RESULTS}/findings.md",
+        out=lambda wildcards, output: Path(output.markdown).parent,
+    log:
+        f"{RESULTS}/logs/findings.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift findings --config-json {params.config:q} --models {params.models:q} --per-image {input.per_image:q}"
+        " --made-by {params.made_by:q} --out {params.out:q} > {log:q} 2>&1"

@@ -8,6 +8,7 @@ rule variants:
         mean_background=rules.segment_summary.output.mean_background,
         scenes=SCENE_FILES,
         drops=rules.drops.output.drops,
+        splits=rules.splits.output.splits,  # mixed_* donors from each image's own split
     output:
         variants=directory(VARIANT_SHARD),  # {variant}.parquet for every variant
         record=VARIANT_RECORD,
@@ -26,7 +27,7 @@ rule variants:
     shell:
         "bgshift variants --config-json {params.config:q} --ingest {params.ingest:q} --segment {input.segment:q}"
         " --shard {wildcards.shard:q} --background {input.background:q} --mean-background {input.mean_background:q}"
-        " --drops {input.drops:q} --out {params.out:q} --record {output.record:q}"
+        " --drops {input.drops:q} --splits {input.splits:q} --out {params.out:q} --record {output.record:q}"
         " --group-mb {resources.group_mb:q} --donor-cache {resources.donor_cache:q} > {log:q} 2>&1"
 
 

@@ -23,6 +23,8 @@ from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
 from ..segment import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
+from ..splits import load as load_splits
+from .donors import main_classes, plan_donors
 from .catalog import FAMILIES, Canvas, Composite, Donor, ImageContext, Instance, identity, only_bg_t_background, transform_objects
 from .schema import ROW_SCHEMA
 
@@ -47,54 +49,6 @@ class LazyGenerator:
 def variant_rng(seed: int, image_id: int, name: str) -> LazyGenerator:
     """A generator per (seed, image, variant): stable across runs, shards and processes."""
     return LazyGenerator([seed, image_id, zlib.crc32(name.encode())])
-
-
-def main_classes(ingest_dir: str | Path) -> dict[int, int]:
-    """The class each image is 'of' for mixed_* donors: its largest labelled object's (ties:
-    the lowest annotation id). Images without a labelled object are absent. Read column-wise:
-    every variants job needs it for the whole dataset."""
-    table = pq.read_table(Path(ingest_dir) / "annotations.parquet", columns=["image_id", "ann_id", "category_id", "area", "labelled"])
-    labelled = table.filter(table["labelled"])
-    image, ann, category, area = (labelled[c].to_numpy() for c in ("image_id", "ann_id", "category_id", "area"))
-    order = np.lexsort((ann, -area, image))  # per image: largest area first, then lowest id
-    first = order[np.r_[True, image[order][1:] != image[order][:-1]]] if order.size else order
-    return dict(zip(image[first].tolist(), category[first].tolist()))
-
-
-def plan_donors(classes: dict[int, int], eligible: list[int], seed: int) -> dict[str, dict[int, int]]:
-    """Donor image per (mixed family, image), for the whole dataset at once.
-
-    Each pool is shuffled into a cycle and every image takes the next member, so donors
-    are drawn without replacement (each image donates once per family) and never
-    donate to themselves unless alone in their pool. mixed_same falls back to a
-    random donor for a class with a single image (its donor class then differs).
-    """
-    rng = np.random.default_rng([seed, 7919])
-    cls = {i: classes.get(i) for i in eligible}
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for i in eligible:
-        if cls[i] is not None:
-            by_class[cls[i]].append(i)
-
-    def cycle(members: list[int]) -> dict[int, int]:
-        order = [members[j] for j in rng.permutation(len(members))]
-        return {order[j]: order[(j + 1) % len(order)] for j in range(len(order))}
-
-    rand = cycle(eligible) if eligible else {}
-    same: dict[int, int] = {}
-    for members in by_class.values():
-        same.update(cycle(members) if len(members) > 1 else {m: rand[m] for m in members})
-    classes = sorted(by_class)
-    nxt: dict[int, int] = {}
-    for k, c in enumerate(classes):
-        target = by_class[classes[(k + 1) % len(classes)]]
-        order = [target[j] for j in rng.permutation(len(target))]
-        for j, member in enumerate(by_class[c]):
-            nxt[member] = order[j % len(order)]
-    for i in eligible:  # images without a labelled object have no class: a random donor
-        same.setdefault(i, rand[i])
-        nxt.setdefault(i, rand[i])
-    return {"mixed_same": same, "mixed_rand": rand, "mixed_next": nxt}
 
 
 @dataclass
@@ -135,7 +89,8 @@ class PlannedCache:
 
 class ShardJob:
     def __init__(self, config: dict, ingest_dir: str | Path, segment_shard: str | Path,
-                 shard: int, background_summary: str | Path, mean_background: str | Path, drops: str | Path | None = None):
+                 shard: int, background_summary: str | Path, mean_background: str | Path, drops: str | Path | None = None,
+                 splits: str | Path | None = None):
         self.seed = config["seed"]
         self.settings = config["variants"]
         self.specs = expand(self.settings)
@@ -153,7 +108,7 @@ class ShardJob:
         self.donors: dict[str, dict[int, int]] = {}
         if any(s.family in MIXED for s in self.specs):
             self.classes = main_classes(ingest_dir)
-            self.donors = plan_donors(self.classes, self.eligible, self.seed)
+            self.donors = plan_donors(self.classes, self.eligible, self.seed, load_splits(splits) if splits else None)
         # only this shard's images and their donors are read into Python
         donors = {plan[i] for plan in self.donors.values() for i in self.shard_images if i in plan}
         self.dataset = Dataset.load(ingest_dir, set(self.shard_images) | donors)
@@ -264,9 +219,10 @@ class ShardJob:
 
 
 def run_shard(config: dict, ingest_dir, segment_shard, shard: int, background_summary, mean_background, variants_dir,
-              record, drops=None) -> dict:
-    """Every variant of one shard into variants_dir/shards/{shard}/{variant}.parquet, then the shard's manifest record."""
-    job = ShardJob(config, ingest_dir, segment_shard, shard, background_summary, mean_background, drops)
+              record, drops=None, splits=None) -> dict:
+    """Every variant of one shard into variants_dir/shards/{shard}/{variant}.parquet, then the shard's manifest record;
+    mixed_* donors from each image's own split when `splits` is given (the workflow always gives it)."""
+    job = ShardJob(config, ingest_dir, segment_shard, shard, background_summary, mean_background, drops, splits)
     name = f"{shard:05d}"
     counts = job.run(Path(variants_dir) / manifest.shard_folder(name))
     manifest.write_shard(record, name, [s.name for s in job.specs], counts)

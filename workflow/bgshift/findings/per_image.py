@@ -1,0 +1,125 @@
+"""Per-image evaluation records: what the findings engine resamples.
+
+A metric of a whole test set (AP, count MAE, accuracy) is recomputed for thousands of
+bootstrap resamples of the test images, so `score` keeps, beside the metric rows, what each
+test image contributed: per class its objects and counted detections, and every detection's
+COCO matching (pycocotools' own `evaluateImg`: matched / ignored at each IoU threshold),
+or per class its classifier samples and how many were right. One row per scored image,
+with its *unit*: the source image it was made from, so the same test image carries the same
+resampling weight in every test variant, run and seed (a paired resample).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+IOU_THRESHOLDS = 10  # COCO's .50:.05:.95, as bits 0..9 of `det_matched` / `det_ignored`
+
+_COUNTS = [("categories", pa.list_(pa.string())), ("npos", pa.list_(pa.int32())), ("objects", pa.list_(pa.int32())),
+           ("detected", pa.list_(pa.int32())), ("samples", pa.list_(pa.int32())), ("correct", pa.list_(pa.int32())),
+           ("foregrounds", pa.list_(pa.int32())), ("passed", pa.list_(pa.int32()))]
+_DETECTIONS = [("det_category", pa.list_(pa.string())), ("det_score", pa.list_(pa.float64())),
+               ("det_matched", pa.list_(pa.int16())), ("det_ignored", pa.list_(pa.int16()))]
+SCHEMA = pa.schema([("checkpoint", pa.string()), ("step", pa.int64()), ("testset", pa.string()), ("image", pa.int64()),
+                    ("unit", pa.int64())] + _COUNTS + _DETECTIONS)
+
+
+def _bits(flags: np.ndarray) -> list[int]:
+    """T x D booleans -> one int per detection, bit t set where flag t is."""
+    return [int(v) for v in (flags.astype(np.int64) << np.arange(flags.shape[0])[:, None]).sum(0)]
+
+
+def _matching(gt_path: str | Path, detections: list[dict]) -> dict[int, list[dict]]:
+    """pycocotools' evaluateImg at area 'all' and 100 detections per image: per image, its
+    per-class records (dtScores, dtMatches, dtIgnore, gtIgnore), in COCO's own order."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        if detections:
+            dt = gt.loadRes(detections)
+        else:  # loadRes refuses an empty list: an empty result set with the same images
+            dt = COCO()
+            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+            dt.createIndex()
+        evaluator = COCOeval(gt, dt, "bbox")
+        evaluator.params.areaRng, evaluator.params.areaRngLbl = evaluator.params.areaRng[:1], ["all"]
+        evaluator.evaluate()
+    out: dict[int, list[dict]] = {}
+    for record in evaluator.evalImgs:
+        if record is not None:
+            out.setdefault(record["image_id"], []).append(record)
+    return out
+
+
+def detection_rows(gt, gt_path: str | Path, detections: list[dict], threshold: float, background_only: bool) -> list[dict]:
+    """One row per test image: per class npos (the objects AP counts: COCO's not ignored),
+    objects (counted: crowds excluded) and detections at or above `threshold`; and every
+    detection's matching."""
+    names = {c["id"]: c["name"] for c in gt.dataset["categories"]}
+    matching = {} if background_only else _matching(gt_path, detections)
+    rows = []
+    per_image: dict[int, dict[int, list[int]]] = {}
+    for image_id, records in matching.items():
+        for r in records:
+            per_image.setdefault(image_id, {}).setdefault(r["category_id"], [0, 0, 0])[0] = int((r["gtIgnore"] == 0).sum())
+    for a in gt.dataset["annotations"]:
+        per_image.setdefault(a["image_id"], {}).setdefault(a["category_id"], [0, 0, 0])[1] += not a.get("iscrowd", 0)
+    for d in detections:
+        if d["score"] >= threshold and d["category_id"] in names:
+            per_image.setdefault(d["image_id"], {}).setdefault(d["category_id"], [0, 0, 0])[2] += 1
+    for image in sorted(gt.dataset["images"], key=lambda im: im["id"]):
+        counts = sorted(per_image.get(image["id"], {}).items())
+        records = sorted(matching.get(image["id"], []), key=lambda r: r["category_id"])
+        dets = [(names[r["category_id"]], s, m, i) for r in records
+                for s, m, i in zip(r["dtScores"], _bits(r["dtMatches"] > 0), _bits(r["dtIgnore"] > 0))]
+        rows.append({"image": image["id"], "unit": image.get("source_image_id", image["id"]),
+                     "categories": [names[c] for c, _ in counts], "npos": [v[0] for _, v in counts],
+                     "objects": [v[1] for _, v in counts], "detected": [v[2] for _, v in counts],
+                     "det_category": [d[0] for d in dets], "det_score": [d[1] for d in dets],
+                     "det_matched": [d[2] for d in dets], "det_ignored": [d[3] for d in dets]})
+    return rows
+
+
+def classification_rows(labels: np.ndarray, correct: np.ndarray, image_ids: list[int], ann_ids: list[int],
+                        names: list[str], challenge: bool) -> list[dict]:
+    """One row per source image: per class its samples and correct predictions; on the
+    backgrounds challenge, per class its foregrounds and those right on every background."""
+    per_unit: dict[int, dict[int, list[int]]] = {}
+    for label, ok, image_id in zip(labels.tolist(), correct.tolist(), image_ids):
+        counts = per_unit.setdefault(image_id, {}).setdefault(label, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += ok
+    if challenge:
+        passed: dict[tuple[int, int], list] = {}
+        for label, ok, key in zip(labels.tolist(), correct.tolist(), zip(image_ids, ann_ids)):
+            passed[key] = [label, passed.get(key, [label, True])[1] and ok]
+        for (image_id, _), (label, ok) in passed.items():
+            counts = per_unit[image_id][label]
+            counts[2] += 1
+            counts[3] += bool(ok)
+    rows = []
+    for unit, counts in sorted(per_unit.items()):
+        ordered = sorted(counts.items())
+        rows.append({"image": unit, "unit": unit, "categories": [names[k] for k, _ in ordered],
+                     **{key: [v[i] for _, v in ordered] for i, key in enumerate(("samples", "correct", "foregrounds", "passed"))}})
+    return rows
+
+
+def table(rows: list[dict], classes: list[str], run: dict | None = None) -> pa.Table:
+    """Rows (with checkpoint, step and testset) as the per-image table; absent lists are empty.
+    Its metadata: the classes in the scorer's order (COCO's category ids: its AP averages them in
+    that order) and the run (model, trainset, seed, task) it belongs to."""
+    lists = [name for name, _ in _COUNTS + _DETECTIONS]
+    meta = {"bgshift.classes": json.dumps(classes), **{f"bgshift.{key}": str(value) for key, value in (run or {}).items()}}
+    return pa.Table.from_pylist([{**{name: [] for name in lists}, **row} for row in rows], schema=SCHEMA.with_metadata(meta))
+
+
+def classes_of(table: pa.Table) -> list[str]:
+    return json.loads((table.schema.metadata or {}).get(b"bgshift.classes", b"[]"))
