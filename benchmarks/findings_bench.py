@@ -69,7 +69,7 @@ def study_grid(root: Path, trainsets: int = 5, testsets: int = 10, seeds: int = 
             table = pa.concat_tables([evaluation_rows(rng, test, 0.7 - 0.02 * k + 0.01 * t) for k, test in enumerate(tests)])
             path = root / "eval" / "m" / f"train{t}" / f"seed{seed}" / "per_image.parquet"
             run = {"model": "m", "trainset": f"train{t}", "seed": seed, "task": "detection"}
-            write_parquet(path, table.replace_schema_metadata(per_image.table([], [f"class{k:02d}" for k in range(CLASSES)], run).schema.metadata))
+            write_parquet(path, table.replace_schema_metadata(per_image.metadata([f"class{k:02d}" for k in range(CLASSES)], run)))
             files.append(path)
     claims = {f"t{t}_{test}": {"metric": "AP" if k % 3 == 0 else "AP50", "expect": "greater", "cells": {"trainset": f"train{t}"},
                                "plus": [{"testset": "test_original"}], "minus": [{"testset": test}]}

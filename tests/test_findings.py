@@ -39,8 +39,8 @@ def coco128_detections(seed: int) -> tuple[dict, list[dict]]:
 
 
 def evaluation_of(gt_path: Path, detections: list[dict], threshold: float = 0.5) -> resample.Evaluation:
-    gt = metrics.load_coco(gt_path)
-    rows = per_image.detection_rows(gt, gt_path, detections, threshold, background_only=False)
+    gt = metrics.load_coco(gt_path, engine="pycocotools")
+    rows = per_image.detection_rows(gt, detections, threshold, background_only=False)
     classes = [c["name"] for c in sorted(gt.dataset["categories"], key=lambda c: c["id"])]
     table = per_image.table([{"checkpoint": "best", "step": None, "testset": "t", **r} for r in rows], classes)
     return resample.Evaluation(table, np.unique(table.column("unit").to_numpy()))

@@ -50,6 +50,13 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
     return summary
 
 
+def _ground_truth(gts: dict, path: str, engine: str) -> COCO:
+    """A test set's ground truth, loaded once per engine for all of a run's checkpoints."""
+    if (path, engine) not in gts:
+        gts[path, engine] = load_coco(path, engine=engine)
+    return gts[path, engine]
+
+
 def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict) -> tuple[list, list[dict], list[str]]:
     """One stored evaluation's metric rows, its per-image records (the findings' resampling
     units) and its class names in the scorer's order."""
@@ -59,11 +66,11 @@ def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict) 
         units = per_image.classification_rows(outcomes["labels"], outcomes["correct"], outcomes["image_ids"],
                                               outcomes["ann_ids"], outcomes["names"], outcomes["challenge"])
         return rows, units, outcomes["names"]
-    gt = gts.setdefault(e["ground_truth"], load_coco(e["ground_truth"]))
+    gt, reference = (_ground_truth(gts, e["ground_truth"], engine) for engine in ("faster-coco-eval", "pycocotools"))
     names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
     background_only = e["test_set"].removeprefix("test_").startswith(BACKGROUND_ONLY_FAMILIES)
     rows = metric_rows(gt, predictions, threshold, names, background_only)
-    units = per_image.detection_rows(gt, e["ground_truth"], predictions, threshold, background_only)
+    units = per_image.detection_rows(reference, predictions, threshold, background_only)
     return rows, units, [names[cid] for cid in sorted(names)]
 
 
@@ -78,7 +85,7 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
     manifest = json.loads(manifest_path.read_text())
     threshold = config["evaluate"]["score_threshold"]
     rows, units, classes = [], [], []
-    gts: dict[str, COCO] = {}
+    gts: dict[tuple[str, str], COCO] = {}
     for e in manifest["evaluations"]:
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
         rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts)

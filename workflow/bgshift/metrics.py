@@ -33,16 +33,23 @@ def load_coco(path: str | Path, engine: str = "faster-coco-eval") -> COCO:
         return ENGINES[engine][0](str(path))
 
 
-def _cocoeval(gt: COCO, detections: list[dict]):
-    """evaluate + accumulate + summarize, once, with gt's engine; every figure below is read from this one run."""
-    coco_class, evaluator_class = next(pair for pair in ENGINES.values() if isinstance(gt, pair[0]))
+def results_of(gt: COCO, detections: list[dict]) -> COCO:
+    """Detections as gt's engine's results object; loadRes refuses an empty list, so no
+    detection is an empty result set over the same images."""
     with contextlib.redirect_stdout(io.StringIO()):
         if detections:
-            dt = gt.loadRes(detections)
-        else:
-            dt = coco_class()
-            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
-            dt.createIndex()
+            return gt.loadRes(detections)
+        dt = type(gt)()
+        dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
+        dt.createIndex()
+    return dt
+
+
+def _cocoeval(gt: COCO, detections: list[dict]):
+    """evaluate + accumulate + summarize, once, with gt's engine; every figure below is read from this one run."""
+    evaluator_class = next(pair[1] for pair in ENGINES.values() if isinstance(gt, pair[0]))
+    dt = results_of(gt, detections)
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluator = evaluator_class(gt, dt, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
@@ -157,10 +164,16 @@ def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[
 def challenge_accuracy(correct: np.ndarray, foreground: list) -> float:
     """Xiao et al.'s backgrounds challenge: the share of foregrounds classified correctly on
     every background they were tried on (`foreground`: each sample's foreground key)."""
+    passed = foreground_passes(correct, foreground)
+    return float(np.mean(list(passed.values()))) if passed else float("nan")
+
+
+def foreground_passes(correct: np.ndarray, foreground: list) -> dict:
+    """Each foreground key -> whether every sample of it was classified correctly."""
     passed: dict = {}
     for key, ok in zip(foreground, correct):
         passed[key] = passed.get(key, True) and bool(ok)
-    return float(np.mean(list(passed.values()))) if passed else float("nan")
+    return passed
 
 
 def classification_outcomes(truth: str | Path, predictions: list[dict]) -> dict:

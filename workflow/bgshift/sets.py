@@ -61,6 +61,11 @@ def definitions(config: dict) -> dict[str, dict]:
         for spec in resolve(config, list(variants))}
 
 
+def trained_sets(config: dict, definitions_: dict[str, dict]) -> list[str]:
+    """The sets models train on: train.sets, or every set with a training split."""
+    return config["train"]["sets"] or [name for name, d in definitions_.items() if "train" in d["splits"]]
+
+
 def spec_of(definition: dict) -> SetSpec:
     """The SetSpec of one entry of `definitions` (as read back from JSON)."""
     return SetSpec(definition["name"], tuple(definition["variants"]), tuple(definition["splits"]), definition["drop"],

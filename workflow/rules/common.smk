@@ -4,7 +4,7 @@ import re
 
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.ingest import count_inputs, input_files
-from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of
+from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
 from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files
 from bgshift.variants.manifest import shard_folder
@@ -113,7 +113,7 @@ def test_sets_of(wildcards):
     return tested
 
 
-TRAIN_SETS = config["train"]["sets"] or [name for name, spec in SET_SPECS.items() if "train" in spec.splits]
+TRAIN_SETS = trained_sets(config, SET_DEFINITIONS)
 _unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
 if _unknown_sets:
     raise ValueError(f"train.sets: {_unknown_sets} are not training sets; defined: {[n for n, s in SET_SPECS.items() if 'train' in s.splits]}")

@@ -39,10 +39,10 @@ class Study:
     def of_config(cls, path: str | Path) -> "Study":
         """A config file's study: its runs' records under its own results folder."""
         from ..config import load
-        from ..sets import definitions
+        from ..sets import definitions, trained_sets
 
         config = load(path)
-        trained = config["train"]["sets"] or [name for name, d in definitions(config).items() if "train" in d["splits"]]
+        trained = trained_sets(config, definitions(config))
         files = [Path(config["results"]) / "eval" / model / trainset / f"seed{seed}" / "per_image.parquet"
                  for model in config["train"]["models"] for trainset in trained for seed in config["train"]["seeds"]]
         missing = [str(f) for f in files if not f.exists()]

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from ..metrics import foreground_passes, results_of
 
 IOU_THRESHOLDS = 10  # COCO's .50:.05:.95, as bits 0..9 of `det_matched` / `det_ignored`
 
@@ -34,22 +35,14 @@ def _bits(flags: np.ndarray) -> list[int]:
     return [int(v) for v in (flags.astype(np.int64) << np.arange(flags.shape[0])[:, None]).sum(0)]
 
 
-def _matching(gt_path: str | Path, detections: list[dict]) -> dict[int, list[dict]]:
-    """pycocotools' evaluateImg at area 'all' and 100 detections per image: per image, its
-    per-class records (dtScores, dtMatches, dtIgnore, gtIgnore), in COCO's own order."""
-    from pycocotools.coco import COCO
+def _matching(gt, detections: list[dict]) -> dict[int, list[dict]]:
+    """pycocotools' evaluateImg at area 'all' and 100 detections per image (`gt`: pycocotools'
+    COCO): per image, its per-class records (dtScores, dtMatches, dtIgnore, gtIgnore), in COCO's order."""
     from pycocotools.cocoeval import COCOeval
 
+    evaluator = COCOeval(gt, results_of(gt, detections), "bbox")
+    evaluator.params.areaRng, evaluator.params.areaRngLbl = evaluator.params.areaRng[:1], ["all"]
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        if detections:
-            dt = gt.loadRes(detections)
-        else:  # loadRes refuses an empty list: an empty result set with the same images
-            dt = COCO()
-            dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": []}
-            dt.createIndex()
-        evaluator = COCOeval(gt, dt, "bbox")
-        evaluator.params.areaRng, evaluator.params.areaRngLbl = evaluator.params.areaRng[:1], ["all"]
         evaluator.evaluate()
     out: dict[int, list[dict]] = {}
     for record in evaluator.evalImgs:
@@ -58,12 +51,13 @@ def _matching(gt_path: str | Path, detections: list[dict]) -> dict[int, list[dic
     return out
 
 
-def detection_rows(gt, gt_path: str | Path, detections: list[dict], threshold: float, background_only: bool) -> list[dict]:
+def detection_rows(gt, detections: list[dict], threshold: float, background_only: bool) -> list[dict]:
     """One row per test image: per class npos (the objects AP counts: COCO's not ignored),
     objects (counted: crowds excluded) and detections at or above `threshold`; and every
-    detection's matching."""
+    detection's matching. `gt`: the test set's ground truth as pycocotools' COCO (the reference
+    scorer, whose per-image records faster-coco-eval does not expose)."""
     names = {c["id"]: c["name"] for c in gt.dataset["categories"]}
-    matching = {} if background_only else _matching(gt_path, detections)
+    matching = {} if background_only else _matching(gt, detections)
     rows = []
     per_image: dict[int, dict[int, list[int]]] = {}
     for image_id, records in matching.items():
@@ -97,13 +91,12 @@ def classification_rows(labels: np.ndarray, correct: np.ndarray, image_ids: list
         counts[0] += 1
         counts[1] += ok
     if challenge:
-        passed: dict[tuple[int, int], list] = {}
-        for label, ok, key in zip(labels.tolist(), correct.tolist(), zip(image_ids, ann_ids)):
-            passed[key] = [label, passed.get(key, [label, True])[1] and ok]
-        for (image_id, _), (label, ok) in passed.items():
-            counts = per_unit[image_id][label]
+        foregrounds = list(zip(image_ids, ann_ids))
+        label_of = dict(zip(foregrounds, labels.tolist()))
+        for (image_id, ann_id), ok in foreground_passes(correct, foregrounds).items():
+            counts = per_unit[image_id][label_of[image_id, ann_id]]
             counts[2] += 1
-            counts[3] += bool(ok)
+            counts[3] += ok
     rows = []
     for unit, counts in sorted(per_unit.items()):
         ordered = sorted(counts.items())
@@ -117,8 +110,11 @@ def table(rows: list[dict], classes: list[str], run: dict | None = None) -> pa.T
     Its metadata: the classes in the scorer's order (COCO's category ids: its AP averages them in
     that order) and the run (model, trainset, seed, task) it belongs to."""
     lists = [name for name, _ in _COUNTS + _DETECTIONS]
-    meta = {"bgshift.classes": json.dumps(classes), **{f"bgshift.{key}": str(value) for key, value in (run or {}).items()}}
-    return pa.Table.from_pylist([{**{name: [] for name in lists}, **row} for row in rows], schema=SCHEMA.with_metadata(meta))
+    return pa.Table.from_pylist([{**{name: [] for name in lists}, **row} for row in rows], schema=SCHEMA.with_metadata(metadata(classes, run)))
+
+
+def metadata(classes: list[str], run: dict | None = None) -> dict[str, str]:
+    return {"bgshift.classes": json.dumps(classes), **{f"bgshift.{key}": str(value) for key, value in (run or {}).items()}}
 
 
 def classes_of(table: pa.Table) -> list[str]:
