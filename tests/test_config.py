@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
-from bgshift import config
-from conftest import REPO
+from bgshift import config, metric_names
+from conftest import REPO, copy_workflow, snakemake
 
 
 def test_defaults_are_filled_from_the_schema():
@@ -103,3 +104,22 @@ def test_command_line_help_of_every_stage_prints():
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(argv)
         assert exit_.value.code == 0, argv
+
+
+def test_a_table_metric_no_planned_model_writes_stops_the_plan(tmp_path):
+    """A typo in evaluate.table_metrics used to be dropped without a word: now the dry run stops,
+    naming it and the metrics the planned models write; per-class names and null are accepted."""
+    workdir = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.setdefault("evaluate", {})["table_metrics"] = ["AP50", "AP_50"]
+    (workdir / "typo.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, "--configfile", "typo.yaml", "-n", check=False)
+    assert proc.returncode != 0 and not (workdir / "results").exists()
+    assert re.search(r"evaluate.table_metrics: unknown metric 'AP_50'; the planned models \(detection\) write AP, AP50, AP75, APs",
+                     proc.stdout + proc.stderr), proc.stderr[-2000:]
+    metric_names.check(["AP/sheep", "tide/Bkg", "count_mae/crate", "AR100"], {"detection"}, "x")
+    with pytest.raises(config.ConfigError, match=r"unknown metric 'accuracy'"):
+        metric_names.check(["accuracy"], {"detection"}, "x")
+    with pytest.raises(config.ConfigError, match=r"unknown metric 'AP/'"):
+        metric_names.check(["AP/"], {"detection", "classification"}, "x")
+    assert metric_names.usual({"accuracy", "AP50", "tide/Bkg", "AP"}) == ["AP", "AP50", "accuracy"]

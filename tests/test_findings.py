@@ -138,6 +138,40 @@ def constructed_study(tmp_path: Path, claims: dict = STUDY) -> engine.Study:
     return engine.Study("lab", config, ["m"], files)
 
 
+def test_the_compiled_replicates_are_the_reference_arithmetic(tmp_path):
+    """Under bootstrap weights (images doubled, dropped), every class and IoU threshold of
+    coco128: the compiled kernel's precision sums are the numpy reference's (resample._curve,
+    COCOeval's cumulative sums and envelope) within float rounding of the final sum."""
+    gt, detections = coco128_detections(3)
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(gt))
+    evaluation = evaluation_of(gt_path, detections)
+    weights = resample.bootstrap_weights(evaluation.size, 64, 7)
+    weights_t = np.ascontiguousarray(weights.T)
+    compared = 0
+    for name in evaluation.classes:
+        category = evaluation.category(name)
+        npos = weights @ category.npos
+        for level in category.thresholds:
+            envelope, covered = resample._curve(level, weights_t, npos)
+            defined = npos > 0
+            reference = (envelope * covered).sum(axis=0)[defined]
+            assert resample._precision_sum(level, weights_t, npos)[defined] == pytest.approx(reference, abs=1e-10, rel=0)
+            compared += int(defined.sum()) * len(level.unit)
+    assert compared > 100_000
+
+
+def test_recall_thresholds_are_counted_as_cocoeval_searches_them():
+    """The replicates count the recall thresholds at or below a recall arithmetically; COCOeval
+    searches np.linspace's thresholds. Equal on every threshold, its neighbours and random recalls."""
+    thresholds = resample.RECALL_THRESHOLDS
+    assert np.array_equal(thresholds[:-1], np.arange(100) * 0.01) and thresholds[-1] == 1.0
+    rng = np.random.default_rng(0)
+    recalls = np.concatenate([rng.random(100_000), np.arange(101) / 100, np.arange(1, 50) / 49, thresholds,
+                              np.nextafter(thresholds, 2), np.nextafter(thresholds, -1)[1:]])
+    assert np.array_equal(resample._covered(recalls), np.searchsorted(thresholds, recalls, side="right"))
+
+
 def test_verdicts_on_a_constructed_study(tmp_path):
     rows = {r["claim"]: r for r in engine.run([constructed_study(tmp_path)], tmp_path / "out", "test")}
     red = rows["red_costs"]

@@ -18,7 +18,8 @@ import numpy as np
 import pycocotools.coco
 import pycocotools.cocoeval
 
-STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+from .metric_names import STAT_NAMES, TIDE_ERRORS
+
 # engine -> (its COCO ground-truth class, its COCOeval)
 ENGINES = {
     "faster-coco-eval": (faster_coco_eval.COCO, faster_coco_eval.COCOeval_faster),
@@ -113,7 +114,6 @@ def false_positives_per_image(gt: COCO, detections: list[dict], threshold: float
     return sum(d["score"] >= threshold for d in detections) / images if images else float("nan")
 
 
-TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss", "FalsePos", "FalseNeg")
 
 
 def tide_errors(gt: COCO, detections: list[dict]) -> dict[str, float]:

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from . import metric_names  # noqa: E402
 from .io import atomic_path, write_parquet, write_text  # noqa: E402
 
 COLUMNS = ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
@@ -115,7 +116,8 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     write_text(out_dir / "metrics.csv", frame.to_csv(index=False))
     written = []
     best = frame[frame.checkpoint == "best"]
-    for metric in settings["table_metrics"]:
+    names = metric_names.usual(set(frame.metric)) if settings["table_metrics"] is None else settings["table_metrics"]
+    for metric in names:
         per_seed = best[best.metric == metric][["model", "trainset", "seed", "testset", "value"]]
         if per_seed.empty:
             continue

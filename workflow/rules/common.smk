@@ -3,6 +3,7 @@ import math
 import re
 
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
+from bgshift.metric_names import check as check_metric_names
 from bgshift.ingest import count_inputs, input_files
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
 from bgshift.train import CLASSIFICATION_FAMILIES
@@ -125,5 +126,7 @@ EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]
 EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]
 # The claims of the findings section, checked against what is planned before any job runs.
 CLAIMS = parse_claims(config["findings"]["claims"], MODELS)
-check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []),
-             {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS})
+TASKS = {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS}
+check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []), TASKS)
+if config["evaluate"]["table_metrics"] is not None:
+    check_metric_names(config["evaluate"]["table_metrics"], set(TASKS.values()) or {"detection"}, "evaluate.table_metrics")

@@ -1,0 +1,31 @@
+"""The names of the metrics `score` writes, so a config's metric names are checked when a run
+is planned (before any job) without importing the scorers. metrics.py writes these names."""
+from __future__ import annotations
+
+from .config import ConfigError
+
+STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]  # COCOeval's stats
+TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss", "FalsePos", "FalseNeg")
+WRITTEN = {
+    "detection": [*STAT_NAMES, "count_mae", "fp_per_image", *(f"tide/{e}" for e in TIDE_ERRORS)],
+    "classification": ["accuracy", "challenge_accuracy"],
+}
+PER_CLASS = {"detection": ("AP", "count_mae"), "classification": ("accuracy",)}  # also written as <metric>/<class>
+USUAL = {"detection": ["AP", "AP50", "AP75", "count_mae", "fp_per_image"], "classification": ["accuracy", "challenge_accuracy"]}
+
+
+def check(names: list[str], tasks: set[str], where: str) -> None:
+    """Every name is a metric some planned model's task writes (per class: `<metric>/<class>`)."""
+    valid = [n for task in sorted(tasks) for n in WRITTEN[task]]
+    per_class = [f"{m}/<class>" for task in sorted(tasks) for m in PER_CLASS[task]]
+    for name in names:
+        family, slash, cls = name.partition("/")
+        known = name in valid or bool(slash and cls and any(family in PER_CLASS[t] for t in tasks))
+        if not known:
+            raise ConfigError(f"{where}: unknown metric {name!r}; the planned models ({', '.join(sorted(tasks))}) "
+                              f"write {', '.join(valid + per_class)}")
+
+
+def usual(present: set[str]) -> list[str]:
+    """The usual table metrics among those present (evaluate.table_metrics: null)."""
+    return [name for task in ("detection", "classification") for name in USUAL[task] if name in present]
