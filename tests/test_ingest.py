@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -443,3 +444,35 @@ def test_a_yolo_split_folder_linked_to_a_sibling_is_read_but_links_leaving_it_ar
     assert sorted(r["file_name"] for r in t["images"]) == ["images/train/t1.jpg", "images/train/t2.jpg", "images/train/t3.jpg",
                                                            "images/val/v1.jpg"]
     assert any("t9.jpg" in r["reason"] and "escapes the dataset root" in r["reason"] for r in t["rejects"])
+
+
+def test_iscrowd_is_0_1_or_a_boolean_and_anything_else_is_a_reject_row(tmp_path, coco_dataset):
+    """bool("0"), bool("false") and bool(7) are True: such objects used to become crowds and
+    vanish from YOLO labels and from scoring."""
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    box = {"image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]}
+    spec["annotations"] += [{"id": 90, **box, "iscrowd": "0"}, {"id": 91, **box, "iscrowd": "false"},
+                            {"id": 92, **box, "iscrowd": 7}, {"id": 93, **box, "iscrowd": False},
+                            {"id": 94, **box, "iscrowd": True}, {"id": 95, **box, "labelled": "no"}]
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    rows = {r["record"]: (r["field"], r["reason"]) for r in t["rejects"] if r["kind"] == "annotation"}
+    assert rows["annotations[14]"] == ("iscrowd", 'iscrowd "0" is not 0, 1, false or true')
+    assert rows["annotations[15]"] == ("iscrowd", 'iscrowd "false" is not 0, 1, false or true')
+    assert rows["annotations[16]"] == ("iscrowd", "iscrowd 7 is not 0, 1, false or true")
+    assert rows["annotations[19]"] == ("labelled", 'labelled "no" is not 0, 1, false or true')
+    crowd = {a["ann_id"]: a["iscrowd"] for a in t["annotations"]}
+    assert crowd[93] is False and crowd[94] is True and crowd[1] is False and not {90, 91, 92, 95} & set(crowd)
+
+
+@pytest.mark.parametrize("names, message", [
+    ("  0: sheep\n  1: sheep\n", r"category ids 0 \('sheep'\) and 1 \('sheep'\) have the same name: give every class its own name"),
+    ("  0: sheep\n  1: Sheep\n", r"category ids 0 \('sheep'\) and 1 \('Sheep'\) have the same name when case is folded"),
+])
+def test_two_classes_with_one_name_stop_ingest_naming_both_ids(tmp_path, yolo_dataset, names, message):
+    """AP/sheep twice, averaged in the report, crops colliding on disk: refused, naming the file."""
+    data_yaml = Path(yolo_dataset["data_yaml"])
+    data_yaml.write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n" + names)
+    with pytest.raises(ingest.IngestError, match=re.escape(str(data_yaml)) + ": " + message):
+        run_ingest(tmp_path, yolo_dataset)

@@ -37,6 +37,16 @@ def _id_problem(record, name: str) -> str | None:
     return None
 
 
+def _flag_problem(ann: dict) -> tuple[str, str] | None:
+    """A yes/no field (iscrowd, and bgshift's labelled) that is not 0, 1, false or true: bool() of
+    "0", "false" or 7 is True, which made such objects crowds that vanish from scoring."""
+    for name in ("iscrowd", "labelled"):
+        value = ann.get(name, 0)
+        if not (isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))):
+            return name, f"{name} {json.dumps(value)[:40]} is not 0, 1, false or true"
+    return None
+
+
 def _declared_size(im: dict) -> tuple[int, int] | str | None:
     """(width, height) as written, None when absent, or why they are unusable."""
     if "width" not in im or "height" not in im:
@@ -56,7 +66,7 @@ def read(collector: Collector, annotations: Path) -> None:
         problem = _id_problem(cat, "id")
         if problem:
             raise IngestError(f"{annotations}: category record {str(cat)[:60]}: {problem}")
-        collector.add_category(cat["id"], _field(cat, "name", annotations, "category"), cat.get("supercategory", ""))
+        collector.add_category(cat["id"], _field(cat, "name", annotations, "category"), cat.get("supercategory", ""), str(annotations))
     source = str(annotations)
     for position, im in enumerate(data["images"]):
         declared = _declared_size(im) if isinstance(im, dict) else None
@@ -69,10 +79,11 @@ def read(collector: Collector, annotations: Path) -> None:
             continue
         collector.add_image(im["id"], im["file_name"], source, declared)
     for position, ann in enumerate(data.get("annotations", [])):
-        problem = next(filter(None, (_id_problem(ann, key) for key in ("id", "image_id", "category_id"))), None)
-        if problem:
+        id_problem = next(filter(None, (_id_problem(ann, key) for key in ("id", "image_id", "category_id"))), None)
+        field_name, reason = ("id", id_problem) if id_problem else (_flag_problem(ann) or (None, None))
+        if reason:
             collector.counts["annotations_input"] += 1
-            collector.reject("annotation", source, f"annotations[{position}]", "id", problem)
+            collector.reject("annotation", source, f"annotations[{position}]", field_name, reason)
             continue
         collector.add_annotation(
             image_id=ann["image_id"],
@@ -82,6 +93,6 @@ def read(collector: Collector, annotations: Path) -> None:
             record=f"annotation id {ann['id']}",
             ann_id=ann["id"],
             segmentation=ann.get("segmentation"),
-            iscrowd=bool(ann.get("iscrowd", 0)),
+            iscrowd=bool(ann.get("iscrowd", 0)),  # 0 / 1 / false / true: _flag_problem checked it
             labelled=bool(ann.get("labelled", True)),
         )

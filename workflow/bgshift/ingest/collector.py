@@ -117,9 +117,17 @@ class Collector:
         )
 
     # -- categories -------------------------------------------------------
-    def add_category(self, category_id: int, name: str, supercategory: str = "") -> None:
+    def add_category(self, category_id: int, name: str, supercategory: str = "", source: str = "") -> None:
+        """A class; its id and its name (case folded: class names become file and folder names,
+        and AP/<name> rows) must be new."""
+        where = f"{source}: " if source else ""
         if category_id in self.categories:
-            raise IngestError(f"duplicate category id {category_id} ({name!r})")
+            raise IngestError(f"{where}duplicate category id {category_id} ({name!r})")
+        twin = next((c for c in self.categories.values() if c["name"].casefold() == str(name).casefold()), None)
+        if twin is not None:
+            raise IngestError(f"{where}category ids {twin['category_id']} ({twin['name']!r}) and {category_id} ({name!r}) "
+                              f"have the same name{' when case is folded' if twin['name'] != str(name) else ''}: "
+                              f"give every class its own name")
         self.categories[category_id] = {"category_id": category_id, "name": str(name), "supercategory": supercategory or ""}
 
     # -- rejects ----------------------------------------------------------

@@ -63,7 +63,7 @@ def read(collector: Collector, root: Path, annotations_dir: str, images_dir: str
     names = classes or sorted({(obj.findtext("name") or "").strip() for _, xml in parsed for obj in xml.iter("object")} - {""})
     category_of = {name: i + 1 for i, name in enumerate(names)}
     for name, cid in category_of.items():
-        collector.add_category(cid, name)
+        collector.add_category(cid, name, source=str(root / annotations_dir))
     split_of = _split_lists(root, image_sets)
     for image_id, (path, xml) in enumerate(parsed, start=1):
         file_name = (xml.findtext("filename") or f"{path.stem}.jpg").strip()

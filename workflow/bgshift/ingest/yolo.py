@@ -103,7 +103,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
     root = dataset_root(data_yaml, data)
     collector.root = root
     for class_id, name in class_names(data, data_yaml).items():
-        collector.add_category(class_id, name)
+        collector.add_category(class_id, name, source=str(data_yaml))
     collector.linked_roots = _named_folders(root, data)
     image_id = 0
     used_labels: set[Path] = set()
