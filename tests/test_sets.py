@@ -6,11 +6,12 @@ from pathlib import Path
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from bgshift import config, drops, export, images, masks, sets, splits
+from bgshift import cli, config, drops, export, images, io, masks, sets, splits
 from conftest import COCO128, REPO, digest, gradient_image, needs, run_stages, save_jpeg, ultralytics_cache
 
 
@@ -370,3 +371,26 @@ def test_unusual_class_names_survive_every_export(tmp_path):
         assert check_det_dataset(str(root / "sets" / name / "yolo" / "data.yaml"))["names"] == dict(enumerate(ODD_NAMES))
     donor_classes = set(pq.read_table(root / "sets" / "test_mixed_same" / "parquet" / "test").column("donor_class").to_pylist())
     assert donor_classes and donor_classes <= set(ODD_NAMES)
+
+
+def test_a_set_whose_split_holds_no_image_stops_its_export_naming_both(demo_sets, tmp_path, capsys, monkeypatch):
+    """An empty val split used to export a 0-row Parquet part and a data.yaml naming an empty
+    folder, with exit code 0; now the export stops, naming the set, the split and the counts."""
+    cfg, root, _ = demo_sets
+    table = pq.read_table(root / "splits" / "splits.parquet")
+    moved = pa.array(["train" if s == "val" else s for s in table.column("split").to_pylist()])
+    emptied = tmp_path / "splits.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("split"), "split", moved), emptied)
+    definition = sets.definitions(cfg)["original"]
+    args = (5, False, root / "variants" / "manifest.json", emptied, root / "drops" / "drops.parquet", root / "ingest" / "categories.parquet")
+    with pytest.raises(export.EmptySplit, match=r"set original needs the val split \(training and model selection\), which holds "
+                                                 r"no image \(.*splits.parquet: \{'train': \d+, 'val': 0, 'test': \d+\}\)"):
+        export.export(definition, *args, tmp_path / "original")
+    assert not (tmp_path / "original").exists()  # nothing half-written is left for a consumer
+    export.export(sets.definitions(cfg)["test_original"], *args, tmp_path / "test_original")  # a test set needs no val
+    assert (tmp_path / "test_original" / "coco" / "test.json").exists()
+    splits_cli = ["splits", "--config-json", json.dumps({"seed": 0, "splits": {**cfg["splits"], "ratios": {"train": 1.0, "val": 0.0}}}),
+                  "--images", str(root / "ingest" / "images.parquet"), "--out", str(tmp_path / "s.parquet")]
+    monkeypatch.setenv(io.RESULTS_ENV, str(tmp_path))  # outputs stay inside the results folder
+    cli.main(splits_cli)
+    assert "warning: the val split holds no image" in capsys.readouterr().err

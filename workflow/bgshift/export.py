@@ -19,6 +19,7 @@ import yaml
 
 from . import drops as drops_mod
 from . import masks
+from .config import ConfigError
 from . import splits as splits_mod
 from .io import PartWriter, atomic_dir, read_categories, write_json
 from .sets import SetSpec, spec_of
@@ -121,6 +122,19 @@ def set_rows(spec: SetSpec, split: str, variant_files: dict[str, list[Path]], sp
                     yield {**row, "set": spec.name, "split": split, "drop_scheme": drop, "repeat": k}
 
 
+class EmptySplit(ConfigError):
+    """A set needs a split that holds no image: its Parquet part, COCO json and data.yaml could
+    not be loaded (datasets: "BatchSize must be greater than 0"; ultralytics: no images)."""
+
+
+def _stop_on_empty(spec: SetSpec, empty: list[str], why: str) -> None:
+    if empty:
+        raise EmptySplit(f"set {spec.name} needs the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} "
+                         f"({'training and model selection' if 'train' in spec.splits else 'testing'}), which "
+                         f"hold{'s' if len(empty) == 1 else ''} no image ({why}): give {'them' if len(empty) > 1 else 'it'} images "
+                         f"(splits.ratios, splits.test_groups / val_groups, or the dataset's own splits), or leave the set out")
+
+
 def export(definition: dict, part_rows: int, yolo_polygons: bool, variant_manifest: str | Path, splits_path: str | Path,
            drops_path: str | Path, categories_path: str | Path, out_dir: str | Path) -> dict:
     """Write results/sets/<set> atomically (built in a temporary folder, then renamed).
@@ -130,11 +144,15 @@ def export(definition: dict, part_rows: int, yolo_polygons: bool, variant_manife
     out_dir = Path(out_dir)
     variant_files = manifest.variant_files(variant_manifest, spec.variants)
     split_of = splits_mod.load(splits_path)
+    counts = {split: sum(s == split for s in split_of.values()) for split in splits_mod.SPLITS}
+    _stop_on_empty(spec, [split for split in spec.splits if counts[split] == 0], f"{splits_path}: {counts}")
     dropped = drops_mod.dropped_ids(drops_path).get(spec.drop, set())
     categories, _ = read_categories(categories_path)
     with atomic_dir(out_dir) as tmp:
         exporter = Exporter(tmp, spec, categories, part_rows, yolo_polygons)
         summary = {split: exporter.write_split(split, set_rows(spec, split, variant_files, split_of, dropped)) for split in spec.splits}
+        _stop_on_empty(spec, [split for split, written in summary.items() if not written["images"]],
+                       f"its variants {list(spec.variants)} have no image there")
         exporter.write_data_yaml(spec.splits)
         write_json(tmp / "summary.json", {"set": spec.name, "variants": list(spec.variants), "drop": spec.drop,
                                           "repeat": spec.repeat, "made_of": definition["made_of"], "splits": summary})

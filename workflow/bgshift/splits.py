@@ -6,6 +6,7 @@ held out as the test set, as in the sheep-counting study), or the dataset's
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,10 @@ def run(config: dict, images_path: str | Path, out: str | Path) -> dict:
     rows = [{"image_id": im["image_id"], "split": split_of[im["image_id"]], "group": im["group"]}
             for im in sorted(images, key=lambda r: r["image_id"])]
     write_parquet(out, pa.Table.from_pylist(rows, schema=SPLITS_SCHEMA))
-    return {s: sum(r["split"] == s for r in rows) for s in SPLITS}
+    counts = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
+    for split in (s for s in SPLITS if not counts[s]):  # the sets that need it stop at their export
+        print(f"warning: the {split} split holds no image ({counts})", file=sys.stderr, flush=True)
+    return counts
 
 
 def load(path: str | Path) -> dict[int, str]:
