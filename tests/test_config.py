@@ -59,6 +59,14 @@ def test_demo_config_is_valid():
     (lambda c: c["segment"].update({"qc": {"min_fill_ratio": 0.9, "max_fill_ratio": 0.5}}), "min_fill_ratio 0.9 is above max_fill_ratio"),
     (lambda c: c["splits"].update({"ratios": {"train": 0, "val": 0, "test": 0}}), "every share of .* is 0"),
     (lambda c: c["dataset"]["synthetic"].update({"objects_per_image": [5, 1]}), "reversed range"),
+    # numbers that validated, then crashed a later job (OverflowError, KeyError, cv2 bad_alloc)
+    (lambda c: c.update({"seed": 2**64}), r"seed: 18446744073709551616 is out of range"),
+    (lambda c: c.update({"seed": -1}), r"seed: -1 is less than the minimum of 0"),
+    (lambda c: c["train"].update({"seeds": [0, 2**32]}), r"train.seeds.1: 4294967296 is greater than the maximum"),
+    (lambda c: c["splits"].update({"ratios": {"train": float("inf"), "val": 0.2}}), r"splits.ratios.train: inf is not a finite number"),
+    (lambda c: c["drops"].update({"f": {"kind": "fraction", "fraction": float("nan")}}), r"drops.f.fraction: nan is not a finite number"),
+    (lambda c: c["variants"]["catalog"].update({"bg_blur": {"sigma": [float("inf")]}}), r"bg_blur.sigma.0: inf is not a finite number"),
+    (lambda c: c["variants"].update({"feather": 1e300}), r"feather: 1e\+300 is greater than the maximum of 100"),
 ])
 def test_configs_that_could_only_fail_late_are_refused(edit, message):
     cfg = config.validate({"dataset": {"kind": "synthetic"}})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     names = [e for e in error.context or [] if e.validator == "pattern"]
     if error.validator == "oneOf" and names:  # a name or a list of names (drop lists)
         return _describe(names[0])
+    bounds = [e for e in error.context or [] if e.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")]
+    if error.validator == "oneOf" and bounds:  # a number or a list of numbers, out of range
+        return _describe(bounds[0])
     if error.validator == "type":
         return f"{key}: expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
     return f"{key}: {error.message}"
@@ -87,6 +91,7 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     config must name its dataset. Raises ConfigError naming each offending key.
     """
     config = copy.deepcopy(dict(config))
+    _check_finite(config, "")
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -98,6 +103,21 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     elif not partial:
         raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """No NaN or infinity anywhere (YAML reads .nan and .inf as numbers, and NaN passes every
+    minimum and maximum of the schema), and no integer beyond 64 bits."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}.{index}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise ConfigError(f"{where}: {value} is out of range (a 64-bit integer)")
 
 
 def _check_paths(dataset: dict) -> None:
