@@ -476,3 +476,29 @@ def test_two_classes_with_one_name_stop_ingest_naming_both_ids(tmp_path, yolo_da
     data_yaml.write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n" + names)
     with pytest.raises(ingest.IngestError, match=re.escape(str(data_yaml)) + ": " + message):
         run_ingest(tmp_path, yolo_dataset)
+
+
+def test_polygon_coordinates_that_are_not_finite_or_lie_far_outside_drop_the_mask_not_the_run(tmp_path, coco_dataset, yolo_dataset):
+    """pycocotools' frPyObjects segfaulted on NaN (exit 139, empty stderr) and allocated memory in
+    proportion to a far coordinate; now such a mask is a reject row and the box is kept."""
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    polygon = lambda bad: [[10, 10, bad, 20, 30, 30]]  # noqa: E731
+    spec["annotations"] += [{"id": 100 + k, "image_id": 1, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": polygon(bad)}
+                            for k, bad in enumerate([float("nan"), float("inf"), -1e308, 1e8, "7", True])]
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    masks_dropped = {r["record"]: r["reason"] for r in t["rejects"] if r["kind"] == "mask"}
+    for k in (0, 1):
+        assert "has a coordinate that is not a finite number" in masks_dropped[f"annotation id {100 + k}"]
+    assert "lies far outside the 100x80 image" in masks_dropped["annotation id 102"]
+    assert "polygon point (1e+08, 20) lies far outside" in masks_dropped["annotation id 103"]
+    for k in (4, 5):
+        assert "is not an even number of numbers" in masks_dropped[f"annotation id {100 + k}"]
+    kept = {a["ann_id"]: a for a in t["annotations"]}
+    assert all(kept[100 + k]["segmentation"] is None and kept[100 + k]["bbox"] == [10, 10, 20, 20] for k in range(6))
+    labels = Path(yolo_dataset["data_yaml"]).parent / "labels" / "val" / "v1.txt"
+    labels.write_text("1 0.5 0.5 1.0 1.0\n0 0.1 0.1 nan 0.1 0.3 0.3 0.1 0.3\n")
+    summary, t = run_ingest(tmp_path / "yolo_run", yolo_dataset)
+    assert_accounted(summary)
+    assert any("not a finite number" in r["reason"] for r in t["rejects"] if r["kind"] in ("mask", "annotation"))
