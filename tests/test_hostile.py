@@ -5,14 +5,16 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torchvision
 import yaml
 
-from bgshift import config, export, io, sets
+from bgshift import cli, config, export, io, sets
 from bgshift.train import classifier, frcnn, yolo
 from bgshift.variants import expand
-from bgshift.weights import UnsafeWeights, load_state, load_yolo
+from bgshift.weights import BadWeights, UnsafeWeights, load_state, load_yolo
 from conftest import REPO, copy_workflow, run_stages, snakemake
 
 BACKTICK = "x`touch MARKER`"
@@ -138,6 +140,38 @@ def test_malicious_torch_checkpoints_are_refused(tmp_path):
     with pytest.raises(UnsafeWeights):
         classifier.load_predictor(classifier_settings["train"]["models"]["c"], evil, [{"index": 0, "category_id": 1}], cuda=False)
     assert not marker.exists()
+
+
+def test_weights_files_that_do_not_fit_stop_with_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    """Wrong shapes, a bare tensor, random bytes, a truncated file and a zip with a '../' member
+    used to be raw tracebacks (a 49 KB size-mismatch log) that did not name the file."""
+    import zipfile as zf
+
+    settings = lambda path: config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {  # noqa: E731
+        "c": {"family": "classifier", "arch": "resnet18", "weights": str(path)}}}})["train"]["models"]["c"]
+    other = tmp_path / "resnet34.pt"
+    torch.save(torchvision.models.resnet34(num_classes=2).state_dict(), other)
+    with pytest.raises(BadWeights, match=r"resnet34\.pt: does not fit the resnet18 with 2 classes: \d+ not in the model "
+                                         r"\(first: layer1\.2\.bn1\.bias\)"):
+        classifier.build_model(settings(other), 2)
+    wrong_classes = tmp_path / "five.pt"
+    torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), wrong_classes)
+    with pytest.raises(BadWeights, match=r"five\.pt: does not fit .* 2 of another shape \(first: fc\.bias: file \(5,\), model \(2,\)\)"):
+        classifier.build_model(settings(wrong_classes), 2)
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "truncated.pt").write_bytes(wrong_classes.read_bytes()[:5000])
+    with zf.ZipFile(tmp_path / "escape.pt", "w") as archive:
+        archive.writestr("../outside/data.pkl", b"not a pickle")
+    for name, message in [("tensor", "holds a Tensor, not a state dict"), ("random", "not a weights file torch can read"),
+                          ("truncated", "not a weights file torch can read"), ("escape", "not a weights file torch can read")]:
+        with pytest.raises(BadWeights, match=rf"{name}\.pt: {message}"):
+            load_state(tmp_path / f"{name}.pt")
+    assert not (tmp_path.parent / "outside").exists()
+    monkeypatch.setenv(io.RESULTS_ENV, str(tmp_path))
+    assert cli.main(["backbone", "--checkpoint", str(tmp_path / "random.pt"), "--out", str(tmp_path / "body.pt")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "random.pt: not a weights file torch can read" in error
 
 
 def test_safe_loading_still_loads_real_ultralytics_checkpoints(tmp_path):

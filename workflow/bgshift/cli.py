@@ -12,6 +12,7 @@ from .accounting import AccountingError
 from .ingest import IngestError
 from .io import RESULTS_ENV, OutsideResults
 from .locks import LiveRun
+from .weights import BadWeights, UnsafeWeights
 
 
 def _load_config(args: argparse.Namespace) -> dict:
@@ -316,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(RESULTS_ENV, "results")  # every output stays inside ./results (the rules' folder)
     try:
         args.func(args)
-    except (cfg.ConfigError, IngestError, AccountingError, OutsideResults, FileNotFoundError, TimeoutError, LiveRun) as exc:
+    except (cfg.ConfigError, IngestError, AccountingError, OutsideResults, FileNotFoundError, TimeoutError, LiveRun, BadWeights,
+            UnsafeWeights) as exc:
         print(f"bgshift {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torchvision.models.segmentation as tv_seg
 
-from .weights import WeightsMissing, hub_checkpoint, load_state
+from .weights import WeightsMissing, fit, hub_checkpoint, load_state
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -88,7 +88,7 @@ def build_binary_model(arch: str, encoder: str, encoder_weights: str | None) -> 
         path = Path(encoder_weights)
         if not path.is_file():
             raise WeightsMissing(f"encoder weights {path} not found: place the {encoder} state dict there or set encoder_weights: null")
-        model.encoder.load_state_dict(load_state(path))
+        fit(model.encoder, load_state(path), path, f"{encoder} encoder")
     return model
 
 
@@ -100,7 +100,7 @@ def load(settings: dict, device: torch.device, trained: Path | None = None) -> S
             raise WeightsMissing(f"trained segmentation model {trained} is missing: run the segment_model rule first")
         ckpt = load_state(Path(trained))
         model = build_binary_model(ckpt["arch"], ckpt["encoder"], None)
-        model.load_state_dict(ckpt["state_dict"])
+        fit(model, ckpt["state_dict"], trained, f"{ckpt['arch']} {ckpt['encoder']}")
         kind, size = "binary", int(ckpt["input_size"])
     else:
         builder, enum = TORCHVISION_MODELS[settings["arch"]]
@@ -113,12 +113,12 @@ def load(settings: dict, device: torch.device, trained: Path | None = None) -> S
         state = load_state(path)
         if "state_dict" in state and "arch" in state:  # a checkpoint written by `train`
             model = build_binary_model(state["arch"], state["encoder"], None)
-            model.load_state_dict(state["state_dict"])
+            fit(model, state["state_dict"], path, f"{state['arch']} {state['encoder']}")
             kind, size = "binary", int(state["input_size"])
         else:
             model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]),
                             aux_loss=any(k.startswith("aux_classifier") for k in state))
-            model.load_state_dict(state)
+            fit(model, state, path, f"torchvision {settings['arch']}")
             kind, size = "torchvision", settings["input_size"]
     model = model.to(device, memory_format=torch.channels_last).eval()
     return Segmenter(model, kind, size, device)

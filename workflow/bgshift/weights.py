@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 
@@ -29,15 +30,50 @@ def hub_checkpoint(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
+class BadWeights(ValueError):
+    """A weights file torch cannot read, or whose tensors do not fit the model it is meant for."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
 def load_state(path: str | Path) -> dict:
-    """A torch state dict (or our checkpoint dict) with tensors and plain containers only."""
+    """A torch state dict (or our checkpoint dict) with tensors and plain containers only; a file
+    that is not one (random bytes, truncated, a bare tensor) is one line naming the file."""
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # no code reference refused: bytes that are no weights pickle at all
+            unpickler = next((line.strip() for line in str(exc).splitlines() if line.strip().startswith("Unsupported")), "")
+            raise BadWeights(f"{path}: not a weights file torch can read ({unpickler or _first_line(exc)})") from None
         raise UnsafeWeights(f"{path}: refused, it holds objects other than tensors and plain containers "
                             f"(weights are loaded with weights_only=True): {str(exc).splitlines()[0]}") from None
+    except (OSError, RuntimeError, EOFError, IndexError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise BadWeights(f"{path}: not a weights file torch can read ({_first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise BadWeights(f"{path}: holds a {type(state).__name__}, not a state dict (name -> tensor)")
+    return state
+
+
+def fit(model, state: dict, source: str | Path, what: str) -> None:
+    """model.load_state_dict(state), or one line naming the file and what did not fit (torch's own
+    error lists every key: a 49 KB log for a checkpoint of another architecture)."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        expected = model.state_dict()
+        tensors = {k: v for k, v in state.items() if hasattr(v, "shape")} if isinstance(state, dict) else {}
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        shapes = [k for k in sorted(set(expected) & set(tensors)) if tuple(expected[k].shape) != tuple(tensors[k].shape)]
+        parts = [f"{len(missing)} of the model's tensors missing (first: {missing[0]})" if missing else "",
+                 f"{len(unexpected)} not in the model (first: {unexpected[0]})" if unexpected else "",
+                 f"{len(shapes)} of another shape (first: {shapes[0]}: file {tuple(tensors[shapes[0]].shape)}, "
+                 f"model {tuple(expected[shapes[0]].shape)})" if shapes else ""]
+        detail = "; ".join(p for p in parts if p) or _first_line(exc)
+        raise BadWeights(f"{source}: does not fit the {what}: {detail}") from None
 
 
 def forbid_unpickling() -> None:

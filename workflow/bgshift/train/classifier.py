@@ -18,7 +18,7 @@ import torch
 import torchvision.models as tvm
 
 from ..images import decode_rgb
-from ..weights import load_state
+from ..weights import fit, load_state
 from . import torchvision_loop as loop
 
 TASK = "classification"
@@ -36,15 +36,15 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     """The architecture with `num_classes` outputs, weights per settings["weights"]."""
     builder, enum = ARCHS[settings["arch"]]
-    kind, state = loop.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
+    kind, state, source = loop.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
     if kind == "torchvision":
         model = builder(weights=None, num_classes=len(enum.meta["categories"]))
-        model.load_state_dict(state)
+        fit(model, state, source, f"ImageNet {settings['arch']}")
         _replace_head(model, num_classes)
         return model
     model = builder(weights=None, num_classes=num_classes)
     if state is not None:
-        model.load_state_dict(state)
+        fit(model, state, source, f"{settings['arch']} with {num_classes} classes")
     return model
 
 
@@ -127,7 +127,7 @@ def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cud
     """A checkpoint as a function of a crops split's folder (its Parquet parts)."""
     device = torch.device("cuda" if cuda else "cpu")
     model = build_model({**settings, "weights": "none"}, len(categories))
-    model.load_state_dict(load_state(checkpoint)["model"])
+    fit(model, load_state(checkpoint).get("model", {}), checkpoint, "classifier")
     model.to(device)
     return lambda folder: predict(model, CropSplit(Path(folder)), device)
 

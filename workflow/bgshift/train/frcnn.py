@@ -11,6 +11,7 @@ import torch
 import torchvision.models.detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
+from ..weights import fit
 from . import torchvision_loop as loop
 
 LABEL_OFFSET = 1
@@ -25,16 +26,16 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     """Faster R-CNN with `num_classes` object classes (+ background), weights per settings["weights"]."""
     builder, enum = ARCHS[settings["arch"]]
     sizes = {"min_size": settings["min_size"], "max_size": settings["max_size"], **settings["model_kwargs"]}
-    kind, state = loop.initial_weights(settings["weights"], "Faster R-CNN", enum)
+    kind, state, source = loop.initial_weights(settings["weights"], "Faster R-CNN", enum)
     if kind == "torchvision":
         model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]), **sizes)
-        model.load_state_dict(state)
+        fit(model, state, source, f"COCO {settings['arch']}")
         in_features = model.roi_heads.box_predictor.cls_score.in_features
         model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes + 1)  # a new head for our classes
         return model
     model = builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, **sizes)
     if state is not None:
-        model.load_state_dict(state)
+        fit(model, state, source, f"{settings['arch']} with {num_classes} classes")
     return model
 
 

@@ -20,6 +20,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from ..weights import fit
 from . import torchvision_loop as loop
 from .losses import NEGATIVE, classification_loss, mark_confusion
 
@@ -100,22 +101,22 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
                         confusion_iou=settings["confusion_iou"], confusion_weight=settings["confusion_weight"],
                         recalibration_threshold=settings["recalibration_threshold"], **settings["model_kwargs"])
     channels = settings["fpn_channels"]
-    kind, state = loop.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
+    kind, state, source = loop.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
     if (kind == "torchvision" and detector_weights is None) or (kind == "checkpoint" and is_backbone_state(state)):
         backbone = _resnet_backbone(depth, pretrained=True, channels=channels)  # a trained body, new FPN and heads
-        backbone.body.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+        fit(backbone.body, {k: v for k, v in state.items() if not k.startswith("fc.")}, source, f"{depth} body")
         return model_for(backbone, num_classes)
     if kind == "torchvision":  # COCO RetinaNet (256 FPN channels), a new classification head for our classes
         if channels != 256:
             raise ValueError(f"fpn_channels: torchvision's COCO RetinaNet has 256, not {channels}")
         model = model_for(_resnet_backbone(depth, pretrained=True), len(detector_weights.meta["categories"]))
-        model.load_state_dict(state)
+        fit(model, state, source, f"COCO {settings['arch']}")
         anchors = model.head.classification_head.num_anchors
         model.head.classification_head = RetinaNetClassificationHead(256, anchors, num_classes)
         return model
     model = model_for(_resnet_backbone(depth, pretrained=False, channels=channels), num_classes)
     if state is not None:
-        model.load_state_dict(state)
+        fit(model, state, source, f"{settings['arch']} with {num_classes} classes")
     return model
 
 

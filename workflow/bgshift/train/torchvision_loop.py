@@ -27,7 +27,7 @@ import torch
 
 from .. import metrics
 from ..io import link_file, write_json, write_torch
-from ..weights import WeightsMissing, hub_checkpoint, load_state
+from ..weights import WeightsMissing, fit, hub_checkpoint, load_state
 
 BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of classes) -> model
 Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
@@ -68,23 +68,23 @@ class TorchvisionFamily:
         return checkpoints(done, run_dir)
 
 
-def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None]:
+def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None, str]:
     """What a model starts from: ("none", None) from scratch, ("torchvision", state) torchvision's
-    weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file; a missing
-    file is a WeightsMissing error naming the file to place."""
+    weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file, with the
+    file's path (for errors); a missing file is a WeightsMissing error naming the file to place."""
     if weights == "none":
-        return "none", None
+        return "none", None, ""
     if weights == "torchvision":
         path = hub_checkpoint(enum.url)
         if not path.is_file():
             raise WeightsMissing(f"{what} weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) "
                                  f"at {path}, or set the model's weights to a checkpoint path or 'none'")
-        return "torchvision", load_state(path)
+        return "torchvision", load_state(path), str(path)
     path = Path(weights)
     if not path.is_file():
         raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
     state = load_state(path)
-    return "checkpoint", state.get("model", state)  # our checkpoints wrap the state dict
+    return "checkpoint", state.get("model", state), str(path)  # our checkpoints wrap the state dict
 
 class CocoSplit:
     """Images and labelled boxes of one split of a COCO export (crowd regions left out)."""
@@ -245,7 +245,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
     last = run_dir / "last.pt"
     if last.is_file():  # resume a killed or requeued run exactly where it stopped
         saved = load_state(last)
-        model.load_state_dict(saved["model"])
+        fit(model, saved["model"], last, "model being resumed")
         optimiser.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         scaler.load_state_dict(saved["scaler"])
@@ -318,7 +318,7 @@ def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, c
     """A checkpoint of this loop, loaded once, as a function of the COCO split to run on."""
     device = torch.device("cuda" if cuda else "cpu")
     model = family.build_model({**settings, "weights": "none"}, len(categories))
-    model.load_state_dict(load_state(checkpoint)["model"])
+    fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
     model.to(device)
     category_index = {c["category_id"]: c["index"] for c in categories}
     index_to_category = {c["index"]: c["category_id"] for c in categories}
