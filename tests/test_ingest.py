@@ -502,3 +502,21 @@ def test_polygon_coordinates_that_are_not_finite_or_lie_far_outside_drop_the_mas
     summary, t = run_ingest(tmp_path / "yolo_run", yolo_dataset)
     assert_accounted(summary)
     assert any("not a finite number" in r["reason"] for r in t["rejects"] if r["kind"] in ("mask", "annotation"))
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_an_image_pillow_reads_but_opencv_cannot_is_a_reject_row_at_ingest(tmp_path, coco_dataset, verify):
+    """A TGA (or PCX, ICO, SGI) named .jpg passed ingest because Pillow reads it, then stopped the
+    whole run at segmentation ("OpenCV could not decode"); now it is rejected where it enters."""
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    root = Path(coco_dataset["images"])
+    for k, fmt in enumerate(["TGA", "PCX", "SGI"]):
+        Image.fromarray(gradient_image(100, 80, seed=20 + k)).save(root / f"odd{k}.jpg", format=fmt)
+        spec["images"].append({"id": 50 + k, "file_name": f"odd{k}.jpg", "width": 100, "height": 80})
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset, verify_images=verify)
+    assert_accounted(summary)
+    rows = {r["record"]: r["reason"] for r in t["rejects"] if r["kind"] == "image"}
+    for k, fmt in enumerate(["TGA", "PCX", "SGI"]):
+        assert rows[str(50 + k)].startswith(f"a {fmt} image, which OpenCV does not decode"), rows
+    assert not {50, 51, 52} & {im["image_id"] for im in t["images"]}

@@ -57,6 +57,8 @@ def probe(path: Path, max_pixels: int, verify: bool = True) -> ImageInfo:
                 )
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             mode, fmt = im.mode, im.format or "unknown"
+            if not cv2.haveImageReader(str(path)):  # every later stage decodes with OpenCV
+                raise ImageProblem(f"a {fmt} image, which OpenCV does not decode: convert it to JPEG or PNG")
             if verify and fmt == "JPEG":
                 complaint = libjpeg_complaint(path)
                 if complaint:
