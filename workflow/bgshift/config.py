@@ -171,6 +171,24 @@ def _check_consistency(config: dict) -> None:
     if config["classify"]["challenge"]["backgrounds"] and not {"original", "only_bg_t"} <= set(config["sets"]["test"]):
         raise ConfigError("classify.challenge.backgrounds: the challenge puts test_original's objects on test_only_bg_t's "
                           "backgrounds; add original and only_bg_t to sets.test (and only_bg_t to variants.catalog)")
+    window = config["evaluate"]["window"]
+    if window["start"] is not None and window["stop"] is not None and window["start"] > window["stop"]:
+        raise ConfigError(f"evaluate.window: start {window['start']} is after stop {window['stop']}: no checkpoint would be averaged")
+    _check_case_collisions(config)
+
+
+def _check_case_collisions(config: dict) -> None:
+    """Names become folders: two that differ only in case are one folder on macOS and Windows."""
+    namespaces = {"sets.train": list(config["sets"]["train"]), "sets.test": list(config["sets"]["test"]),
+                  "train.models": list(config["train"]["models"]), "drops": list(config["drops"]),
+                  "findings.claims": list(config["findings"]["claims"])}
+    for where, names in namespaces.items():
+        folded: dict[str, str] = {}
+        for name in names:
+            if name.casefold() in folded:
+                raise ConfigError(f"{where}: {folded[name.casefold()]!r} and {name!r} differ only in case; they would "
+                                  f"share one folder on case-insensitive file systems")
+            folded[name.casefold()] = name
 
 
 def load(path: str | Path) -> dict:
