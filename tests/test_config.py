@@ -69,6 +69,8 @@ def test_demo_config_is_valid():
     (lambda c: c["variants"].update({"feather": 1e300}), r"feather: 1e\+300 is greater than the maximum of 100"),
     (lambda c: c["evaluate"].update({"window": {"start": 9, "stop": 3}}), r"evaluate.window: start 9 is after stop 3"),
     (lambda c: c["train"]["models"].update({"Yolo": {"family": "yolo"}, "yolo": {"family": "yolo"}}), r"train.models: 'Yolo' and 'yolo' differ only in case"),
+    (lambda c: c["train"]["models"].update({"y": {"family": "yolo", "augment": {"mosaic": 0.5, "name": "x", "project": "/tmp"}}}),
+     r"train.models.y.augment: \['name', 'project'\] are set by bgshift itself"),
 ])
 def test_configs_that_could_only_fail_late_are_refused(edit, message):
     cfg = config.validate({"dataset": {"kind": "synthetic"}})

@@ -157,6 +157,13 @@ def _check_synthetic(world: dict) -> None:
         raise ConfigError(f"dataset.synthetic.fully_labelled_sites: {unknown} are not among sites {world['sites']}")
 
 
+# ultralytics train() arguments that bgshift passes itself (yolo.py): an augment key among them
+# collided at train time (TypeError: got multiple values for keyword argument 'name')
+YOLO_ARGUMENTS_SET_BY_BGSHIFT = {"data", "epochs", "imgsz", "batch", "optimizer", "lr0", "patience", "save_period", "seed",
+                                 "deterministic", "device", "workers", "plots", "amp", "verbose", "project", "name",
+                                 "exist_ok", "resume", "model"}
+
+
 def _check_consistency(config: dict) -> None:
     """Settings that validate one by one but together could only fail late or produce nothing."""
     qc = config["segment"]["qc"]
@@ -175,6 +182,11 @@ def _check_consistency(config: dict) -> None:
     if window["start"] is not None and window["stop"] is not None and window["start"] > window["stop"]:
         raise ConfigError(f"evaluate.window: start {window['start']} is after stop {window['stop']}: no checkpoint would be averaged")
     _check_case_collisions(config)
+    for name, model in config["train"]["models"].items():
+        taken = sorted(set(model.get("augment") or {}) & YOLO_ARGUMENTS_SET_BY_BGSHIFT)
+        if model["family"] == "yolo" and taken:
+            raise ConfigError(f"train.models.{name}.augment: {taken} are set by bgshift itself (the model's own keys, "
+                              f"or the run's folder, device and seed); augment takes augmentation arguments only")
 
 
 def _check_case_collisions(config: dict) -> None:
