@@ -20,9 +20,13 @@ run: $(STAMP)
 	snakemake --cores $(CORES) --profile workflow/profiles/default
 	snakemake --cores $(CORES) --report results/report.html
 
+# `make report CONFIG=my_study.yaml`: that config's tables, plots, findings and Snakemake report from
+# its stored evaluations; only these rules may run, so nothing is trained, detected or scored.
+CONFIG ?= config/config.yaml
+REPORT_RULES := results report_tables plots findings
 report: $(STAMP)
-	snakemake --cores $(CORES) report_tables
-	snakemake --cores $(CORES) --report results/report.html
+	snakemake --cores $(CORES) --configfile '$(CONFIG)' --allowed-rules $(REPORT_RULES) -- results
+	snakemake --cores $(CORES) --configfile '$(CONFIG)' --report "$$($(PYTHON) -c 'import sys; from bgshift import config; print(config.load(sys.argv[1])["results"])' '$(CONFIG)')/report.html"
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from conftest import REPO, copy_workflow, planned_jobs, snakemake
 
@@ -184,6 +185,32 @@ def test_report_tables_rebuild_without_retraining_or_reevaluating(demo_run):
     assert "report_tables" in plan and not any(rule in plan for rule in ("train ", "detect ", "score "))
     snakemake(workdir, "report_tables")
     assert (tables / "metrics.csv").read_text() == before and (tables / "AP.md").is_file()
+
+
+def test_make_report_rebuilds_a_users_tables_from_their_config_without_any_job_upstream(demo_run):
+    """`make report CONFIG=...` used to plan the demo whatever config made the results; now its
+    command runs only the reporting rules on the named config: a user's change of table metrics
+    rebuilds the tables (the dropped metric's table removed), and nothing is trained or scored."""
+    workdir, _ = demo_run
+    recipe = (REPO / "Makefile").read_text()
+    command = "snakemake --cores $(CORES) --configfile '$(CONFIG)' --allowed-rules $(REPORT_RULES) -- results"
+    assert command in recipe and "REPORT_RULES := results report_tables plots findings" in recipe
+    user = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    user.setdefault("evaluate", {})["table_metrics"] = ["AP50", "count_mae"]
+    (workdir / "user.yaml").write_text(yaml.safe_dump(user))
+    report_rules = ["--allowed-rules", "results", "report_tables", "plots", "findings", "--", "results"]
+    plan = snakemake(workdir, "--configfile", "user.yaml", "-n", "--quiet", "rules", *report_rules).stdout
+    assert "report_tables" in plan and not any(rule in plan for rule in ("train ", "detect ", "score ", "export "))
+    tables = workdir / "results" / "tables"
+    metrics_before = (tables / "metrics.csv").read_text()
+    try:
+        snakemake(workdir, "--configfile", "user.yaml", *report_rules)
+        assert json.loads((tables / "index.json").read_text())[:2] == ["AP50", "count_mae"]
+        assert not (tables / "AP.md").exists() and not (tables / "AP75.tex").exists() and (tables / "AP50.md").is_file()
+        assert (tables / "metrics.csv").read_text() == metrics_before
+    finally:  # the demo's own tables back, for the tests that follow
+        snakemake(workdir, "report_tables")
+    assert (tables / "AP.md").is_file()
 
 
 def test_a_second_run_has_nothing_to_do(demo_run):

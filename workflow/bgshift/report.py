@@ -108,6 +108,15 @@ def write_table(table: pd.DataFrame, stem: Path, caption: str) -> None:
     write_text(stem.with_suffix(".html"), f"<h3>{caption}</h3>\n" + table.to_html(border=0, classes="metrics", index=False) + "\n")
 
 
+def _remove_stale_tables(out_dir: Path, written: list[str]) -> None:
+    """Tables the previous run wrote (its index.json) and this one does not: a metric taken out
+    of evaluate.table_metrics no longer leaves its old table beside the new ones."""
+    index = out_dir / "index.json"
+    for stem in (set(json.loads(index.read_text())) - set(written)) if index.is_file() else ():
+        for suffix in (".md", ".tex", ".html"):
+            (out_dir / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
 def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) -> list[str]:
     """Write the long table and every paper-shaped table; returns the table stems written."""
     out_dir = Path(out_dir)
@@ -136,6 +145,7 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     if not tide.empty:
         write_table(tide, out_dir / "tide", "TIDE errors (Bolya et al.): AP50 each kind of error costs (dAP50), best checkpoint, mean ± std over seeds")
         written.append("tide")
+    _remove_stale_tables(out_dir, written)
     write_text(out_dir / "index.json", json.dumps(written) + "\n")
     check = learning_check(frame, settings["learning_check"])
     write_text(out_dir / "learning.json", json.dumps(check, indent=2, sort_keys=True) + "\n")

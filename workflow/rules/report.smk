@@ -64,3 +64,13 @@ rule findings:
     shell:
         "bgshift findings --config-json {params.config:q} --models {params.models:q} --per-image {input.per_image:q}"
         " --made-by {params.made_by:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule results:
+    """Tables, plots and findings from the stored evaluations: `make report CONFIG=...` builds this
+    with only these rules allowed, so it never trains, detects or scores (a missing evaluation
+    stops it, naming the file)."""
+    input:
+        rules.report_tables.output,
+        rules.plots.output,
+        rules.findings.output if CLAIMS else [],
