@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bgshift import accounting, config, ingest
+from bgshift import accounting, config, export, ingest
 from conftest import REPO, gradient_image, run_stages, save_jpeg
 
 W, H = 40, 30
@@ -199,16 +199,21 @@ def test_summary_carries_the_learning_check_and_says_when_models_did_not_learn(t
     assert accounting.summarise(tmp_path / "accounting.json", None, tmp_path / "s2.json")["learning"] is None
 
 
-@pytest.mark.parametrize("changes, message", [
+@pytest.mark.parametrize("changes, stop, message", [
     ({"splits": {"ratios": {"train": 1.0, "val": 0.0, "test": 0.0}}},
-     r"sets: original/val is not empty: no QC-passed image in split 'val'"),
-    ({"segment": {"method": "gt", "qc": {"min_fg_pixels": 10**9}}},
+     r"set original needs the val split .* which holds no image", None),
+    ({"segment": {"method": "gt", "qc": {"min_fg_pixels": 10**9}}}, r"set original needs the train and val splits"
+     r".*its variants \['original'\] have no image there: images that failed segmentation QC",
      r"segment: QC-passed images is not empty: every image failed segmentation QC"),
 ])
-def test_a_stage_or_set_that_keeps_nothing_fails_the_run_with_the_reason(tmp_path, changes, message):
+def test_a_stage_or_set_that_keeps_nothing_fails_the_run_with_the_reason(tmp_path, changes, stop, message):
+    """The export of a set with an empty split stops first (naming set and split); the accounting
+    still says which stage kept nothing."""
     cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 6}},
                            "segment": {"method": "gt"}, "variants": {"catalog": {"original": {}}},
                            "sets": {"train": {"original": {"variants": ["original"]}}, "test": []}, **changes})
-    sets = run_stages(cfg, tmp_path)
-    with pytest.raises(accounting.AccountingError, match=message):
-        accounting.build(tmp_path, ["original"], list(sets))
+    with pytest.raises(export.EmptySplit, match=stop):
+        run_stages(cfg, tmp_path)
+    if message:
+        with pytest.raises(accounting.AccountingError, match=message):
+            accounting.build(tmp_path, ["original"], [])

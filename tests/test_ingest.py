@@ -245,7 +245,7 @@ def yolo_dataset(tmp_path):
 def test_yolo_boxes_polygons_splits_and_bad_lines(tmp_path, yolo_dataset):
     summary, t = run_ingest(tmp_path, yolo_dataset)
     assert_accounted(summary)
-    assert summary["images"] == {"input": 4, "ingested": 4, "rejected": 0}
+    assert summary["images"] == {"input": 4, "ingested": 4, "rejected": 0, "without_labels": 1}  # t3: a background image
     assert [c["name"] for c in t["categories"]] == ["sheep", "big dog"]
     assert [c["category_id"] for c in t["categories"]] == [0, 1]
     by_image = {}
@@ -312,6 +312,10 @@ def test_yolo_label_files_outside_the_root_orphaned_or_not_text_are_rejected_not
     assert "not UTF-8" in rows["v1.txt"]["reason"]
     assert not any("hunter2" in str(r) for r in t["rejects"])  # nothing of the linked file is copied
     assert not [a for a in t["annotations"] if a["image_id"] in (3, 4)]
+    # their annotation lines are in the totals, one reject row each: 12 of lost.txt, 1 of v1.txt
+    lines = [(Path(r["file"]).name, r["record"]) for r in t["rejects"] if r["kind"] == "annotation" and r["field"] == "line"
+             and "its label file" in r["reason"]]
+    assert sorted(lines) == sorted([("lost.txt", f"line {n}") for n in range(1, 13)] + [("v1.txt", "line 1")])
 
 
 def test_a_long_bad_yolo_line_is_quoted_only_in_part(tmp_path, yolo_dataset):

@@ -152,7 +152,8 @@ def export(definition: dict, part_rows: int, yolo_polygons: bool, variant_manife
         exporter = Exporter(tmp, spec, categories, part_rows, yolo_polygons)
         summary = {split: exporter.write_split(split, set_rows(spec, split, variant_files, split_of, dropped)) for split in spec.splits}
         _stop_on_empty(spec, [split for split, written in summary.items() if not written["images"]],
-                       f"its variants {list(spec.variants)} have no image there")
+                       f"its variants {list(spec.variants)} have no image there: images that failed segmentation QC "
+                       f"have no variants, see segment/summary.json")
         exporter.write_data_yaml(spec.splits)
         write_json(tmp / "summary.json", {"set": spec.name, "variants": list(spec.variants), "drop": spec.drop,
                                           "repeat": spec.repeat, "made_of": definition["made_of"], "splits": summary})

@@ -340,6 +340,7 @@ class Collector:
                 "input": c["images_input"],
                 "ingested": len(self.images),
                 "rejected": c["images_rejected"],
+                "without_labels": c["images_without_labels"],  # YOLO images with no label file: background images
             },
             "annotations": {
                 "input": c["annotations_input"],

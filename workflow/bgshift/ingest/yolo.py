@@ -122,7 +122,8 @@ def read(collector: Collector, data_yaml: Path) -> None:
             labels = label_path(image)
             label_folders.add(labels.parent)
             if not labels.is_file():
-                continue  # an image without a label file is a background image in YOLO
+                collector.counts["images_without_labels"] += int(entry is not None)  # a background image in YOLO
+                continue
             used_labels.add(labels.resolve())
             if not collector.inside(labels):
                 collector.reject("label_file", labels, "label file", "path",
@@ -132,6 +133,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                 lines = labels.read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError as exc:
                 collector.reject("label_file", labels, "label file", "encoding", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+                _reject_lines(collector, labels, "its label file is not UTF-8 text")
                 continue
             w, h = (entry.info.width, entry.info.height) if entry else (1, 1)
             for number, line in enumerate(lines, start=1):
@@ -156,7 +158,21 @@ def read(collector: Collector, data_yaml: Path) -> None:
                     segmentation=segmentation,
                 )
     for orphan in _orphan_labels(label_folders, used_labels):
-        collector.reject("label_file", orphan, "label file", "path", "label file without a matching image; its lines were not read")
+        if not collector.inside(orphan):
+            collector.reject("label_file", orphan, "label file", "path", "label file without a matching image, "
+                             "resolving outside the dataset root; not read")
+            continue
+        collector.reject("label_file", orphan, "label file", "path", "label file without a matching image")
+        _reject_lines(collector, orphan, "its label file has no matching image")
+
+
+def _reject_lines(collector: Collector, labels: Path, reason: str) -> None:
+    """Every annotation line of a label file that is rejected whole, one reject row each, so the
+    annotation totals hold them (input = ingested + rejected)."""
+    for number, line in enumerate(labels.read_bytes().splitlines(), start=1):
+        if line.strip():
+            collector.counts["annotations_input"] += 1
+            collector.reject("annotation", labels, f"line {number}", "line", reason)
 
 
 def _named_folders(root: Path, data: dict) -> list[Path]:
