@@ -75,7 +75,7 @@ def test_coco128_grabcut_example_runs_to_the_tables(tmp_path):
 def test_raccoon_voc_example_runs_to_the_tables(tmp_path):
     _, results = run_example("raccoon_voc", tmp_path)
     ingest = json.loads((results / "ingest" / "summary.json").read_text())
-    assert ingest["images"] == {"input": 200, "ingested": 196, "rejected": 4}  # 4 byte-identical duplicates
+    assert ingest["images"] == {"input": 200, "ingested": 196, "rejected": 4, "without_labels": 0}  # 4 byte-identical duplicates
     rejects = pq.read_table(results / "ingest" / "rejects.parquet").to_pylist()
     assert all("the same content as image id" in r["reason"] for r in rejects if r["kind"] == "image")
     masks = pd.concat(pq.read_table(p).to_pandas() for p in sorted((results / "segment" / "shards").glob("*.parquet")))

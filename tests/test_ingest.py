@@ -106,7 +106,7 @@ def _rle_runs(mask: np.ndarray) -> list[int]:
 def test_coco_defects_are_rejected_with_reasons_and_counts_add_up(tmp_path, coco_dataset):
     summary, t = run_ingest(tmp_path, coco_dataset)
     assert_accounted(summary)
-    assert summary["images"] == {"input": 14, "ingested": 8, "rejected": 6}
+    assert summary["images"] == {"input": 14, "ingested": 8, "rejected": 6, "without_labels": 0}
     image_reasons = reasons(t, "image")
     for expected in ("unreadable image", "image file missing", "annotation says 50x50 but the file is 100x80",
                      "escapes the dataset root", "duplicate image id 1"):
@@ -199,7 +199,7 @@ def voc_dataset(tmp_path):
 def test_voc_boxes_flags_instance_masks_and_splits(tmp_path, voc_dataset):
     summary, t = run_ingest(tmp_path, voc_dataset)
     assert_accounted(summary)
-    assert summary["images"] == {"input": 3, "ingested": 2, "rejected": 1}
+    assert summary["images"] == {"input": 3, "ingested": 2, "rejected": 1, "without_labels": 0}
     assert [c["name"] for c in t["categories"]] == ["cat", "dog"]
     a = [x for x in t["annotations"] if x["image_id"] == 1]
     assert a[0]["bbox"] == [10.0, 20.0, 30.0, 40.0] and a[0]["truncated"] and not a[0]["difficult"]
@@ -524,3 +524,26 @@ def test_an_image_pillow_reads_but_opencv_cannot_is_a_reject_row_at_ingest(tmp_p
     for k, fmt in enumerate(["TGA", "PCX", "SGI"]):
         assert rows[str(50 + k)].startswith(f"a {fmt} image, which OpenCV does not decode"), rows
     assert not {50, 51, 52} & {im["image_id"] for im in t["images"]}
+
+
+def test_reject_reasons_group_cleanly_clipping_counts_real_overhangs_and_paths_are_relative(tmp_path, coco_dataset):
+    """The summary's reason classes keep their words ("the same content as image id (x is a
+    copy)" lost its head); float round-off at the edge is no clipping; a 1e-300 box has no area;
+    a reason names the file relative to the dataset root."""
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    root = Path(coco_dataset["images"])
+    (root / "copy.jpg").write_bytes((root / "good.jpg").read_bytes())
+    spec["images"].append({"id": 60, "file_name": "copy.jpg", "width": 100, "height": 80})
+    box = {"image_id": 1, "category_id": 3}
+    spec["annotations"] += [{"id": 200, **box, "bbox": [60.0, 40.0, 40.00000000001, 40.0000001]},  # round-off at the corner
+                            {"id": 201, **box, "bbox": [10, 10, 1e-300, 1e-300]}]
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    classes = summary["reject_reasons"]
+    assert "the same content as image id" in classes and not any(c.endswith("is a copy)") for c in classes)
+    assert summary["annotations"]["boxes_clipped"] == 1  # annotation 2's 20 px overhang, not 200's round-off
+    assert {a["ann_id"]: a["bbox"] for a in t["annotations"]}[200] == [60.0, 40.0, 40.0, 40.0]
+    assert "has no area" in {r["record"]: r["reason"] for r in t["rejects"]}["annotation id 201"]
+    unreadable = next(r["reason"] for r in t["rejects"] if "unreadable image" in r["reason"] or "corrupt JPEG" in r["reason"])
+    assert unreadable.endswith("(truncated.jpg)") and str(tmp_path) not in unreadable

@@ -12,7 +12,7 @@ def test_coco128_is_ingested_completely(tmp_path):
     cfg = config.validate({"dataset": {"kind": "coco", "images": str(COCO128 / "train2017"),
                                        "annotations": str(COCO128 / "annotations" / "instances_train2017.json")}})
     summary = ingest.run(cfg, tmp_path)
-    assert summary["images"] == {"input": 128, "ingested": 128, "rejected": 0}
+    assert summary["images"] == {"input": 128, "ingested": 128, "rejected": 0, "without_labels": 0}
     assert summary["annotations"]["input"] == summary["annotations"]["ingested"] == 939
     assert summary["categories"] == 80
     anns = pq.read_table(tmp_path / "annotations.parquet").to_pylist()

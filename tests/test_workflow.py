@@ -114,7 +114,7 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     assert segment_summary["mask_source"]["gt"] == 48 and sum(segment_summary["mask_source"].values()) == 96
     summary = json.loads((results / "summary.json").read_text())
     assert summary["learning"]["all_learnt"] is True  # the learning check, beside the accounting
-    assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0}
+    assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0, "without_labels": 0}
     assert summary["variants"] == {variant: passed for variant in variants} and all(c["ok"] for c in summary["checks"])
 
 

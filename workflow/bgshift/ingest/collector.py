@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from .. import images as imgs
 from .. import masks
 from ..io import write_json, write_parquet
 
+CLIP_TOLERANCE = 0.5  # pixels a box may pass the image edge before its clipping is counted (or, under reject, refused)
 RLE_TYPE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
 
 IMAGES_SCHEMA = pa.schema(
@@ -137,6 +139,10 @@ class Collector:
             self.counts[f"{kind}s_rejected"] += 1
 
     # -- images -----------------------------------------------------------
+    def relative(self, path: Path) -> str:
+        """A path as reasons quote it: relative to the dataset root, as the QC reasons are."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
     def inside(self, path: Path) -> bool:
         """Whether `path`, links followed, stays inside the dataset root or a folder the dataset names."""
         resolved = path.resolve()
@@ -173,7 +179,7 @@ class Collector:
                 try:
                     info = imgs.probe(path, self.max_pixels, verify=self.verify_images)
                 except imgs.ImageProblem as exc:
-                    reason = f"{exc} ({path})"
+                    reason = f"{exc} ({self.relative(path)})"
                 digest = self._content_digest(path) if info is not None and self.verify_images else None
                 if digest in self.image_of_content:
                     reason, field_name = (f"the same content as image id {self.image_of_content[digest]} "
@@ -311,10 +317,13 @@ class Collector:
     def _fit_box(self, box: list[float], width: int, height: int) -> tuple[list[float], str | None]:
         x0, y0, w, h = box
         x1, y1 = x0 + w, y0 + h
+        if x1 <= x0 or y1 <= y0:  # 1e-300 wide: positive, yet nothing once added to x
+            return box, f"bbox {box} has no area (its width or height is below float precision)"
         cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
         if cx1 <= cx0 or cy1 <= cy0:
             return box, f"bbox {box} lies outside the {width}x{height} image"
-        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        beyond = max(-x0, -y0, x1 - width, y1 - height)
+        if beyond >= CLIP_TOLERANCE:  # less is float round-off of a box drawn to the edge: clipped, not counted
             if self.invalid_boxes == "reject":
                 return box, f"bbox {box} extends outside the {width}x{height} image (ingest.invalid_boxes=reject)"
             self.counts["boxes_clipped"] += 1
@@ -372,6 +381,7 @@ class Collector:
 
 
 def _reason_class(reason: str) -> str:
-    """Group reject reasons for the summary (drop the record-specific details)."""
-    head = reason.split(":")[0]
+    """Group reject reasons for the summary: the reason's head without its record-specific
+    details (numbers, quoted names, parenthesised files)."""
+    head = re.sub(r"\([^()]*\)|'[^']*'|\"[^\"]*\"", "", reason.split(":")[0])
     return " ".join(w for w in head.split() if not any(ch.isdigit() for ch in w))[:80]
