@@ -45,6 +45,12 @@ include: "workflow/rules/summary.smk"
 ruleorder: challenge > crops  # test_challenge is the challenge set, never a crops job
 
 
+onsuccess:
+    # what ingest kept and rejected, on the console (its job's output goes to its log)
+    if Path(f"{RESULTS}/ingest/summary.json").is_file():
+        print(ingest_summary_line(json.loads(Path(f"{RESULTS}/ingest/summary.json").read_text()), f"{RESULTS}/ingest/rejects.parquet"))
+
+
 localrules:
     set_definition,  # writes one small JSON file: not worth a cluster job
     variant_manifest,  # combines one small JSON record per shard

@@ -117,6 +117,8 @@ def test_coco_defects_are_rejected_with_reasons_and_counts_add_up(tmp_path, coco
                      "unknown image id 777", "its image 3 was rejected"):
         assert any(expected in r for r in ann_reasons), (expected, ann_reasons)
     assert summary["annotations"] == {"input": 14, "ingested": 7, "rejected": 7, "unlabelled": 0, "boxes_clipped": 1, "masks_dropped": 1}
+    assert ingest.summary_line(summary, "out/rejects.parquet") == ("ingest: 8 of 14 images and 7 of 14 annotations kept; rejected "
+                                                                   "6 images, 7 annotations, 1 masks (reasons: out/rejects.parquet)")
     by_id = {a["ann_id"]: a for a in t["annotations"]}
     assert by_id[2]["bbox"] == [80.0, 60.0, 20.0, 20.0]
     assert by_id[11]["segmentation"] is None and by_id[11]["bbox"] == [1.0, 1.0, 5.0, 5.0]  # box kept, mask dropped

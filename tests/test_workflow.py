@@ -115,6 +115,8 @@ def test_demo_pipeline_produces_every_stage_output(demo_run):
     summary = json.loads((results / "summary.json").read_text())
     assert summary["learning"]["all_learnt"] is True  # the learning check, beside the accounting
     assert summary["ingest"]["images"] == {"input": 96, "ingested": 96, "rejected": 0, "without_labels": 0}
+    kept = summary["ingest"]["annotations"]["ingested"]
+    assert f"ingest: 96 of 96 images and {kept} of {kept} annotations kept" in demo_run[1].stdout  # on the console
     assert summary["variants"] == {variant: passed for variant in variants} and all(c["ok"] for c in summary["checks"])
 
 

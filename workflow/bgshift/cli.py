@@ -26,6 +26,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
     summary = ingest.run(_load_config(args), args.out)
     print(json.dumps(summary, indent=2, sort_keys=True))
+    print(ingest.summary_line(summary, Path(args.out) / "rejects.parquet"))
 
 
 def cmd_segment(args: argparse.Namespace) -> None:

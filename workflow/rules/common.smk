@@ -4,7 +4,7 @@ import re
 
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.metric_names import check as check_metric_names
-from bgshift.ingest import count_inputs, input_files
+from bgshift.ingest import count_inputs, input_files, summary_line as ingest_summary_line
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
 from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files

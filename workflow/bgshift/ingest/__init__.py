@@ -11,7 +11,19 @@ from . import coco, synthetic, voc, yolo
 from ..io import write_json
 from .collector import Collector, IngestError
 
-__all__ = ["run", "count_inputs", "input_files", "IngestError"]
+__all__ = ["run", "count_inputs", "input_files", "summary_line", "IngestError"]
+
+
+def summary_line(summary: dict, rejects: str | Path) -> str:
+    """One line for the console: what went in, what was kept, what was rejected and where it is listed."""
+    images, annotations = summary["images"], summary["annotations"]
+    line = (f"ingest: {images['ingested']} of {images['input']} images and {annotations['ingested']} of "
+            f"{annotations['input']} annotations kept")
+    rejected = images["rejected"] + annotations["rejected"] + annotations.get("masks_dropped", 0)
+    if rejected:
+        line += (f"; rejected {images['rejected']} images, {annotations['rejected']} annotations, "
+                 f"{annotations.get('masks_dropped', 0)} masks (reasons: {rejects})")
+    return line
 
 
 def run(config: dict, out_dir: str | Path) -> dict:
