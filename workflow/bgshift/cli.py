@@ -211,7 +211,9 @@ def cmd_unlock_stale(args: argparse.Namespace) -> None:
 
 
 def cmd_config_doc(args: argparse.Namespace) -> None:
-    sys.stdout.write(cfg.reference_markdown())
+    from . import config_doc
+
+    sys.stdout.write(config_doc.reference_markdown())
 
 
 # where a training or detection job runs; no part of its config (a Snakemake resource)
