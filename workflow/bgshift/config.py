@@ -90,6 +90,7 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     `partial` accepts a slice of sections (what a rule passes to its stage); a full
     config must name its dataset. Raises ConfigError naming each offending key.
     """
+    _check_expanded_size(config)
     config = copy.deepcopy(dict(config))
     _check_finite(config, "")
     validator = _Validator(load_schema())
@@ -103,6 +104,30 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     elif not partial:
         raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
+
+
+MAX_CONFIG_VALUES = 1_000_000
+
+
+def _check_expanded_size(value: Any) -> None:
+    """Refuse a config that expands to more than MAX_CONFIG_VALUES values: YAML anchors and
+    aliases (a "billion laughs") load as shared objects, and the first walk over them (the
+    schema's) took 40-54 s and 3 GB before a MemoryError. Counted over shared objects once."""
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) not in sizes:
+            sizes[id(item)] = 0  # a cycle counts once
+            children = item.values() if isinstance(item, dict) else item
+            sizes[id(item)] = 1 + sum(size(child) for child in children)
+            if sizes[id(item)] > MAX_CONFIG_VALUES:
+                raise ConfigError(f"the config expands to more than {MAX_CONFIG_VALUES:,} values (YAML anchors and "
+                                  f"aliases repeated within each other?)")
+        return sizes[id(item)]
+
+    size(value)
 
 
 def _check_finite(value: Any, where: str) -> None:
