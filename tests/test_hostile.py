@@ -183,8 +183,10 @@ def test_safe_loading_still_loads_real_ultralytics_checkpoints(tmp_path):
 
 
 def test_editing_the_dataset_reruns_ingest_and_the_shards_follow(tmp_path):
-    """The annotation file is an input of ingest: a larger file after a finished run is noticed."""
+    """The annotation file is an input of ingest: a larger file after a finished run is noticed;
+    so is an image file repaired (replaced by another of other size) or added."""
     import json
+    import shutil
 
     from conftest import COCO128
 
@@ -194,8 +196,12 @@ def test_editing_the_dataset_reruns_ingest_and_the_shards_follow(tmp_path):
     small = {**full, "images": full["images"][:20]}
     annotations = tmp_path / "instances.json"
     annotations.write_text(json.dumps(small))
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in full["images"][:40]:
+        shutil.copy(COCO128 / "train2017" / image["file_name"], images / image["file_name"])
     workdir = copy_workflow(tmp_path / "wf")
-    (workdir / "coco.yaml").write_text(yaml.safe_dump({"dataset": {"kind": "coco", "images": str(COCO128 / "train2017"),
+    (workdir / "coco.yaml").write_text(yaml.safe_dump({"dataset": {"kind": "coco", "images": str(images),
                                                                    "annotations": str(annotations)}, "shard_size": 16}))
     snakemake(workdir, "ingest", "--configfile", "coco.yaml")
     assert "Nothing to be done" in snakemake(workdir, "ingest", "-n", "--configfile", "coco.yaml").stdout
@@ -205,6 +211,11 @@ def test_editing_the_dataset_reruns_ingest_and_the_shards_follow(tmp_path):
     snakemake(workdir, "ingest", "--configfile", "coco.yaml")
     summary = json.loads((workdir / "results" / "ingest" / "summary.json").read_text())
     assert summary["images"]["input"] == 40
+    assert "Nothing to be done" in snakemake(workdir, "ingest", "-n", "--configfile", "coco.yaml").stdout
+    repaired = images / full["images"][3]["file_name"]
+    repaired.write_bytes(repaired.read_bytes() + b"\0" * 10)  # other bytes, other size: a new copy of the image
+    assert re.search(r"^ingest\s+1$", planned := snakemake(workdir, "ingest", "-n", "--quiet", "rules", "--configfile",
+                                                           "coco.yaml").stdout, re.M), planned
 
 
 def test_a_stale_lock_is_removed_but_a_live_runs_lock_is_kept(tmp_path):

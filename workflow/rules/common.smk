@@ -4,7 +4,7 @@ import re
 
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.metric_names import check as check_metric_names
-from bgshift.ingest import count_inputs, input_files, summary_line as ingest_summary_line
+from bgshift.ingest import count_inputs, image_listing, input_files, summary_line as ingest_summary_line
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
 from bgshift.train import CLASSIFICATION_FAMILIES
 from bgshift.variants import expand as expand_variants, scene_files
@@ -22,6 +22,7 @@ SHARDS = [f"{i:05d}" for i in range(N_SHARDS)]
 _SHEETS = min(config["segment"]["contact_sheet"]["shards"], N_SHARDS)
 SHEET_SHARDS = sorted({SHARDS[round(i * (N_SHARDS - 1) / max(_SHEETS - 1, 1))] for i in range(_SHEETS)})
 DATASET_FILES = input_files(config)  # editing one reruns ingest and everything after it
+IMAGE_LISTING = image_listing(config)  # so does adding, removing or repairing an image (names and sizes)
 # Per-shard files that aggregate rules list for every shard, as plain patterns: expanding
 # `rules.X.output` instead makes Snakemake hash the whole list once per file (quadratic in
 # the shards: at COCO scale, seconds of every dry run and every cluster job's start).

@@ -7,6 +7,7 @@ rule ingest:
         summary=f"{RESULTS}/ingest/summary.json",
     params:
         config=job_config("seed", "dataset", "ingest"),
+        images=IMAGE_LISTING,  # not read by the job: a changed image listing reruns it
         out=lambda wildcards, output: Path(output.images).parent,
     log:
         f"{RESULTS}/logs/ingest.log",

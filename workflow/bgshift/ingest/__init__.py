@@ -1,6 +1,7 @@
 """Ingest: any supported dataset -> canonical tables (images, annotations, categories, rejects)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -67,6 +68,24 @@ def count_inputs(config: dict) -> int:
         root = yolo.dataset_root(Path(dataset["data_yaml"]), data)
         return sum(len(yolo.split_images(root, data[s])) for s in ("train", "val", "test") if data.get(s))
     return dataset["synthetic"]["num_images"]
+
+
+def image_listing(config: dict) -> str:
+    """A digest of the dataset's image files, names and sizes (not their bytes, so a plan at
+    COCO scale stays fast), as a param of ingest: adding, removing or repairing an image (a
+    rejected one replaced by a good copy) reruns ingest, which reads pixels as well as labels."""
+    dataset = config["dataset"]
+    folders = {"coco": lambda: [Path(dataset["images"])],
+               "voc": lambda: [Path(dataset["root"]) / dataset["images_dir"]],
+               "yolo": lambda: [Path(dataset["data_yaml"]).parent]}.get(dataset["kind"], lambda: [])()
+    digest = hashlib.sha256()
+    for folder in folders:
+        for directory, _, files in sorted(os.walk(folder)):
+            for name in sorted(f for f in files if Path(f).suffix.lower() in yolo.IMAGE_SUFFIXES):
+                path = os.path.join(directory, name)
+                size = os.stat(path).st_size if os.path.isfile(path) else -1
+                digest.update(f"{os.path.relpath(path, folder)}\0{size}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def input_files(config: dict) -> list[str]:
