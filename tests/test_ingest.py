@@ -549,3 +549,21 @@ def test_reject_reasons_group_cleanly_clipping_counts_real_overhangs_and_paths_a
     assert "has no area" in {r["record"]: r["reason"] for r in t["rejects"]}["annotation id 201"]
     unreadable = next(r["reason"] for r in t["rejects"] if "unreadable image" in r["reason"] or "corrupt JPEG" in r["reason"])
     assert unreadable.endswith("(truncated.jpg)") and str(tmp_path) not in unreadable
+
+
+def test_a_nul_byte_a_symlink_loop_and_deep_json_are_reject_rows_or_one_line_not_tracebacks(tmp_path, coco_dataset):
+    """They raised ValueError (embedded null byte), RuntimeError (symlink loop) and RecursionError."""
+    spec = json.loads(Path(coco_dataset["annotations"]).read_text())
+    root = Path(coco_dataset["images"])
+    (root / "loop_a.jpg").symlink_to(root / "loop_b.jpg")
+    (root / "loop_b.jpg").symlink_to(root / "loop_a.jpg")
+    spec["images"] += [{"id": 70, "file_name": "good\x00.jpg"}, {"id": 71, "file_name": "loop_a.jpg"}]
+    Path(coco_dataset["annotations"]).write_text(json.dumps(spec))
+    summary, t = run_ingest(tmp_path, coco_dataset)
+    assert_accounted(summary)
+    rows = {r["record"]: r["reason"] for r in t["rejects"] if r["kind"] == "image"}
+    assert "contains a NUL byte" in rows["70"] and "cannot be followed" in rows["71"]
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ingest.IngestError, match=r"deep\.json: JSON nested too deeply"):
+        run_ingest(tmp_path / "deep", {**coco_dataset, "annotations": str(deep)})

@@ -14,6 +14,8 @@ def load_json(path: Path) -> dict:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise IngestError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise IngestError(f"{path}: JSON nested too deeply to read (thousands of levels; COCO has four)") from None
 
 
 def _field(record: dict, name: str, path: Path, kind: str):

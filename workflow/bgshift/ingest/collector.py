@@ -155,6 +155,17 @@ class Collector:
         path = self.root / file_name
         return path if self.inside(path) else None
 
+    def _path_of(self, file_name: str) -> tuple[Path | None, str | None]:
+        """The image's path inside the dataset, or None and why not (outside the root, a NUL
+        byte, a symlink loop: these raised instead of becoming reject rows)."""
+        if "\0" in file_name:
+            return None, f"file name {file_name!r} contains a NUL byte"
+        try:
+            path = self.resolve(file_name)
+        except (RuntimeError, OSError) as exc:  # pathlib: "Symlink loop from ..."
+            return None, f"file name {file_name!r} cannot be followed: {type(exc).__name__}: {str(exc)[:120]}"
+        return (path, None) if path is not None else (None, f"file name {file_name!r} escapes the dataset root {self.root}")
+
     def add_image(
         self,
         image_id: int,
@@ -170,12 +181,10 @@ class Collector:
         if image_id in self.accepted or image_id in self.rejected_image_ids:
             reason, field_name = f"duplicate image id {image_id}", "id"
         else:
-            path = self.resolve(file_name)
-            if path is None:
-                reason = f"file name {file_name!r} escapes the dataset root {self.root}"
-            elif path.resolve() in self.image_of_path:
+            path, reason = self._path_of(file_name)
+            if path is not None and path.resolve() in self.image_of_path:
                 reason, field_name = f"the same file as image id {self.image_of_path[path.resolve()]} ({file_name})", "file_name"
-            else:
+            elif path is not None:
                 try:
                     info = imgs.probe(path, self.max_pixels, verify=self.verify_images)
                 except imgs.ImageProblem as exc:
