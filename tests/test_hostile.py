@@ -92,7 +92,7 @@ def test_writers_refuse_paths_outside_the_results_folder(tmp_path, monkeypatch):
 
 
 def test_a_set_export_never_deletes_a_folder_outside_results(tmp_path, monkeypatch):
-    cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 4}},
+    cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 12}},  # every split holds an image
                            "segment": {"method": "gt"}, "variants": {"catalog": {"original": {}}},
                            "sets": {"train": {"original": {"variants": ["original"]}}, "test": []}})
     root = tmp_path / "results"
