@@ -12,7 +12,7 @@ import pytest
 from bgshift import metrics
 from bgshift.config import ConfigError, validate
 from bgshift.findings import claims as claims_module
-from bgshift.findings import engine, per_image, resample
+from bgshift.findings import engine, kernel, per_image, resample
 from bgshift.io import write_parquet
 
 from conftest import COCO128, REPO
@@ -162,14 +162,15 @@ def test_the_compiled_replicates_are_the_reference_arithmetic(tmp_path):
 
 
 def test_recall_thresholds_are_counted_as_cocoeval_searches_them():
-    """The replicates count the recall thresholds at or below a recall arithmetically; COCOeval
-    searches np.linspace's thresholds. Equal on every threshold, its neighbours and random recalls."""
+    """The compiled replicates count the recall thresholds at or below a recall arithmetically;
+    COCOeval searches np.linspace's thresholds. Equal on every threshold, its neighbours and random recalls."""
     thresholds = resample.RECALL_THRESHOLDS
     assert np.array_equal(thresholds[:-1], np.arange(100) * 0.01) and thresholds[-1] == 1.0
     rng = np.random.default_rng(0)
     recalls = np.concatenate([rng.random(100_000), np.arange(101) / 100, np.arange(1, 50) / 49, thresholds,
                               np.nextafter(thresholds, 2), np.nextafter(thresholds, -1)[1:]])
-    assert np.array_equal(resample._covered(recalls), np.searchsorted(thresholds, recalls, side="right"))
+    counted = np.array([kernel._thresholds_covered(r) for r in recalls])
+    assert np.array_equal(counted, np.searchsorted(thresholds, recalls, side="right"))
 
 
 def test_verdicts_on_a_constructed_study(tmp_path):

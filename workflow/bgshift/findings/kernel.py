@@ -26,7 +26,10 @@ def _add_row(counts: np.ndarray, row: np.ndarray, factor: float) -> None:
 
 @compiled
 def _thresholds_covered(recall: float) -> float:
-    """How many of COCO's recall thresholds (i * 0.01, i = 0..100) lie at or below `recall`."""
+    """How many of COCO's recall thresholds (i * 0.01, i = 0..100) lie at or below `recall`:
+    COCOeval's searchsorted without the search. Threshold i is i * 0.01 to the bit (as
+    np.linspace builds it), so floor(100 r) is the count less one, give or take one that the
+    two comparisons settle exactly (tests/test_findings.py checks it against the search)."""
     below = min(np.floor(recall * 100.0), 100.0)
     if (below + 1.0) * 0.01 <= recall:
         below += 1.0

@@ -119,17 +119,6 @@ class Evaluation:
         return _Category(per_threshold, self.per_unit("npos", cls))
 
 
-def _covered(recall: np.ndarray) -> np.ndarray:
-    """How many recall thresholds lie at or below each recall: COCO's searchsorted, without the
-    binary search (a quarter of the replicates' time). Threshold i is i * 0.01 to the bit (as
-    np.linspace builds it; tests/test_findings.py checks it), so floor(100 r) is the count less
-    one, give or take one that the two comparisons settle exactly."""
-    below = np.minimum(np.floor(recall * 100), 100)
-    below += (below + 1) * 0.01 <= recall
-    below -= below * 0.01 > recall
-    return below + 1
-
-
 def _curve(level: _Threshold, weights_t: np.ndarray, npos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval's accumulate for one class at one IoU threshold under each column of `weights_t`
     (U, b): the precision envelope at each true positive and how many recall thresholds it
@@ -141,7 +130,7 @@ def _curve(level: _Threshold, weights_t: np.ndarray, npos: np.ndarray) -> tuple[
     total += np.spacing(1)
     precision = np.divide(tpc, total, out=total)
     with np.errstate(divide="ignore", invalid="ignore"):
-        covered = _covered(tpc / npos)
+        covered = np.searchsorted(RECALL_THRESHOLDS, tpc / npos, side="right")  # thresholds <= recall: COCO's search
     envelope = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
     return envelope, np.diff(covered, axis=0, prepend=0)
 
