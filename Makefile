@@ -14,10 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c "import bgshift, torch, torchvision.ops, ultralytics, snakemake" || (echo "install failed"; exit 1)
 	@touch $(STAMP)
 
-# Rerunning after a crash resumes: unlock-stale clears the lock a killed run left (never a live run's).
+# Rerunning after a crash resumes (profiles/default; the Snakefile clears a killed run's lock, never a live run's).
 run: $(STAMP)
-	bgshift unlock-stale
-	snakemake --cores $(CORES) --profile workflow/profiles/default
+	snakemake --cores $(CORES)
 	snakemake --cores $(CORES) --report results/report.html
 
 # `make report CONFIG=my_study.yaml`: that config's tables, plots, findings and Snakemake report from
@@ -37,20 +36,18 @@ test: $(STAMP)
 # that transfer to its unseen farm, which CPU training does not reach (config/study/farms.yaml):
 # `make study-farms` runs it and judges its 6 claims on their own (a GPU run).
 study: $(STAMP)
-	bgshift unlock-stale
-	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/lab.yaml
-	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/brl.yaml
-	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/classify.yaml
+	snakemake --cores $(CORES) --configfile config/study/lab.yaml
+	snakemake --cores $(CORES) --configfile config/study/brl.yaml
+	snakemake --cores $(CORES) --configfile config/study/classify.yaml
 	bgshift findings --configs config/study/lab.yaml config/study/brl.yaml config/study/classify.yaml --out results/study
 
 study-farms: $(STAMP)
-	bgshift unlock-stale
-	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/study/farms.yaml
+	snakemake --cores $(CORES) --configfile config/study/farms.yaml
 
 # The ResNet-18 body the BRL world starts from (docs/brl.md): a RetinaNet trained on a separate synthetic world.
 BACKBONE_RUN := results/pretrain/resnet18/train/retinanet_pretrain/original/seed0
 backbone: $(STAMP)
-	snakemake --cores $(CORES) --profile workflow/profiles/default --configfile config/pretrain/resnet18_synthetic.yaml
+	snakemake --cores $(CORES) --configfile config/pretrain/resnet18_synthetic.yaml
 	bgshift backbone --checkpoint $(BACKBONE_RUN)/best.pt --out results/pretrain/resnet18_synthetic.pt
 	cp results/pretrain/resnet18_synthetic.pt resources/weights/resnet18_synthetic.pt
 

@@ -13,6 +13,12 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from bgshift import config as bgconfig  # noqa: E402
+from bgshift import locks  # noqa: E402
+
+# A killed run's lock would stop this one with a LockException: removed here, before Snakemake
+# takes its own, unless another Snakemake still works in this folder (jobs' processes skip it).
+if workflow.is_main_process and (unlocked := locks.unlock_before_run(Path.cwd())):
+    print(unlocked, file=sys.stderr)
 
 
 # The demo config applies only when no --configfile is given: Snakemake would otherwise

@@ -1,10 +1,12 @@
 """Shared fixtures: paths to the real datasets, small generated images, config helpers."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,24 @@ VENV_BIN = Path(sys.executable).parent
 
 sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "benchmarks"))  # planning.jobs_per_rule: one parser of Snakemake's job table
+
+
+INGEST_MEMORY = 512 * 2**20  # what an ingest test may allocate beyond what the test process holds
+
+
+@contextlib.contextmanager
+def memory_limit(extra_bytes: int = INGEST_MEMORY):
+    """Cap the process's data segment (heap and anonymous maps: RLIMIT_DATA) at what it holds now
+    plus `extra_bytes` while the block runs, so an input that makes a library allocate in
+    proportion to a number in it (a polygon at 1e7 took 894 MB) fails the test instead of the machine."""
+    held = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmData:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (held + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -131,9 +151,9 @@ def _failing_scontrol() -> Path:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """A copy of the workflow (Snakefile, rules, schema, package, config) to run in isolation."""
+    """A copy of the workflow (Snakefile, rules, schema, package, config, profiles) to run in isolation."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("Snakefile", "workflow", "config"):
+    for item in ("Snakefile", "workflow", "config", "profiles"):
         src = REPO / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -3,6 +3,7 @@ and results/summary.json's per-stage counts add up (and catch a lost row)."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgshift import accounting, config, export, ingest
-from conftest import REPO, gradient_image, run_stages, save_jpeg
+from conftest import REPO, gradient_image, memory_limit, run_stages, save_jpeg
 
 W, H = 40, 30
 IMAGE_DEFECTS = ["ok", "ok", "ok", "missing", "truncated", "cut_jpeg", "escapes_root", "wrong_size"]
@@ -56,7 +57,8 @@ def expected_counts(records) -> dict:
 def check_invariant(dataset: dict, records, extra_annotations: int = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ingested"
-        summary = ingest.run(config.validate({"dataset": dataset}), out)
+        with memory_limit():
+            summary = ingest.run(config.validate({"dataset": dataset}), out)
         rejects = pq.read_table(out / "rejects.parquet").to_pylist()
         images = pq.read_table(out / "images.parquet").to_pylist()
     expected = expected_counts(records)
@@ -197,6 +199,30 @@ def test_summary_carries_the_learning_check_and_says_when_models_did_not_learn(t
     assert json.loads((tmp_path / "summary.json").read_text()) == summary == {"checks": [], "ingest": {}, "learning": learning}
     assert "these models did not learn" in capsys.readouterr().out
     assert accounting.summarise(tmp_path / "accounting.json", None, tmp_path / "s2.json")["learning"] is None
+
+
+def test_an_unverified_cut_jpeg_is_rejected_by_name_at_segmentation(tmp_path):
+    """With ingest.verify_images off a cut JPEG passes ingest; segmentation, the first stage that
+    decodes every image, rejects it by name (libjpeg only warns and would hand on a grey half), and
+    the accounting counts it with the QC failures."""
+    root = tmp_path / "world"
+    images, annotations = [], []
+    for i, defect in enumerate(["ok", "ok", "ok", "ok", "cut_jpeg", "ok"], start=1):
+        images.append({"id": i, "file_name": write_image(root, f"im{i}.jpg", defect), "width": W, "height": H})
+        annotations.append({"id": i, "image_id": i, "bbox": list(GOOD_BOX), "category_id": 1, "iscrowd": 0})
+    (tmp_path / "coco.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                    "categories": [{"id": 1, "name": "sheep"}]}))
+    cfg = config.validate({
+        "seed": 1, "dataset": {"kind": "coco", "images": str(root), "annotations": str(tmp_path / "coco.json")},
+        "ingest": {"verify_images": False}, "segment": {"method": "grabcut", "qc": {"min_fg_pixels": 1, "min_fill_ratio": 0.0}},
+        "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "variants": {"catalog": {"original": {}}}, "sets": {"train": {}, "test": []}})
+    run_stages(cfg, tmp_path / "run")
+    summary = accounting.build(tmp_path / "run", ["original"], [])
+    assert summary["ingest"]["images"]["ingested"] == 6  # not verified: ingest let it through
+    assert summary["segment"]["qc_failed"] == 1 and summary["variants"]["original"] == summary["segment"]["qc_passed"]
+    failed = json.loads((tmp_path / "run" / "segment" / "summary.json").read_text())["qc_failed"]
+    assert failed[0]["image_id"] == 5 and re.fullmatch(r"corrupt JPEG: .*\(im5\.jpg\)", failed[0]["reason"]), failed
 
 
 @pytest.mark.parametrize("changes, stop, message", [

@@ -7,8 +7,8 @@ import time
 import pytest
 import yaml
 
-from bgshift import config, config_doc, metric_names
-from conftest import REPO, copy_workflow, snakemake
+from bgshift import config, config_doc, metric_names, variants
+from conftest import REPO, copy_workflow, planned_jobs, snakemake
 
 
 def test_defaults_are_filled_from_the_schema():
@@ -18,7 +18,7 @@ def test_defaults_are_filled_from_the_schema():
 
 
 def test_unknown_key_is_named_with_the_allowed_ones():
-    with pytest.raises(config.ConfigError, match=r"unknown key\(s\) \['invalid_box'\] under ingest; allowed: \['invalid_boxes'"):
+    with pytest.raises(config.ConfigError, match=r"unknown key\(s\) \['invalid_box'\] under ingest; allowed: \['annotation_frame', 'invalid_boxes'"):
         config.validate({"dataset": {"kind": "synthetic"}, "ingest": {"invalid_box": "clip"}})
 
 
@@ -70,6 +70,8 @@ def test_demo_config_is_valid():
     (lambda c: c["variants"].update({"feather": 1e300}), r"feather: 1e\+300 is greater than the maximum of 100"),
     (lambda c: c["evaluate"].update({"window": {"start": 9, "stop": 3}}), r"evaluate.window: start 9 is after stop 3"),
     (lambda c: c["train"]["models"].update({"Yolo": {"family": "yolo"}, "yolo": {"family": "yolo"}}), r"train.models: 'Yolo' and 'yolo' differ only in case"),
+    (lambda c: c["sets"]["train"].update({"a" * 20: {"variants": ["original"]}}), r"sets.train: 'a{20}' ends in 'a' repeated 20 times"),
+    (lambda c: c["drops"].update({"x" + "ab" * 20: {"kind": "normal"}}), r"drops: 'x(ab){20}' ends in 'ab' repeated 20 times"),
     (lambda c: c["train"]["models"].update({"y": {"family": "yolo", "augment": {"mosaic": 0.5, "name": "x", "project": "/tmp"}}}),
      r"train.models.y.augment: \['name', 'project'\] are set by bgshift itself"),
 ])
@@ -149,3 +151,55 @@ def test_a_yaml_alias_bomb_is_refused_in_a_second_not_expanded(tmp_path):
     with pytest.raises(config.ConfigError, match=r"expands to more than 1,000,000 values"):
         config.load(bomb)
     assert time.perf_counter() - started < 5
+
+
+def test_periodic_names_are_refused_exactly_where_snakemake_would_stop():
+    """config.PERIODIC against Snakemake's own detector: the names it refuses are the ones that
+    would raise PeriodicWildcardError at DAG build, and no others."""
+    from snakemake.io import PeriodicityDetector
+
+    detector = PeriodicityDetector()
+    names = ["a" * 19, "a" * 20, "b" + "a" * 20 + "b", "x" + "ab" * 20, "x" + "ab" * 19 + "a", "abc" * 20, "abc" * 19 + "ab",
+             "mixed_rand", "m" + "01" * 30, "seed" + "7" * 25, "a1" * 10 + "a" * 19]
+    for name in names:
+        assert bool(config.PERIODIC.search(name)) == (detector.is_periodic(name) is not None), name
+    cfg = config.validate({"dataset": {"kind": "synthetic"}})
+    cfg["variants"]["catalog"]["bg_color"] = {"colours": {"z" * 20: [1, 2, 3]}}
+    with pytest.raises(config.ConfigError, match=r"variants.catalog.bg_color \(a variant name it expands to\): 'bg_color_z{20}' ends in 'z' repeated"):
+        variants.expand(cfg["variants"])
+
+
+def test_a_list_where_a_model_setting_takes_one_value_is_a_grid_of_models():
+    """The BRL paper's Table 3 ablation is one entry: confusion_weight and lr lists expand to their
+    product, named by key and value; a setting whose own type is a list (anchor_sizes) is not a grid."""
+    anchors = [16, 32, 64, 128, 256]
+    cfg = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {
+        "brl": {"family": "retinanet", "loss": "brl", "confusion_weight": [1.0, 0.5, 0.01], "lr": [0.01, 0.02],
+                "anchor_sizes": anchors},
+        "yolo": {"family": "yolo"}}}})
+    models = cfg["train"]["models"]
+    assert list(models) == [f"brl_confusion_weight{w}_lr{lr}" for w in ("1", "0.5", "0.01") for lr in ("0.01", "0.02")] + ["yolo"]
+    assert models["brl_confusion_weight0.5_lr0.02"]["confusion_weight"] == 0.5 and models["brl_confusion_weight0.5_lr0.02"]["lr"] == 0.02
+    assert all(m["anchor_sizes"] == anchors for name, m in models.items() if name != "yolo")
+    assert config.validate(cfg) == cfg  # an expanded config validates to itself (what the rules pass on)
+
+
+@pytest.mark.parametrize("models, message", [
+    ({"m": {"family": "frcnn", "lr": [0.01, 0.02]}, "m_lr0.02": {"family": "frcnn"}}, r"train.models.m: its grid names 'm_lr0.02', which another model"),
+    ({"m": {"family": "frcnn", "weights": ["none", "a b.pt"]}}, r"train.models.m \(a model its grid expands to\): 'm_weightsa b.pt' is not a safe name"),
+    ({"m": {"family": "frcnn", "lr": [0.01, "fast"]}}, r"train.models.m_lrfast.lr: expected number"),
+])
+def test_a_model_grid_that_cannot_name_its_models_or_values_is_refused(models, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": models}})
+
+
+def test_a_model_grid_plans_one_training_run_per_value(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "grid.yaml").write_text(yaml.safe_dump({
+        "dataset": {"kind": "synthetic", "synthetic": {"num_images": 12}}, "segment": {"method": "gt"},
+        "variants": {"catalog": {"original": {}}}, "sets": {"train": {"original": {"variants": ["original"]}}, "test": ["original"]},
+        "train": {"models": {"brl": {"family": "retinanet", "loss": "brl", "confusion_weight": [1.0, 0.5, 0.25, 0.1, 0.01]}},
+                  "seeds": [0, 1]}}))
+    planned = planned_jobs(workdir, "--configfile", "grid.yaml")
+    assert planned["train"] == planned["detect"] == planned["score"] == 10  # 5 models x 1 set x 2 seeds

@@ -32,6 +32,33 @@ def test_oversized_image_is_rejected_from_its_header(tmp_path, monkeypatch):
         images.probe(path, max_pixels=400 * 300 - 1)
 
 
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_picture_only_in_its_alpha_channel_is_rejected(tmp_path, verify):
+    """OpenCV reads the colour channels only: a shape drawn in alpha over flat black would become a
+    black image with its boxes still labelled. Transparency over a real picture is fine."""
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    rgba[10:40, 20:50, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "alpha_only.png")
+    with pytest.raises(images.ImageProblem, match=r"only in its alpha channel \(the colour channels are flat 0\)"):
+        images.probe(tmp_path / "alpha_only.png", max_pixels=10**8, verify=verify)
+    Image.fromarray(rgba[..., 3], "L").convert("LA").save(tmp_path / "grey_alpha.png")  # LA whose alpha is flat
+    images.probe(tmp_path / "grey_alpha.png", max_pixels=10**8, verify=verify)
+    rgba[..., :3] = gradient_image(80, 60)
+    Image.fromarray(rgba).save(tmp_path / "cut_out.png")
+    assert images.probe(tmp_path / "cut_out.png", max_pixels=10**8, verify=verify).mode == "RGBA"
+
+
+def test_whole_decode_names_a_cut_jpeg_and_a_size_ingest_did_not_record(tmp_path):
+    path = save_jpeg(tmp_path / "a.jpg", gradient_image(200, 150))
+    assert images.read_rgb_whole(path, 150, 200).shape == (150, 200, 3)
+    with pytest.raises(images.ImageProblem, match="decodes to 200x150, ingest recorded 100x150"):
+        images.read_rgb_whole(path, 150, 100)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(images.ImageProblem, match="corrupt JPEG: Premature end of JPEG file"):
+        images.read_rgb_whole(path, 150, 200)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "CMYK", "P"])
 def test_pixel_formats_become_8bit_rgb(tmp_path, mode):
     rgb = gradient_image(64, 48)

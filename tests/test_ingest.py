@@ -11,13 +11,15 @@ import pytest
 from PIL import Image
 
 from bgshift import config, images, ingest, masks
-from conftest import gradient_image, save_jpeg
+from conftest import INGEST_MEMORY, gradient_image, memory_limit, save_jpeg
 
 
 def run_ingest(tmp_path, dataset: dict, **ingest_settings):
+    """ingest.run under a memory limit (hostile coordinates once made pycocotools allocate gigabytes)."""
     cfg = config.validate({"dataset": dataset, "ingest": ingest_settings})
     out = tmp_path / "out"
-    summary = ingest.run(cfg, out)
+    with memory_limit():
+        summary = ingest.run(cfg, out)
     tables = {name: pq.read_table(out / f"{name}.parquet").to_pylist() for name in ("images", "annotations", "categories", "rejects")}
     return summary, tables
 
@@ -103,6 +105,13 @@ def _rle_runs(mask: np.ndarray) -> list[int]:
     return runs
 
 
+def test_the_ingest_tests_memory_limit_bites():
+    """The limit every ingest here runs under refuses an allocation above it (and lifts after)."""
+    with pytest.raises(MemoryError), memory_limit():
+        np.ones(INGEST_MEMORY + 2**20, np.uint8)
+    assert np.ones(INGEST_MEMORY + 2**20, np.uint8).sum() == INGEST_MEMORY + 2**20
+
+
 def test_coco_defects_are_rejected_with_reasons_and_counts_add_up(tmp_path, coco_dataset):
     summary, t = run_ingest(tmp_path, coco_dataset)
     assert_accounted(summary)
@@ -150,6 +159,37 @@ def test_exif_rotated_images_keep_boxes_on_their_object(tmp_path, coco_dataset):
         assert pixels[y + 2 : y + h - 2, x + 2 : x + w - 2].min() > 200  # the white square
     mask = masks.decode(by_image[12]["segmentation"])
     assert mask.shape == (100, 60) and masks.box_of(mask) == [35.0, 10.0, 20.0, 20.0]
+
+
+@pytest.mark.parametrize("orientation, raw_size", [(6, (80, 80)), (3, (100, 60)), (2, (100, 60))])
+def test_a_turned_image_whose_size_does_not_tell_the_frame_needs_annotation_frame(tmp_path, orientation, raw_size):
+    """A square quarter turn, a half turn or a mirror keeps the size, so the declared size cannot say
+    whether the box was drawn on the stored or the turned pixels: auto rejects naming the setting;
+    stored and oriented each put the box where that frame says (on the white square for stored)."""
+    w, h = raw_size
+    raw = np.zeros((h, w, 3), np.uint8)
+    raw[5:25, 10:30] = 255  # the object, on the stored pixels
+    save_jpeg(tmp_path / "imgs" / "turned.jpg", raw, exif_orientation=orientation, quality=100)
+    (tmp_path / "c.json").write_text(json.dumps({
+        "categories": [{"id": 1, "name": "box"}], "images": [{"id": 1, "file_name": "turned.jpg", "width": w, "height": h}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 5, 20, 20]}]}))
+    dataset = {"kind": "coco", "images": str(tmp_path / "imgs"), "annotations": str(tmp_path / "c.json")}
+    summary, t = run_ingest(tmp_path / "auto", dataset)
+    assert summary["images"]["rejected"] == 1 and summary["annotations"]["rejected"] == 1
+    assert re.search(rf"EXIF orientation {orientation} .* set ingest.annotation_frame to stored or oriented \(turned.jpg\)",
+                     reasons(t, "image")[0])
+    _, stored = run_ingest(tmp_path / "stored", dataset, annotation_frame="stored")
+    x, y, bw, bh = map(int, stored["annotations"][0]["bbox"])
+    pixels = images.read_rgb(stored["images"][0]["path"])
+    assert pixels[y + 2 : y + bh - 2, x + 2 : x + bw - 2].min() > 200  # still on the object once turned
+    _, oriented = run_ingest(tmp_path / "oriented", dataset, annotation_frame="oriented")
+    assert oriented["annotations"][0]["bbox"] == [10.0, 5.0, 20.0, 20.0]  # taken as drawn on the turned pixels
+
+
+def test_an_explicit_annotation_frame_refuses_a_size_of_the_other_frame(tmp_path, coco_dataset):
+    summary, t = run_ingest(tmp_path, coco_dataset, annotation_frame="oriented")
+    assert "annotation says 100x60 but the file is 60x100 (oriented pixels, ingest.annotation_frame) (rotated_raw.jpg)" in reasons(t, "image")
+    assert {r["image_id"] for r in t["images"]} >= {13} and 12 not in {r["image_id"] for r in t["images"]}
 
 
 def test_reject_mode_rejects_boxes_outside_instead_of_clipping(tmp_path, coco_dataset):
@@ -450,6 +490,25 @@ def test_a_yolo_split_folder_linked_to_a_sibling_is_read_but_links_leaving_it_ar
     assert sorted(r["file_name"] for r in t["images"]) == ["images/train/t1.jpg", "images/train/t2.jpg", "images/train/t3.jpg",
                                                            "images/val/v1.jpg"]
     assert any("t9.jpg" in r["reason"] and "escapes the dataset root" in r["reason"] for r in t["rejects"])
+
+
+def test_yolo_split_folders_named_by_dot_dot_or_absolute_paths_are_both_read(tmp_path, yolo_dataset):
+    """Roboflow exports name `train: ../train/images`; hand-written data.yaml files name absolute
+    folders. ultralytics reads both, and so does ingest (one used to be read, the other refused)."""
+    import shutil
+
+    root = Path(yolo_dataset["data_yaml"]).parent
+    shutil.move(root / "images" / "val", tmp_path / "valid" / "images")
+    shutil.move(root / "labels" / "val", tmp_path / "valid" / "labels")
+    Path(yolo_dataset["data_yaml"]).write_text(
+        f"path: .\ntrain: ../yolo/images/train\nval: {tmp_path / 'valid' / 'images'}\nnames: [sheep, big dog]\n")
+    summary, t = run_ingest(tmp_path, yolo_dataset)
+    assert_accounted(summary)
+    assert summary["images"] == {"input": 4, "ingested": 4, "rejected": 0, "without_labels": 1}
+    assert sorted((r["split"], r["file_name"]) for r in t["images"]) == [
+        ("train", "images/train/t1.jpg"), ("train", "images/train/t2.jpg"), ("train", "images/train/t3.jpg"),
+        ("val", "../valid/images/v1.jpg")]
+    assert [a["bbox"] for a in t["annotations"] if a["image_id"] == 4] == [[0.0, 0.0, 200.0, 100.0]]
 
 
 def test_iscrowd_is_0_1_or_a_boolean_and_anything_else_is_a_reject_row(tmp_path, coco_dataset):

@@ -4,14 +4,15 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from bgshift import config, ingest, masks
-from conftest import COCO128, RACCOON, needs
+from conftest import COCO128, RACCOON, memory_limit, needs
 
 
 @needs(COCO128)
 def test_coco128_is_ingested_completely(tmp_path):
     cfg = config.validate({"dataset": {"kind": "coco", "images": str(COCO128 / "train2017"),
                                        "annotations": str(COCO128 / "annotations" / "instances_train2017.json")}})
-    summary = ingest.run(cfg, tmp_path)
+    with memory_limit():
+        summary = ingest.run(cfg, tmp_path)
     assert summary["images"] == {"input": 128, "ingested": 128, "rejected": 0, "without_labels": 0}
     assert summary["annotations"]["input"] == summary["annotations"]["ingested"] == 939
     assert summary["categories"] == 80
@@ -28,7 +29,8 @@ def test_coco128_is_ingested_completely(tmp_path):
 @needs(RACCOON)
 def test_raccoon_voc_is_ingested_completely(tmp_path):
     cfg = config.validate({"dataset": {"kind": "voc", "root": str(RACCOON), "annotations_dir": "annotations", "images_dir": "images"}})
-    summary = ingest.run(cfg, tmp_path)
+    with memory_limit():
+        summary = ingest.run(cfg, tmp_path)
     rejects = pq.read_table(tmp_path / "rejects.parquet").to_pylist()
     assert summary["images"]["input"] == 200
     assert summary["annotations"]["input"] == 217

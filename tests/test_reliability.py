@@ -1,9 +1,12 @@
-"""Killed at random moments and resumed, the demo's data stages end byte-identical to an
-uninterrupted run from scratch; no kill leaves a truncated file under a final name."""
+"""Killed at random moments and resumed by a bare `snakemake` (no unlock, no flag), the demo ends
+byte-identical to an uninterrupted run from scratch, from its data stages through its tables; no
+kill leaves a truncated file under a final name."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -50,41 +53,83 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-@pytest.mark.slow
-def test_killed_and_resumed_run_equals_an_uninterrupted_one(demo_run, tmp_path):
-    """Two runs from scratch: the whole demo, uninterrupted (shared with the workflow tests),
-    and its data stages killed three times (segmenting, writing variants, exporting) and resumed."""
-    expected = result_files(demo_run[0])
+def bare_snakemake(workdir: Path, target: str) -> subprocess.Popen:
+    """What a user types again after a kill: no --rerun-incomplete, no unlock (profiles/default
+    and the Snakefile's stale-lock check make it resume)."""
+    return subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", target], cwd=workdir, env=run_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    resumed = copy_workflow(tmp_path / "killed")
-    rng = random.Random(20261122)  # random kill moments, the same in every CI run
+
+def kill_during(workdir: Path, target: str, stages: tuple[str, ...], rng: random.Random) -> int:
+    """Start the run again and kill it once each stage's first output appears (after a random
+    further delay), whatever the machine's speed; every file left under a final name must parse.
+    Returns the number of kills (a run may finish first)."""
     kills = 0
-    # Kill while each kind of writer is at work, whatever the machine's speed: once the stage's
-    # first output appears, after a random further delay.
-    for stage in ("segment/shards", "variants", "sets"):
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "snakemake"), "--cores", "2", "--rerun-incomplete", TARGET], cwd=resumed, env=run_env(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for stage in stages:
+        proc = bare_snakemake(workdir, target)
         deadline = time.monotonic() + 600
-        while proc.poll() is None and not any(p.is_file() for p in (resumed / "results" / stage).glob("**/[!.]*")):
+        while proc.poll() is None and not any(p.is_file() for p in (workdir / "results" / stage).glob("**/[!.]*")):
             assert time.monotonic() < deadline, f"no {stage} output within 600 s"
             time.sleep(0.2)
         time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stdout.read()[-3000:]
             break
         kill_tree(proc)
         kills += 1
-        for path in (resumed / "results").rglob("*"):
+        for path in (workdir / "results").rglob("*"):
             if path.is_file() and not path.name.startswith("."):
                 assert_complete(path)
-        unlock = subprocess.run([str(VENV_BIN / "bgshift"), "unlock-stale"], cwd=resumed, env=run_env(), capture_output=True, text=True)
-        assert unlock.returncode == 0 and "removed the stale lock" in unlock.stdout, unlock.stderr  # what `make run` does
-    assert kills >= 2, "the run finished before it could be killed twice"
-    snakemake(resumed, "--rerun-incomplete", TARGET)
+        assert (workdir / ".snakemake" / "locks").is_dir(), "the kill left no lock: the resume below would prove nothing"
+    return kills
 
+
+def resume(workdir: Path, target: str) -> None:
+    proc = bare_snakemake(workdir, target)
+    out, _ = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, out[-3000:]
+    assert "removed the stale lock of a killed run" in out, out[-3000:]
+
+
+def assert_same_files(resumed: Path, expected: dict[str, str], minimum: int) -> dict[str, str]:
     got = result_files(resumed)
     leftovers = [name for name in got if Path(name).name.startswith(".") and Path(name).name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left by killed writers: {leftovers}"
-    assert "accounting.json" in got and len(got) > 1000
+    assert len(got) > minimum
     assert set(got) <= set(expected), sorted(set(got) - set(expected))[:10]
     assert [name for name in got if got[name] != expected[name]] == []
+    return got
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_data_stages_equal_an_uninterrupted_run(demo_run, tmp_path):
+    """Two runs from scratch: the whole demo, uninterrupted (shared with the workflow tests),
+    and its data stages killed three times (segmenting, writing variants, exporting) and resumed."""
+    expected = result_files(demo_run[0])
+    resumed = copy_workflow(tmp_path / "killed")
+    kills = kill_during(resumed, TARGET, ("segment/shards", "variants", "sets"), random.Random(20261122))
+    assert kills >= 2, "the run finished before it could be killed twice"
+    resume(resumed, TARGET)
+    assert "accounting.json" in assert_same_files(resumed, expected, 1000)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_evaluation_and_tables_equal_an_uninterrupted_run(demo_run, tmp_path):
+    """The demo with its trained checkpoints kept and everything after training removed: killed while
+    detecting, scoring and writing tables, resumed; every file through the tables and findings
+    equals the uninterrupted run's. (Training's own kill-and-resume is exact to the byte: test_train.)"""
+    source = demo_run[0]
+    expected = result_files(source)
+    resumed = tmp_path / "killed"
+    after_training = {"eval", "tables", "plots", "findings", "findings.json", "findings.md", "summary.json", "logs"}
+    shutil.copytree(source, resumed, symlinks=True, ignore=lambda folder, names: (
+        [n for n in names if n in after_training or n == "train"] if Path(folder) == source / "results" else []))
+    shutil.copytree(source / "results" / "train", resumed / "results" / "train", copy_function=os.link)  # only read
+    plan = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "--cores", "2"], cwd=resumed, env=run_env(), capture_output=True, text=True)
+    planned = {line.split()[0] for line in plan.stdout.splitlines() if line[:1].isalpha() and line.split()[-1:] and line.split()[-1].isdigit()}
+    assert plan.returncode == 0 and "detect" in planned and not planned & {"train", "segment", "variants", "export"}, plan.stdout[-3000:]
+    kills = kill_during(resumed, "all", ("eval", "tables"), random.Random(20261203))
+    assert kills >= 1, "the evaluation finished before it could be killed"
+    resume(resumed, "all")
+    got = assert_same_files(resumed, expected, 1000)
+    assert {"tables/AP50.md", "findings.md", "summary.json"} <= set(got) and any(name.startswith("eval/") for name in got)

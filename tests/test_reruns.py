@@ -44,6 +44,9 @@ EDITS = {
     "new training set": (_set("train.sets", ["original", "masked"]), {"train": 4, "detect": 4, "score": 4, **AFTER_TRAINING}),
     "one model's budget": (_set("train.models.frcnn_mobile.iterations", 400), {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
     "threads": (_set("train.threads", 2), {}),
+    # run-only settings are resources, not params: where a job runs and how it decodes
+    "training data workers": (_set("train.models.frcnn_mobile.workers", 2), {}),
+    "segmentation decode batch and device": (lambda c: c["segment"]["deeplabv3"].update(batch_size=4, device="cpu"), {}),
     "a claim's margin": (_set("findings.claims.blur_within_margin.margin", 0.1), {"findings": 1, "all": 1}),
     "findings' replicates": (_set("findings.replicates", 500), {"findings": 1, "all": 1}),
     "variant memory bounds": (lambda c: c["variants"].update(group_mb=8, donor_cache=4), {}),
@@ -81,6 +84,16 @@ def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_run, edit):
     config = demo_config()
     change(config)
     assert planned_for(demo_run[0], config) == expected
+
+
+@pytest.mark.parametrize("edit", [_set("segment.qc", {"min_fg_pixels": 100}), _set("segment.grabcut", {"iterations": 3})])
+def test_a_qc_or_grabcut_edit_resegments_without_retraining_the_segmentation_model(demo_run, edit):
+    """The fine-tuned DeepLab learns from the ground-truth masks, not from QC or GrabCut settings:
+    an edit of those reruns every shard (and what follows), never segment_model."""
+    config = demo_config()
+    edit(config)
+    planned = planned_for(demo_run[0], config)
+    assert planned["segment"] == 6 and "segment_model" not in planned, planned
 
 
 def test_a_test_variant_edit_re_exports_that_set_alone_in_one_run(demo_run, tmp_path):

@@ -42,7 +42,7 @@ def slurm_run(workdir, *extra, timeout=1500):
     """The SLURM profile exactly as README's cluster section gives it, plus the squeue status
     command that a cluster without accounting needs; fails (never hangs) past the timeout."""
     try:
-        return snakemake(workdir, "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, *extra, timeout=timeout,
+        return snakemake(workdir, "--profile", "profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, *extra, timeout=timeout,
                          slurm=True)
     except subprocess.TimeoutExpired:
         queue = subprocess.run(["squeue", "-o", "%i %j %T %R"], capture_output=True, text=True).stdout
@@ -97,7 +97,7 @@ def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_wh
     run = workdir / "results" / "train" / "frcnn_mobile" / "original" / "seed0"
     target = "results/train/frcnn_mobile/original/seed0/done.json"
     proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
-                             "--profile", "workflow/profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, target], cwd=workdir, env=run_env(slurm=True),
+                             "--profile", "profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, target], cwd=workdir, env=run_env(slurm=True),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900
     while not (run / "last.pt").is_file():

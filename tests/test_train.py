@@ -110,6 +110,16 @@ def test_killed_run_resumes_exactly(small_set, tmp_path, family):
     assert (killed / final).read_bytes() == (tmp_path / "straight" / final).read_bytes()
 
 
+def test_the_resume_digest_leaves_out_run_only_settings(tmp_path):
+    """How many processes decode the data (workers) changes no batch, so a restart with another
+    number resumes; a learning setting starts afresh."""
+    from bgshift.train import inputs_digest
+
+    base = inputs_digest({**FRCNN, "workers": 0}, tmp_path, 0)
+    assert inputs_digest({**FRCNN, "workers": 4}, tmp_path, 0) == base
+    assert inputs_digest({**FRCNN, "workers": 0, "lr": 0.02}, tmp_path, 0) != base
+
+
 def test_a_run_whose_inputs_changed_starts_afresh_instead_of_resuming(small_set, tmp_path):
     """Snakemake reruns a finished training job when its set or settings change; the old
     checkpoints must not be resumed then (they were learnt from other data)."""

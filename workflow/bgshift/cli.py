@@ -32,14 +32,18 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 def cmd_segment(args: argparse.Namespace) -> None:
     from . import segment
 
-    result = segment.run_shard(_load_config(args), args.ingest, int(args.shard), args.out, args.stats, args.model)
+    config = _load_config(args)
+    config["segment"]["deeplabv3"].update(batch_size=args.batch, device=args.device)  # how it runs, not what it writes
+    result = segment.run_shard(config, args.ingest, int(args.shard), args.out, args.stats, args.model)
     print(json.dumps(result, sort_keys=True))
 
 
 def cmd_segment_model(args: argparse.Namespace) -> None:
     from . import segment
 
-    result = segment.train_model(_load_config(args), args.ingest, args.out)
+    config = _load_config(args)
+    config["segment"]["deeplabv3"]["device"] = args.device
+    result = segment.train_model(config, args.ingest, args.out)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -131,8 +135,11 @@ def cmd_challenge(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from . import train
 
-    summary = train.run(_load_config(args), args.model, args.set_dir, int(args.seed), args.categories, args.run_dir, args.done,
-                        args.device)
+    config = _load_config(args)
+    model = config["train"]["models"][args.model]
+    if "workers" in model:  # the families that decode with a DataLoader; how many processes is not what is learnt
+        model["workers"] = args.workers
+    summary = train.run(config, args.model, args.set_dir, int(args.seed), args.categories, args.run_dir, args.done, args.device)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
@@ -207,7 +214,7 @@ def cmd_findings(args: argparse.Namespace) -> None:
 def cmd_unlock_stale(args: argparse.Namespace) -> None:
     from . import locks
 
-    print(locks.unlock_if_stale(".", args.snakemake_args))
+    print(locks.unlock_if_stale("."))
 
 
 def cmd_config_doc(args: argparse.Namespace) -> None:
@@ -218,15 +225,19 @@ def cmd_config_doc(args: argparse.Namespace) -> None:
 
 # where a training or detection job runs; no part of its config (a Snakemake resource)
 DEVICE = ("--device", {"choices": ["auto", "cpu"], "default": "auto", "help": "auto: a free GPU (by lock) else the CPU"})
+# segmentation's torch device: segment.deeplabv3.device, a resource of its jobs
+TORCH_DEVICE = ("--device", {"default": "auto", "help": "auto (a free GPU by lock, else the CPU), cpu, cuda or cuda:N"})
 # name -> (function, help, takes a config, extra options)
 COMMANDS = {
     "ingest": (cmd_ingest, "read the dataset into canonical tables + rejects", True, [("--out", {"required": True})]),
     "segment": (cmd_segment, "segment one shard: masks, QC, contact sheet, background statistics", True, [
         ("--ingest", {"required": True}), ("--shard", {"required": True}), ("--out", {"required": True}),
         ("--stats", {"required": True}),
-        ("--model", {"nargs": "?", "default": None, "help": "fine-tuned segmentation model (none: no value)"})]),
+        ("--model", {"nargs": "?", "default": None, "help": "fine-tuned segmentation model (none: no value)"}),
+        ("--batch", {"type": int, "default": 8, "help": "images decoded and segmented together (segment.deeplabv3.batch_size)"}),
+        TORCH_DEVICE]),
     "segment-model": (cmd_segment_model, "fine-tune the DeepLabV3+ used by segment.deeplabv3.weights=train", True, [
-        ("--ingest", {"required": True}), ("--out", {"required": True})]),
+        ("--ingest", {"required": True}), ("--out", {"required": True}), TORCH_DEVICE]),
     "segment-summary": (cmd_segment_summary, "combine shards: QC report, background mean, mask IoU table", False, [
         ("--shards", {"nargs": "+", "required": True}), ("--stats", {"nargs": "+", "required": True}),
         ("--categories", {"required": True}), ("--annotations", {"required": True}),
@@ -263,6 +274,7 @@ COMMANDS = {
     "train": (cmd_train, "train one (model, training set, seed) run; resumes from its last checkpoint", True, [
         ("--model", {"required": True}), ("--set-dir", {"required": True}), ("--seed", {"required": True}),
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
+        ("--workers", {"type": int, "default": 0, "help": "DataLoader processes decoding training images (train.models.*.workers)"}),
         DEVICE]),
     "backbone": (cmd_backbone, "the ResNet body of a trained RetinaNet run, as a weights file a RetinaNet can start from", False, [
         ("--checkpoint", {"required": True, "help": "a run's best.pt"}), ("--out", {"required": True})]),
@@ -289,8 +301,7 @@ COMMANDS = {
         ("--per-image", {"nargs": "*", "help": "every run's per_image.parquet"}),
         ("--made-by", {"default": "snakemake", "help": "the command quoted in findings.md"}),
         ("--out", {"required": True, "help": "folder of findings.md, findings.json and findings/"})]),
-    "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, [
-        ("snakemake_args", {"nargs": "*", "help": "options the run uses (e.g. --configfile my.yaml)"})]),
+    "unlock-stale": (cmd_unlock_stale, "remove Snakemake's lock left by a killed run (refused while a run is alive)", False, []),
     "config-doc": (cmd_config_doc, "print the config reference (config/README.md) from the schema", False, []),
 }
 

@@ -7,6 +7,7 @@ stage code never guesses a missing value.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import re
@@ -16,11 +17,26 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import model_grid
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 # User-chosen names become folder names, wildcards and command-line arguments: no slashes,
 # no shell metacharacters, no leading dot (the schema's $defs/name holds the same pattern).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 SAFE_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit, at most 100 characters"
+# A model's settings that change how a run decodes its data, not what it learns: resources of the
+# training job, kept out of its params and of the digest that decides whether a run resumes.
+RUN_ONLY_MODEL_KEYS = ("workers",)
+
+
+def learnt_settings(model: dict) -> dict:
+    """A model's settings without the run-only ones (what its checkpoints depend on)."""
+    return {key: value for key, value in model.items() if key not in RUN_ONLY_MODEL_KEYS}
+
+
+# Snakemake takes a wildcard value that ends in one piece repeated 20 or more times for an endless
+# recursion and stops the DAG build (snakemake.io.PeriodicityDetector); such names are refused here.
+PERIODIC = re.compile(r"(.+)\1{19,}$")
 
 
 class ConfigError(ValueError):
@@ -28,6 +44,12 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
+    """The config schema (a fresh copy: the validator fills defaults from it)."""
+    return copy.deepcopy(_parsed_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
     with open(SCHEMA_PATH, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -81,7 +103,15 @@ def check_name(name: str, where: str) -> str:
     schema cannot see: scene file stems, expanded variant names)."""
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise ConfigError(_unsafe_name(name, where))
+    _refuse_periodic(name, where)
     return name
+
+
+def _refuse_periodic(name: str, where: str) -> None:
+    repeated = PERIODIC.search(name)
+    if repeated:
+        raise ConfigError(f"{where}: {name!r} ends in {repeated.group(1)!r} repeated {len(repeated.group(0)) // len(repeated.group(1))} "
+                          f"times; Snakemake takes such a name for an endless recursion (at most 19 repeats)")
 
 
 def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
@@ -92,6 +122,7 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     """
     _check_expanded_size(config)
     config = copy.deepcopy(dict(config))
+    _expand_model_grids(config)
     _check_finite(config, "")
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
@@ -104,6 +135,21 @@ def validate(config: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     elif not partial:
         raise ConfigError("dataset: required (which dataset to read; see config/README.md)")
     return config
+
+
+def _expand_model_grids(config: dict) -> None:
+    """train.models with each model's setting lists expanded into one model per value (model_grid)."""
+    models = config.get("train", {}).get("models") if isinstance(config.get("train"), dict) else None
+    if not isinstance(models, dict):
+        return
+    try:
+        expanded = model_grid.expand(models, model_grid.family_settings(load_schema()))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, (origin, _) in expanded.items():
+        if name != origin:
+            check_name(name, f"train.models.{origin} (a model its grid expands to)")
+    config["train"]["models"] = {name: settings for name, (_, settings) in expanded.items()}
 
 
 MAX_CONFIG_VALUES = 1_000_000
@@ -206,7 +252,7 @@ def _check_consistency(config: dict) -> None:
     window = config["evaluate"]["window"]
     if window["start"] is not None and window["stop"] is not None and window["start"] > window["stop"]:
         raise ConfigError(f"evaluate.window: start {window['start']} is after stop {window['stop']}: no checkpoint would be averaged")
-    _check_case_collisions(config)
+    _check_names(config)
     for name, model in config["train"]["models"].items():
         taken = sorted(set(model.get("augment") or {}) & YOLO_ARGUMENTS_SET_BY_BGSHIFT)
         if model["family"] == "yolo" and taken:
@@ -214,14 +260,16 @@ def _check_consistency(config: dict) -> None:
                               f"or the run's folder, device and seed); augment takes augmentation arguments only")
 
 
-def _check_case_collisions(config: dict) -> None:
-    """Names become folders: two that differ only in case are one folder on macOS and Windows."""
+def _check_names(config: dict) -> None:
+    """Names become folders and wildcards: two that differ only in case are one folder on macOS and
+    Windows, and a periodic one stops Snakemake."""
     namespaces = {"sets.train": list(config["sets"]["train"]), "sets.test": list(config["sets"]["test"]),
                   "train.models": list(config["train"]["models"]), "drops": list(config["drops"]),
-                  "findings.claims": list(config["findings"]["claims"])}
+                  "findings.claims": list(config["findings"]["claims"]), "variants.catalog": list(config["variants"]["catalog"])}
     for where, names in namespaces.items():
         folded: dict[str, str] = {}
         for name in names:
+            _refuse_periodic(name, where)
             if name.casefold() in folded:
                 raise ConfigError(f"{where}: {folded[name.casefold()]!r} and {name!r} differ only in case; they would "
                                   f"share one folder on case-insensitive file systems")

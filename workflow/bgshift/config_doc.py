@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 
 from .config import load_schema
-
-
-def _properties(schema: dict, defs: dict) -> dict:
-    """A schema's own properties, then those of the definitions it includes by allOf (recursively)."""
-    shared = [_properties(defs[part["$ref"].split("/")[-1]], defs) for part in schema.get("allOf", []) if "$ref" in part]
-    return {**schema.get("properties", {}), **{k: v for d in shared for k, v in d.items()}}
+from .model_grid import properties_of
 
 
 def _rows(schema: dict, prefix: str = "", defs: dict | None = None):
     defs = schema.get("$defs", {}) if defs is None else defs
-    for name, sub in _properties(schema, defs).items():
+    for name, sub in properties_of(schema, defs).items():
         if "$ref" in sub:  # a shared definition, with this key's own overrides on top
             sub = {**defs[sub["$ref"].split("/")[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
         key = f"{prefix}{name}"

@@ -67,6 +67,8 @@ def probe(path: Path, max_pixels: int, verify: bool = True) -> ImageInfo:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error")
                     im.load()
+            if "A" in im.getbands():
+                _refuse_picture_only_in_alpha(im)
     except ImageProblem:
         raise
     except Exception as exc:  # Pillow raises many types for broken files
@@ -77,21 +79,81 @@ def probe(path: Path, max_pixels: int, verify: bool = True) -> ImageInfo:
     return ImageInfo(w, h, raw_w, raw_h, orientation, mode, fmt)
 
 
-def libjpeg_complaint(path: Path) -> str:
-    """What libjpeg says while decoding a JPEG ('' if nothing): "premature end of data segment"
-    and the like are only warnings to it, and a cut file would decode to a grey half. The
-    decode is DCT-scaled to 1/8, which still reads the whole entropy-coded stream."""
-    with tempfile.TemporaryFile() as err:  # libjpeg writes its warnings to the process's stderr
+def _refuse_picture_only_in_alpha(im: Image.Image) -> None:
+    """Every stage reads the colour channels (OpenCV drops alpha), so an image drawn only in its
+    alpha channel over flat colour would become one flat colour with its boxes still labelled."""
+    *colours, alpha = im.getextrema()
+    if all(low == high for low, high in colours) and alpha[0] != alpha[1]:
+        raise ImageProblem(f"its picture is only in its alpha channel (the colour channels are flat {colours[0][0]}): "
+                           f"flatten it onto a background first")
+
+
+ORIENTATION_NAMES = {2: "mirrored", 3: "rotated 180 degrees", 4: "flipped", 5: "transposed", 6: "rotated 90 degrees",
+                     7: "transversed", 8: "rotated 270 degrees"}
+
+
+def labelled_on_stored_pixels(info: ImageInfo, declared: tuple[int, int] | None, frame: str) -> bool:
+    """Whether an image's annotations were drawn on its stored pixels (True) or on the EXIF-oriented
+    ones (False), by `frame` (ingest.annotation_frame) or, under auto, by the size the annotation
+    file declares. Raises ImageProblem when the declared size fits neither frame, or when under auto
+    it fits both of an image that EXIF turns (a flip, a half turn, a square quarter turn): a box
+    placed in the wrong frame would sit on the wrong pixels with no sign of it."""
+    stored, oriented = (info.raw_width, info.raw_height), (info.width, info.height)
+    if declared is None or info.orientation == 1:  # normalised (YOLO) labels, or nothing to turn
+        if declared is not None and declared != stored:
+            raise ImageProblem(f"annotation says {declared[0]}x{declared[1]} but the file is {stored[0]}x{stored[1]}")
+        return frame == "stored" and info.orientation != 1
+    fits = {"stored": declared == stored, "oriented": declared == oriented}
+    if frame == "auto" and all(fits.values()):
+        raise ImageProblem(f"EXIF orientation {info.orientation} ({ORIENTATION_NAMES[info.orientation]}) keeps the size "
+                           f"{oriented[0]}x{oriented[1]}, so its annotations may be on the stored or the turned pixels: "
+                           f"set ingest.annotation_frame to stored or oriented")
+    chosen = frame if frame != "auto" else "stored" if fits["stored"] else "oriented"
+    if not fits[chosen]:
+        size = stored if chosen == "stored" else oriented
+        raise ImageProblem(f"annotation says {declared[0]}x{declared[1]} but the file is {size[0]}x{size[1]}"
+                           + (f" ({chosen} pixels, ingest.annotation_frame)" if frame != "auto" else ""))
+    return chosen == "stored"
+
+
+def _decode_telling(path: Path, flags: int) -> tuple[np.ndarray | None, str]:
+    """cv2.imread's pixels and what the codec wrote to the process's stderr meanwhile (libjpeg's
+    "premature end of data segment" and the like are only warnings to it, and a cut file
+    decodes to a grey half)."""
+    with tempfile.TemporaryFile() as err:
         saved = os.dup(2)
         os.dup2(err.fileno(), 2)
         try:
-            pixels = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8)
+            pixels = cv2.imread(str(path), flags)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         err.seek(0)
-        text = " ".join(err.read().decode("utf-8", "replace").split())[:200]
+        return pixels, " ".join(err.read().decode("utf-8", "replace").split())[:200]
+
+
+def libjpeg_complaint(path: Path) -> str:
+    """What libjpeg says while decoding a JPEG ('' if nothing). The decode is DCT-scaled to 1/8,
+    which still reads the whole entropy-coded stream."""
+    pixels, text = _decode_telling(path, cv2.IMREAD_REDUCED_COLOR_8)
     return text or ("" if pixels is not None else "libjpeg could not decode it")
+
+
+def read_rgb_whole(path: str | Path, height: int, width: int) -> np.ndarray:
+    """read_rgb for the first stage that decodes every image (segmentation): a JPEG libjpeg warns
+    about, a file OpenCV cannot decode, or pixels of another size than ingest recorded raise
+    ImageProblem, so an image ingest did not verify (ingest.verify_images: false) is rejected by
+    name instead of passing on as a grey half."""
+    with open(path, "rb") as head:
+        jpeg = head.read(3) == b"\xff\xd8\xff"
+    bgr, complaint = _decode_telling(Path(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageProblem("unreadable image: OpenCV could not decode it")
+    if jpeg and complaint:  # other codecs also warn of harmless things (libpng of sRGB profiles)
+        raise ImageProblem(f"corrupt JPEG: {complaint}")
+    if bgr.shape[:2] != (height, width):
+        raise ImageProblem(f"decodes to {bgr.shape[1]}x{bgr.shape[0]}, ingest recorded {width}x{height}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_bgr(path: str | Path) -> np.ndarray:

@@ -1,15 +1,15 @@
 """Snakemake's working-directory lock after a crash.
 
 A killed Snakemake leaves .snakemake/locks behind, and the next run refuses to start
-(LockException). Unlocking is safe only when no Snakemake process still works in that
-folder, which is what `bgshift unlock-stale` checks before it runs `snakemake --unlock`
-(`make run` calls it first, so rerunning the documented command resumes a killed run).
+(LockException). Unlocking is safe only when no other Snakemake process still works in that
+folder. The Snakefile checks this as it is read, in the main Snakemake process, and removes a
+killed run's lock as `snakemake --unlock` does (the lock folder), so a plain rerun of any
+command resumes; `bgshift unlock-stale` does the same by hand.
 """
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import psutil
@@ -31,7 +31,7 @@ def live_snakemake(workdir: Path) -> list[int]:
     return pids
 
 
-def unlock_if_stale(workdir: str | Path = ".", snakemake_args: list[str] | None = None) -> str:
+def unlock_if_stale(workdir: str | Path = ".") -> str:
     """Remove a lock left by a killed run; refuse while a run is alive. Returns what was done."""
     workdir = Path(workdir).resolve()
     locks = workdir / ".snakemake" / "locks"
@@ -40,7 +40,15 @@ def unlock_if_stale(workdir: str | Path = ".", snakemake_args: list[str] | None 
     alive = live_snakemake(workdir)
     if alive:
         raise LiveRun(f"{locks} belongs to a running Snakemake (pid {', '.join(map(str, alive))}); wait for it or stop it")
-    snakemake = Path(sys.executable).with_name("snakemake")
-    subprocess.run([str(snakemake), "--unlock", "--cores", "1", *(snakemake_args or [])], cwd=workdir, check=True,
-                   stdout=subprocess.DEVNULL)
+    shutil.rmtree(locks)  # what `snakemake --unlock` removes
     return f"removed the stale lock of a killed run in {workdir}"
+
+
+def unlock_before_run(workdir: str | Path = ".") -> str | None:
+    """The Snakefile's check, before Snakemake takes its lock: a killed run's lock is removed (and
+    said); a live run's is left for Snakemake's own LockException to report."""
+    try:
+        done = unlock_if_stale(workdir)
+    except LiveRun:
+        return None
+    return None if done == "no lock" else f"bgshift: {done}"

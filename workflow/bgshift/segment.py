@@ -225,8 +225,9 @@ class Shard:
         rows = []
         batch = max(1, self.settings["deeplabv3"]["batch_size"])
         for start in range(0, len(shard_images), batch):
-            chunk = shard_images[start : start + batch]
-            pixels = [imgs.read_rgb(im["path"]) for im in chunk]
+            decoded = [(im, *decode(im)) for im in shard_images[start : start + batch]]
+            rows += [unreadable_row(im, problem) for im, _, problem in decoded if problem]
+            chunk, pixels = [im for im, rgb, _ in decoded if rgb is not None], [rgb for _, rgb, _ in decoded if rgb is not None]
             annss = [self.dataset.annotations.get(im["image_id"], []) for im in chunk]
             methods = [self.method_for(im, anns) for im, anns in zip(chunk, annss)]
             need = [i for i, m in enumerate(methods) if m == "deeplabv3"]
@@ -255,7 +256,23 @@ class Shard:
                              "fill_ratio": fill, "qc_pass": not reason, "qc_reason": reason})
                 if not reason:
                     self.add_stats(rgb, fg)
-        return rows
+        return sorted(rows, key=lambda r: r["image_id"])
+
+
+def decode(image: dict) -> tuple[np.ndarray | None, str]:
+    """An image's pixels, or None and why it cannot be used: segmentation is the first stage that
+    decodes every image, whether or not ingest verified them."""
+    try:
+        return imgs.read_rgb_whole(image["path"], image["height"], image["width"]), ""
+    except (imgs.ImageProblem, OSError) as exc:
+        return None, str(exc)
+
+
+def unreadable_row(image: dict, problem: str) -> dict:
+    """The QC failure of an image that does not decode whole (named, and counted like any other)."""
+    empty = np.zeros((image["height"], image["width"]), np.uint8)
+    return {"image_id": image["image_id"], "mask_source": "none", "foreground": masks.encode(empty), "instances": [],
+            "fg_pixels": 0, "fill_ratio": 0.0, "qc_pass": False, "qc_reason": f"{problem} ({image['file_name']})"}
 
 
 def contact_sheet(entries: list[tuple[np.ndarray, np.ndarray, bool]], thumb: int) -> np.ndarray:
@@ -358,7 +375,11 @@ def training_samples(config: dict, ingest_dir: str | Path) -> list[tuple[np.ndar
         fg = np.zeros((im["height"], im["width"]), np.uint8)
         for a in anns:
             fg |= masks.decode(a["segmentation"])
-        samples.append((imgs.read_rgb(im["path"]), fg))
+        rgb, problem = decode(im)
+        if rgb is None:  # the shard job rejects it by name; it teaches nothing here
+            print(f"segment model: left out of training, {problem} ({im['file_name']})", flush=True)
+            continue
+        samples.append((rgb, fg))
     return samples
 
 

@@ -2,6 +2,7 @@ import json
 import math
 import re
 
+from bgshift.config import learnt_settings
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.metric_names import check as check_metric_names
 from bgshift.ingest import count_inputs, image_listing, input_files, summary_line as ingest_summary_line
@@ -51,7 +52,17 @@ def job_config(*sections, **parts):
 
 def section(name, *leave_out):
     """config[name] without the keys that change none of the job's outputs."""
-    return {key: value for key, value in config[name].items() if key not in leave_out}
+    return section_of(config[name], *leave_out)
+
+
+def section_of(settings, *leave_out):
+    """A part of the config without the keys that change none of the job's outputs."""
+    return {key: value for key, value in settings.items() if key not in leave_out}
+
+
+def model_settings(name):
+    """train.models[name] as its jobs' params: what a run learns, run-only keys (workers) aside."""
+    return learnt_settings(config["train"]["models"][name])
 
 
 SEGMENT_NEEDS_TRAINED_MODEL = (

@@ -8,7 +8,7 @@ rule detect:
         manifest=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/manifest.json",
     params:
         config=lambda wildcards: job_config(
-            train={"models": {wildcards.model: config["train"]["models"][wildcards.model]}},
+            train={"models": {wildcards.model: model_settings(wildcards.model)}},
             evaluate={"sweep_test_sets": config["evaluate"]["sweep_test_sets"]},
         ),
         out=lambda wildcards, output: Path(output.manifest).parent,

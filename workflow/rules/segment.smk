@@ -6,17 +6,21 @@ rule segment_model:
     output:
         model=f"{RESULTS}/segment/model/deeplabv3_trained.pt",
     params:
-        config=job_config("seed", segment=section("segment", "contact_sheet")),
+        # what it learns from: the fine-tuning settings and which groups' masks are hidden
+        config=job_config("seed", segment={"ignore_masks_of_groups": config["segment"]["ignore_masks_of_groups"],
+                                           "deeplabv3": {"train": config["segment"]["deeplabv3"]["train"]}}),
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment_model.log",
     threads: 2
     resources:
         gpu=1 if GPU_SEGMENTATION else 0,
+        device=config["segment"]["deeplabv3"]["device"],  # where it runs, not what it learns
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "BGSHIFT_THREADS={threads} bgshift segment-model --config-json {params.config:q} --ingest {params.ingest:q} --out {output.model:q} > {log:q} 2>&1"
+        "BGSHIFT_THREADS={threads} bgshift segment-model --config-json {params.config:q} --ingest {params.ingest:q} --out {output.model:q}"
+        " --device {resources.device:q} > {log:q} 2>&1"
 
 
 rule segment:
@@ -29,18 +33,24 @@ rule segment:
         masks=SEGMENT_MASKS,
         stats=SEGMENT_STATS,
     params:
-        config=job_config("shard_size", segment=section("segment", "contact_sheet")),
+        # the fine-tuning settings reach a shard through the model file it reads
+        config=job_config("shard_size", segment={**section("segment", "contact_sheet", "deeplabv3"),
+                                                 "deeplabv3": section_of(config["segment"]["deeplabv3"], "train", "batch_size", "device")}),
         ingest=lambda wildcards, input: Path(input.images).parent,
     log:
         f"{RESULTS}/logs/segment/{{shard}}.log",
     threads: 2 if GPU_SEGMENTATION else 1  # DeepLab's torch runs with these threads (BGSHIFT_THREADS)
     resources:
         gpu=1 if GPU_SEGMENTATION else 0,
+        # how a shard runs, not what it writes: where, and how many images are decoded together
+        device=config["segment"]["deeplabv3"]["device"],
+        segment_batch=config["segment"]["deeplabv3"]["batch_size"],
     conda:
         "../envs/bgshift.yaml"
     shell:
         "BGSHIFT_THREADS={threads} bgshift segment --config-json {params.config:q} --ingest {params.ingest:q} --shard {wildcards.shard:q}"
-        " --out {output.masks:q} --stats {output.stats:q} --model {input.model:q} > {log:q} 2>&1"
+        " --out {output.masks:q} --stats {output.stats:q} --model {input.model:q} --batch {resources.segment_batch:q}"
+        " --device {resources.device:q} > {log:q} 2>&1"
 
 
 rule segment_sheet:

@@ -7,7 +7,7 @@ rule train:
     output:
         done=f"{RESULTS}/train/{{model}}/{{set}}/seed{{seed}}/done.json",
     params:
-        config=lambda wildcards: job_config(train={"models": {wildcards.model: config["train"]["models"][wildcards.model]}}),
+        config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
         run_dir=lambda wildcards, output: Path(output.done).parent,
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
@@ -19,6 +19,7 @@ rule train:
         device=config["train"]["device"],  # where to run (auto: a free GPU by lock, else CPU), not what is learnt
         mem_mb=config["train"]["mem_mb"],
         runtime=config["train"]["runtime"],
+        workers=lambda wildcards: config["train"]["models"][wildcards.model].get("workers", 0),  # decoding processes
     log:
         f"{RESULTS}/logs/train/{{model}}/{{set}}/seed{{seed}}.log",
     conda:
@@ -26,4 +27,4 @@ rule train:
     shell:
         "BGSHIFT_THREADS={threads} bgshift train --config-json {params.config:q} --model {wildcards.model:q}"
         " --set-dir {input.set_dir:q} --seed {wildcards.seed:q} --categories {input.categories:q}"
-        " --run-dir {params.run_dir:q} --done {output.done:q} --device {resources.device:q} >> {log:q} 2>&1"
+        " --run-dir {params.run_dir:q} --done {output.done:q} --device {resources.device:q} --workers {resources.workers:q} >> {log:q} 2>&1"

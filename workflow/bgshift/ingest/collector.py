@@ -94,6 +94,7 @@ class Collector:
     invalid_boxes: str = "clip"
     max_pixels: int = 100_000_000
     verify_images: bool = True
+    annotation_frame: str = "auto"  # stored | oriented | auto: which pixels boxes were drawn on
     images: list[dict] = field(default_factory=list)
     annotations: list[dict] = field(default_factory=list)
     categories: dict[int, dict] = field(default_factory=dict)
@@ -116,6 +117,7 @@ class Collector:
             invalid_boxes=ingest["invalid_boxes"],
             max_pixels=ingest["max_pixels"],
             verify_images=ingest["verify_images"],
+            annotation_frame=ingest["annotation_frame"],
         )
 
     # -- categories -------------------------------------------------------
@@ -194,17 +196,11 @@ class Collector:
                     reason, field_name = (f"the same content as image id {self.image_of_content[digest]} "
                                           f"({file_name} is a copy)", "file_name")
         needs_orienting = False
-        if info is not None and declared_size is not None:
-            dw, dh = declared_size
-            if (dw, dh) == (info.width, info.height):
-                needs_orienting = False
-            elif (dw, dh) == (info.raw_width, info.raw_height):
-                needs_orienting = True  # labelled on the stored pixels, before rotation
-            else:
-                reason, field_name = (
-                    f"annotation says {dw}x{dh} but the file is {info.width}x{info.height}",
-                    "width/height",
-                )
+        if info is not None and reason is None:
+            try:
+                needs_orienting = imgs.labelled_on_stored_pixels(info, declared_size, self.annotation_frame)
+            except imgs.ImageProblem as exc:
+                reason, field_name = f"{exc} ({self.relative(path)})", "width/height"
         if reason is not None:
             if image_id not in self.accepted:
                 self.rejected_image_ids.setdefault(image_id, reason)
@@ -213,7 +209,7 @@ class Collector:
         declared_w, declared_h = declared_size or (
             (info.raw_width, info.raw_height) if needs_orienting else (info.width, info.height)
         )
-        entry = ImageEntry(image_id, info, declared_w, declared_h, needs_orienting and info.orientation != 1)
+        entry = ImageEntry(image_id, info, declared_w, declared_h, needs_orienting)
         self.accepted[image_id] = entry
         self.image_of_path[path.resolve()] = image_id
         if digest is not None:

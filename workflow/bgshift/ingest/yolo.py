@@ -1,6 +1,7 @@
 """YOLO: data.yaml + images/ and labels/ folders, box or polygon lines."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                               f"(expected {label_path(images[0]).parent}, ultralytics' images/ -> labels/ convention)")
         for image in images:
             image_id += 1
-            rel = str(image.relative_to(root)) if image.is_relative_to(root) else str(image)
+            rel = os.path.relpath(image, root)  # a folder data.yaml names by ../ or an absolute path alike
             entry = collector.add_image(image_id, rel, str(data_yaml), None, split=split)
             labels = label_path(image)
             label_folders.add(labels.parent)
@@ -135,7 +136,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                 collector.reject("label_file", labels, "label file", "encoding", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
                 _reject_lines(collector, labels, "its label file is not UTF-8 text")
                 continue
-            w, h = (entry.info.width, entry.info.height) if entry else (1, 1)
+            w, h = (entry.declared_w, entry.declared_h) if entry else (1, 1)  # the frame the labels are in
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue

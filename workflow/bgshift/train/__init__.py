@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import learnt_settings
 from ..io import inside_results, read_categories, write_json
 from .. import devices
 
@@ -70,9 +71,9 @@ def ground_truth(task: str, set_dir: str | Path) -> Path:
 
 
 def inputs_digest(settings: dict, set_dir: Path, seed: int) -> str:
-    """sha256 of what a run learns from: the model's settings, the seed and every byte of the
-    set's Parquet parts (images, labels, splits)."""
-    digest = hashlib.sha256(json.dumps({"settings": settings, "seed": seed}, sort_keys=True).encode())
+    """sha256 of what a run learns from: the model's settings (run-only ones aside), the seed and
+    every byte of the set's Parquet parts (images, labels, splits)."""
+    digest = hashlib.sha256(json.dumps({"settings": learnt_settings(settings), "seed": seed}, sort_keys=True).encode())
     for part in sorted((set_dir / "parquet").rglob("*.parquet")):
         digest.update(part.relative_to(set_dir).as_posix().encode())
         with open(part, "rb") as fh:
