@@ -44,14 +44,14 @@ def _weights() -> np.ndarray:
     return weights / weights.sum(1, keepdims=True)
 
 
-def claim_estimates(scores: np.ndarray) -> stats.Estimate:
+def claim_estimates(scores: np.ndarray, fixed: bool = False) -> stats.Estimate:
     """The engine's estimates of the claims 'arm k - arm 0' (k = 1..) of every simulated study at
     once: fields (studies, claims). A cell is the mean over images (a ratio metric with one image
     a unit), so the seed mean of a resampled effect is the weights times the seed-mean per-image effect."""
     per_image = scores[..., 1:] - scores[..., :1]  # (studies, images, seeds, claims)
     per_seed = per_image.mean(1)  # every image once
     resampled = np.einsum("bu,suc->scb", _weights(), per_image.mean(2))[..., None]  # (studies, claims, B, 1)
-    return stats.estimate(np.moveaxis(per_seed, 1, 2), resampled, IMAGES)
+    return stats.estimate(np.moveaxis(per_seed, 1, 2), resampled, IMAGES, fixed=fixed)
 
 
 def verdict_rate(seeds: int, sd: tuple, claims: int, effect: float = 0.0, seed: int = 0) -> tuple[float, float]:
@@ -132,3 +132,27 @@ def test_more_test_images_not_seeds_when_the_images_dominate():
     assert stats.seeds_needed(estimate, ALPHA, None, 0.8) is None
     clear = stats.Estimate(effect=0.05, seed_var=0.02 ** 2, image_var=1e-6, seeds=3, units=100)
     assert 2 <= stats.seeds_needed(clear, ALPHA, None, 0.8) <= 8
+
+
+def _fixed_models(effect: float, seed: int) -> stats.Estimate:
+    """Studies of two given models (evaluate-only: one run each, nothing trained): what varies is
+    the sample of test images only, so the seed part of the simulation is off."""
+    difficulty, interaction, _, noise = REGIMES["images"]
+    scores = simulate(np.random.default_rng(seed), 1, 2, (difficulty, interaction, 0.0, noise), np.array([0.0, effect]))
+    return claim_estimates(scores, fixed=True)
+
+
+def test_claims_between_models_evaluated_as_they_are_are_calibrated_on_their_test_images():
+    """One run per model, no seed level: with no true difference a verdict comes at most at the
+    nominal rate, and the interval covers a planted difference about 95% of the time."""
+    null = _fixed_models(0.0, 21)
+    verdicts = np.array([stats.verdict(stats.Estimate(e, np.nan, v, 1, IMAGES, fixed=True), p, ALPHA, "greater", None) != "inconclusive"
+                         for e, v, p in zip(null.effect[:, 0], null.image_var[:, 0], stats.p_value(null, None)[:, 0])])
+    assert above_nominal(float(verdicts.mean())) > 0.01, verdicts.mean()
+    assert verdicts.mean() > 0.01  # not dead: the test images alone do reach verdicts
+    planted = _fixed_models(0.03, 22)
+    low, high = planted.effect - 1.96 * planted.se(), planted.effect + 1.96 * planted.se()
+    covered = float(np.mean((low <= 0.03) & (0.03 <= high)))
+    assert 0.92 <= covered <= 0.98, covered
+    assert np.all(np.isinf(planted.df()))  # no seeds' variance to estimate: a normal interval
+    assert stats.verdict(stats.Estimate(0.03, np.nan, 1e-6, 1, IMAGES), 0.001, ALPHA, "greater", None) == "inconclusive"  # trained, one seed

@@ -143,6 +143,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
+def cmd_adopt(args: argparse.Namespace) -> None:
+    from . import evaluate
+
+    print(json.dumps(evaluate.adopt(_load_config(args), args.model, args.categories, args.done), indent=2, sort_keys=True))
+
+
 def cmd_backbone(args: argparse.Namespace) -> None:
     from .io import write_torch
     from .train.retinanet import backbone_state
@@ -276,6 +282,8 @@ COMMANDS = {
         ("--categories", {"required": True}), ("--run-dir", {"required": True}), ("--done", {"required": True}),
         ("--workers", {"type": int, "default": 0, "help": "DataLoader processes decoding training images (train.models.*.workers)"}),
         DEVICE]),
+    "adopt": (cmd_adopt, "an evaluate-only model as a run: its weights found, its classes mapped onto the dataset's", True, [
+        ("--model", {"required": True}), ("--categories", {"required": True}), ("--done", {"required": True})]),
     "backbone": (cmd_backbone, "the ResNet body of a trained RetinaNet run, as a weights file a RetinaNet can start from", False, [
         ("--checkpoint", {"required": True, "help": "a run's best.pt"}), ("--out", {"required": True})]),
     "detect": (cmd_detect, "run a trained run's checkpoints on the test sets; keep raw detections", True, [

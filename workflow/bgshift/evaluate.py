@@ -1,13 +1,41 @@
-"""Evaluation stage: run a trained run's checkpoints on the test sets (`detect`, raw predictions
-kept as JSON: COCO results for detectors, one record per crop for classifiers), then compute
-every metric from those files (`score`), so a new threshold rescores without inference."""
+"""Evaluation stage: adopt an evaluate-only model as a run (`adopt`, see pretrained.py), run a
+run's checkpoints on the test sets (`detect`, raw predictions kept as JSON: COCO results for
+detectors, one record per crop for classifiers), then compute every metric from those files
+(`score`), so a new threshold rescores without inference."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from .findings import per_image
+from .pretrained import PRETRAINED, PRETRAINED_SEED, label_map
 from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_outcomes, classification_rows, load_coco, metric_rows
+
+
+def adopt(config: dict, model_name: str, categories_path: str | Path, done: str | Path) -> dict:
+    """The run record of an evaluate-only model: its weights file and its label map (None when
+    its classes are the dataset's own, as in a checkpoint of an earlier run on this dataset)."""
+    from .io import read_categories, write_json
+    from .train import family
+
+    settings = config["train"]["models"][model_name]
+    weights, model_classes = family(settings["family"]).own_classes(settings)
+    categories, _ = read_categories(categories_path)
+    mapping = None if model_classes is None else label_map(model_classes, categories, settings["class_map"], f"train.models.{model_name}")
+    record = {"family": settings["family"], "evaluate_only": True, "weights": str(weights), "model": model_name,
+              "set": PRETRAINED, "seed": PRETRAINED_SEED, "model_classes": None if model_classes is None else len(model_classes),
+              "label_map": None if mapping is None else {str(label): cid for label, cid in sorted(mapping.items())}}
+    write_json(done, record)
+    return record
+
+
+def _checkpoints_of(models, done: dict, run_dir: Path) -> tuple[list[dict], dict[int, int] | None]:
+    """A run's checkpoints, best first, and its label map: an evaluate-only model is one
+    checkpoint, its weights as they are."""
+    if not done.get("evaluate_only"):
+        return models.checkpoints(done, run_dir), None
+    mapping = None if done["label_map"] is None else {int(label): cid for label, cid in done["label_map"].items()}
+    return [{"label": "best", "step": None, "path": Path(done["weights"])}], mapping
 
 
 def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict[str, str | Path],
@@ -30,10 +58,11 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
         devices.use_declared_threads()
         cuda = allocation.device is not None and torch.cuda.is_available()
         models = family(done["family"])
-        for ckpt in models.checkpoints(done, done_path.parent):
+        checkpoints, mapping = _checkpoints_of(models, done, done_path.parent)
+        for ckpt in checkpoints:
             wanted = {name: folder for name, folder in sorted(test_sets.items())
                       if ckpt["label"] == "best" or name.removeprefix("test_") in sweep}
-            predictor = models.load_predictor(settings, ckpt["path"], categories, cuda)
+            predictor = models.load_predictor(settings, ckpt["path"], categories, cuda, mapping)
             for name, folder in wanted.items():
                 truth = ground_truth(models.TASK, folder)
                 predictions = predictor(truth)

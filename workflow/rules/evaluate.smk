@@ -14,7 +14,7 @@ rule detect:
         out=lambda wildcards, output: Path(output.manifest).parent,
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
-        set="|".join(map(re.escape, TRAIN_SETS)),
+        set="|".join(map(re.escape, RUN_SETS)),
         seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
@@ -42,7 +42,7 @@ rule score:
         config=job_config(evaluate={"score_threshold": config["evaluate"]["score_threshold"]}),
     wildcard_constraints:
         model="|".join(map(re.escape, MODELS)),
-        set="|".join(map(re.escape, TRAIN_SETS)),
+        set="|".join(map(re.escape, RUN_SETS)),
         seed=r"\d+",
     log:
         f"{RESULTS}/logs/score/{{model}}/{{set}}/seed{{seed}}.log",

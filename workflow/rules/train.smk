@@ -10,7 +10,7 @@ rule train:
         config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
         run_dir=lambda wildcards, output: Path(output.done).parent,
     wildcard_constraints:
-        model="|".join(map(re.escape, MODELS)),
+        model="|".join(map(re.escape, TRAINED_MODELS)),
         set="|".join(map(re.escape, TRAIN_SETS)),
         seed=r"\d+",
     threads: config["train"]["threads"]
@@ -28,3 +28,24 @@ rule train:
         "BGSHIFT_THREADS={threads} bgshift train --config-json {params.config:q} --model {wildcards.model:q}"
         " --set-dir {input.set_dir:q} --seed {wildcards.seed:q} --categories {input.categories:q}"
         " --run-dir {params.run_dir:q} --done {output.done:q} --device {resources.device:q} --workers {resources.workers:q} >> {log:q} 2>&1"
+
+
+rule adopt:
+    """An evaluate-only model as a run, instead of training: its weights found and its classes
+    mapped onto the dataset's (a dataset class no model class maps to stops here, before detection)."""
+    input:
+        categories=rules.ingest.output.categories,
+        weights=starting_weights,
+    output:
+        done=f"{RESULTS}/train/{{model}}/{PRETRAINED}/seed{PRETRAINED_SEED}/done.json",
+    params:
+        config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
+    wildcard_constraints:
+        model="|".join(map(re.escape, EVALUATE_ONLY)),
+    log:
+        f"{RESULTS}/logs/adopt/{{model}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift adopt --config-json {params.config:q} --model {wildcards.model:q} --categories {input.categories:q}"
+        " --done {output.done:q} > {log:q} 2>&1"

@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass
 
 from ..config import ConfigError
+from ..pretrained import PRETRAINED
 
 DETECTION_METRICS = {"AP", "AP50", "AP75", "count_mae", "fp_per_image"}
 CLASSIFICATION_METRICS = {"accuracy", "challenge_accuracy"}
@@ -95,9 +96,11 @@ def parse(declared: dict, models: list[str]) -> list[Claim]:
     return claims
 
 
-def check(config: dict, claims: list[Claim], trained: list[str], tested: list[str], tasks: dict[str, str]) -> None:
+def check(config: dict, claims: list[Claim], trained: list[str], tested: list[str], tasks: dict[str, str],
+          evaluate_only: frozenset[str] = frozenset()) -> None:
     """Every cell of every claim is planned: its model, training set and test set exist, its metric
-    fits the model's task, and a window claim's test set is evaluated at every checkpoint."""
+    fits the model's task, and a window claim's test set is evaluated at every checkpoint. An
+    evaluate-only model's one training-set label is "pretrained"."""
     sweep = {f"test_{name}" for name in config["evaluate"]["sweep_test_sets"]}
     for claim in claims:
         where = f"findings.claims.{claim.name}"
@@ -106,14 +109,17 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
         for cell in claim.cells:
             if cell.model not in tasks:
                 raise ConfigError(f"{where}: model {cell.model!r} is not among train.models {sorted(tasks)}")
-            if cell.trainset not in trained:
-                raise ConfigError(f"{where}: training set {cell.trainset!r} is not trained (trained: {trained})")
+            runs_of = [PRETRAINED] if cell.model in evaluate_only else trained
+            if cell.trainset not in runs_of:
+                raise ConfigError(f"{where}: {cell.model} has no run on {cell.trainset!r} (its training sets: {runs_of})")
             if cell.testset not in tested:
                 raise ConfigError(f"{where}: test set {cell.testset!r} is not tested (test sets: {tested})")
             valid = CLASSIFICATION_METRICS if tasks[cell.model] == "classification" else DETECTION_METRICS
             if metric_family(cell.metric) not in valid:
                 raise ConfigError(f"{where}: metric {cell.metric!r} is not one of {cell.model}'s ({tasks[cell.model]}): "
                                   f"{sorted(valid)}, optionally /<class>")
+            if claim.checkpoint == "window" and cell.model in evaluate_only:
+                raise ConfigError(f"{where}: {cell.model} is evaluated as it is, one checkpoint: it has no window")
             if claim.checkpoint == "window" and cell.testset not in sweep:
                 raise ConfigError(f"{where}: checkpoint window needs {cell.testset} at every checkpoint: add "
                                   f"{cell.testset.removeprefix('test_')!r} to evaluate.sweep_test_sets")

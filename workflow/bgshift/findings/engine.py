@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from ..config import ConfigError
 from . import resample, stats
+from ..pretrained import PRETRAINED, PRETRAINED_SEED, runs
 from .claims import Cell, Claim, Term, parse
 
 UNADJUSTED_LEVEL = 0.05  # the unadjusted interval printed beside the adjusted one
@@ -42,9 +43,8 @@ class Study:
         from ..sets import definitions, trained_sets
 
         config = load(path)
-        trained = trained_sets(config, definitions(config))
         files = [Path(config["results"]) / "eval" / model / trainset / f"seed{seed}" / "per_image.parquet"
-                 for model in config["train"]["models"] for trainset in trained for seed in config["train"]["seeds"]]
+                 for model, trainset, seed in runs(config, trained_sets(config, definitions(config)))]
         missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise ConfigError(f"{path}: runs not scored yet (run its snakemake first): {missing[:3]}{' ...' if len(missing) > 3 else ''}")
@@ -62,6 +62,11 @@ class Study:
 
     def seeds(self, cell: Cell) -> set[int]:
         return {seed for (model, trainset, seed) in self.runs if (model, trainset) == (cell.model, cell.trainset)}
+
+    @staticmethod
+    def run_seed(cell: Cell, seed: int) -> int:
+        """The seed of a cell's run paired with `seed`: an evaluate-only model's one run pairs with every seed."""
+        return PRETRAINED_SEED if cell.trainset == PRETRAINED else seed
 
     def table(self, model: str, trainset: str, seed: int):
         key = (model, trainset, seed)
@@ -99,6 +104,7 @@ class Study:
     def value(self, claim: Claim, cell: Cell, seed: int) -> tuple[float, np.ndarray]:
         """A cell's metric at one seed, on the test images as they are and under each resample
         (the mean over the window's checkpoints for a window claim)."""
+        seed = self.run_seed(cell, seed)
         key = (cell, seed, claim.checkpoint)
         if key not in self._values:
             evaluations = self._evaluations_of(cell, seed, claim.checkpoint)
@@ -130,16 +136,19 @@ def _side(study: Study, claim: Claim, terms: tuple[Term, ...], seeds: list[int])
 
 
 def measure(study: Study, claim: Claim) -> dict:
-    """A claim's per-seed effects, its estimate (two-level variance) and P(improvement)."""
-    seeds = sorted(set.intersection(*(study.seeds(cell) for cell in claim.cells)))
-    if not seeds:
+    """A claim's per-seed effects, its estimate (two-level variance) and P(improvement). Cells of
+    evaluate-only models have no seed level: they pair with every seed of the trained cells, and a
+    claim of such cells alone is judged on its test images only."""
+    trained = [cell for cell in claim.cells if cell.trainset != PRETRAINED]
+    seeds = sorted(set.intersection(*(study.seeds(cell) for cell in trained))) if trained else [PRETRAINED_SEED]
+    if not seeds or not all(study.seeds(cell) for cell in claim.cells):
         raise ConfigError(f"{study.label}: claim {claim.name}: no seed was run for every cell it compares")
     plus, plus_reps = _side(study, claim, claim.plus, seeds)
     minus, minus_reps = _side(study, claim, claim.minus, seeds)
     per_seed = plus - minus
     replicates = plus_reps - minus_reps
     finite = np.isfinite(replicates).all(1)  # a resample without any object of a class leaves AP undefined
-    est = stats.estimate(per_seed, replicates[finite], len(study.universe))
+    est = stats.estimate(per_seed, replicates[finite], len(study.universe), fixed=not trained)
     return {"seeds": seeds, "per_seed": per_seed.tolist(), "estimate": est, "resamples": int(finite.sum()),
             "p_improvement": stats.probability_of_improvement(plus, minus)}
 
@@ -163,7 +172,7 @@ def judge(measured: list[tuple[Study, Claim, dict]], settings: dict) -> list[dic
             "interval": list(est.interval(UNADJUSTED_LEVEL)), "p": p, "adjusted_p": float(p_adj), "holm_level": float(level),
             "adjusted_interval": list(est.interval(interval_level)), "verdict": verdict,
             "p_improvement": m["p_improvement"], "seeds_needed": needed,
-            "more_images_needed": verdict == "inconclusive" and needed is None and est.seeds >= 2,
+            "more_images_needed": verdict == "inconclusive" and needed is None and (est.seeds >= 2 or est.fixed),
         })
     return rows
 

@@ -31,6 +31,7 @@ class Estimate:
     image_var: float  # variance of the seed-mean effect over test-image resamples
     seeds: int
     units: int  # test images resampled
+    fixed: bool = False  # models evaluated as they are: no seed level, the test images are all that varies
 
     def _seed_part(self, seeds: int | None) -> np.ndarray:
         return np.where(np.isnan(self.seed_var), 0.0, self.seed_var) / (seeds or self.seeds)
@@ -59,12 +60,13 @@ class Estimate:
         return float(self.effect - half), float(self.effect + half)
 
 
-def estimate(per_seed: np.ndarray, replicates: np.ndarray, units: int) -> Estimate:
-    """per_seed: (..., n) effects on the test set as it is; replicates: (..., B, n) under resampled images."""
+def estimate(per_seed: np.ndarray, replicates: np.ndarray, units: int, fixed: bool = False) -> Estimate:
+    """per_seed: (..., n) effects on the test set as it is; replicates: (..., B, n) under resampled
+    images; `fixed`: the models are given (evaluate-only), so one seed is the whole study."""
     n = np.shape(per_seed)[-1]
     seed_var = np.var(per_seed, axis=-1, ddof=1) if n > 1 else np.full(np.shape(per_seed)[:-1], np.nan)
     image_var = np.var(np.mean(replicates, axis=-1), axis=-1, ddof=1) if np.shape(replicates)[-2] > 1 else 0.0
-    return Estimate(np.mean(per_seed, axis=-1), seed_var, image_var, n, units)
+    return Estimate(np.mean(per_seed, axis=-1), seed_var, image_var, n, units, fixed)
 
 
 def p_value(est: Estimate, margin: float | None):
@@ -98,7 +100,7 @@ def holm(p_values, alpha: float) -> tuple[np.ndarray, np.ndarray]:
 
 def verdict(est: Estimate, adjusted_p: float, alpha: float, expect: str, margin: float | None) -> str:
     """holds / reversed / equivalent / inconclusive at the family-wise level alpha."""
-    if est.seeds < 2 or adjusted_p >= alpha:
+    if (est.seeds < 2 and not est.fixed) or adjusted_p >= alpha:
         return "inconclusive"
     if margin is not None:
         return "equivalent"

@@ -5,10 +5,13 @@ A model family is one module of this package (yolo, frcnn, retinanet, classifier
         (on its crops, results/crops/<set>),
     train(settings, set_dir, run_dir, seed, cuda, categories) -> run summary (checkpoints,
         best, exact resume from run_dir),
-    load_predictor(settings, checkpoint, categories, cuda) -> function of a test split's ground
-        truth (ground_truth below) returning prediction records (COCO results for detectors,
-        {index, label, probabilities} per sample for classifiers),
-    checkpoints(done, run_dir) -> [{label, step, path}], best first.
+    load_predictor(settings, checkpoint, categories, cuda, label_map=None) -> function of a test
+        split's ground truth (ground_truth below) returning prediction records (COCO results for
+        detectors, {index, label, probabilities} per sample for classifiers); with a label_map
+        (model class -> category id) the weights of an evaluate-only model as they are,
+    checkpoints(done, run_dir) -> [{label, step, path}], best first,
+    own_classes(settings) -> (weights file, {model label: class name} or None when the classes
+        are the dataset's): what an evaluate-only model is (bgshift.pretrained).
 Adding a family is a new module here plus its schema entry.
 """
 from __future__ import annotations

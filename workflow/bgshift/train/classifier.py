@@ -18,6 +18,7 @@ import torch
 import torchvision.models as tvm
 
 from ..images import decode_rgb
+from .. import pretrained
 from ..weights import fit, load_state
 from . import torchvision_loop as loop
 
@@ -34,12 +35,15 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
-    """The architecture with `num_classes` outputs, weights per settings["weights"]."""
+    """The architecture with `num_classes` outputs, weights per settings["weights"]; `num_classes`
+    None keeps torchvision's ImageNet head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
     kind, state, source = loop.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
     if kind == "torchvision":
         model = builder(weights=None, num_classes=len(enum.meta["categories"]))
         fit(model, state, source, f"ImageNet {settings['arch']}")
+        if num_classes is None:
+            return model
         _replace_head(model, num_classes)
         return model
     model = builder(weights=None, num_classes=num_classes)
@@ -80,17 +84,33 @@ class CropSplit(torch.utils.data.Dataset):
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, split: CropSplit, device: torch.device, batch_size: int = 64) -> list[dict]:
-    """One record per sample, in the split's order: the predicted class and every class's probability."""
+def predict(model: torch.nn.Module, split: CropSplit, device: torch.device, batch_size: int = 64,
+            label_map: dict[int, int] | None = None, classes: int = 0) -> list[dict]:
+    """One record per sample, in the split's order: the predicted class and every class's probability.
+    With a `label_map` (an evaluate-only model's class -> dataset class index) the model's own top
+    class is mapped, -1 (always wrong) where it maps to nothing, as Xiao et al. score ImageNet
+    models on ImageNet-9; a dataset class's probability is the sum of its model classes'."""
     model.eval()
     records = []
     for start in range(0, len(split), batch_size):
         batch = torch.stack([split.tensor(i) for i in range(start, min(len(split), start + batch_size))]).to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             probabilities = model(batch).float().softmax(1).cpu()
+        if label_map is not None:
+            top = probabilities.argmax(1).tolist()
+            probabilities = probabilities @ _mapping_matrix(label_map, probabilities.shape[1], classes)
         for offset, p in enumerate(probabilities.tolist()):
-            records.append({"index": start + offset, "label": int(np.argmax(p)), "probabilities": [round(v, 5) for v in p]})
+            label = int(np.argmax(p)) if label_map is None else label_map.get(top[offset], -1)
+            records.append({"index": start + offset, "label": label, "probabilities": [round(v, 5) for v in p]})
     return records
+
+
+def _mapping_matrix(label_map: dict[int, int], model_classes: int, classes: int) -> torch.Tensor:
+    """(model classes, dataset classes) 0/1 matrix summing each dataset class's model classes."""
+    matrix = torch.zeros(model_classes, classes)
+    for label, index in label_map.items():
+        matrix[label, index] = 1.0
+    return matrix
 
 
 class CropData:
@@ -123,13 +143,24 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, c
                       torch.device("cuda" if cuda else "cpu"))
 
 
-def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool):
-    """A checkpoint as a function of a crops split's folder (its Parquet parts)."""
+def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool, label_map: dict[int, int] | None = None):
+    """A checkpoint as a function of a crops split's folder (its Parquet parts); with a `label_map`
+    (model class -> category id), torchvision's ImageNet weights as they are."""
     device = torch.device("cuda" if cuda else "cpu")
-    model = build_model({**settings, "weights": "none"}, len(categories))
-    fit(model, load_state(checkpoint).get("model", {}), checkpoint, "classifier")
+    if label_map is None:
+        model = build_model({**settings, "weights": "none"}, len(categories))
+        fit(model, load_state(checkpoint).get("model", {}), checkpoint, "classifier")
+        to_index = None
+    else:
+        model = build_model(settings, None)
+        index_of = {c["category_id"]: c["index"] for c in categories}
+        to_index = {label: index_of[category] for label, category in label_map.items()}
     model.to(device)
-    return lambda folder: predict(model, CropSplit(Path(folder)), device)
+    return lambda folder: predict(model, CropSplit(Path(folder)), device, label_map=to_index, classes=len(categories))
+
+
+def own_classes(settings: dict) -> tuple[Path, dict[int, str] | None]:
+    return pretrained.torchvision_classes(settings["weights"], ARCHS[settings["arch"]][1], f"classifier {settings['arch']}")
 
 
 checkpoints = loop.checkpoints

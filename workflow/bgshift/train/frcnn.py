@@ -23,13 +23,16 @@ ARCHS = {
 
 
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
-    """Faster R-CNN with `num_classes` object classes (+ background), weights per settings["weights"]."""
+    """Faster R-CNN with `num_classes` object classes (+ background), weights per settings["weights"];
+    `num_classes` None keeps torchvision's COCO head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
     sizes = {"min_size": settings["min_size"], "max_size": settings["max_size"], **settings["model_kwargs"]}
     kind, state, source = loop.initial_weights(settings["weights"], "Faster R-CNN", enum)
     if kind == "torchvision":
         model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]), **sizes)
         fit(model, state, source, f"COCO {settings['arch']}")
+        if num_classes is None:
+            return model
         in_features = model.roi_heads.box_predictor.cls_score.in_features
         model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes + 1)  # a new head for our classes
         return model
@@ -39,5 +42,6 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     return model
 
 
-FAMILY = loop.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET)
-TASK, train, load_predictor, checkpoints = FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints  # the family interface
+FAMILY = loop.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
+TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
+    FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

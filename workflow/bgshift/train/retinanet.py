@@ -94,7 +94,8 @@ def is_backbone_state(state: dict) -> bool:
 
 def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     """RetinaNet with `num_classes` sigmoid classes and the configured loss, weights per settings["weights"]:
-    a checkpoint file holds either a whole RetinaNet or a ResNet body (ImageNet's or backbone_state's)."""
+    a checkpoint file holds either a whole RetinaNet or a ResNet body (ImageNet's or backbone_state's);
+    `num_classes` None keeps torchvision's COCO head (an evaluate-only model)."""
     depth, detector_weights, backbone_weights = ARCHS[settings["arch"]]
     model_for = partial(RecalibratedRetinaNet, min_size=settings["min_size"], max_size=settings["max_size"],
                         anchor_generator=anchor_generator(settings["anchor_sizes"]), loss=settings["loss"],
@@ -111,6 +112,8 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
             raise ValueError(f"fpn_channels: torchvision's COCO RetinaNet has 256, not {channels}")
         model = model_for(_resnet_backbone(depth, pretrained=True), len(detector_weights.meta["categories"]))
         fit(model, state, source, f"COCO {settings['arch']}")
+        if num_classes is None:  # evaluated as it is, COCO head and all
+            return model
         anchors = model.head.classification_head.num_anchors
         model.head.classification_head = RetinaNetClassificationHead(256, anchors, num_classes)
         return model
@@ -120,5 +123,6 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     return model
 
 
-FAMILY = loop.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET)
-TASK, train, load_predictor, checkpoints = FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints  # the family interface
+FAMILY = loop.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
+TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
+    FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

@@ -25,11 +25,11 @@ import cv2
 import numpy as np
 import torch
 
-from .. import metrics
+from .. import metrics, pretrained
 from ..io import link_file, write_json, write_torch
 from ..weights import WeightsMissing, fit, hub_checkpoint, load_state
 
-BuildModel = Callable[[dict, int], torch.nn.Module]  # (a model's settings, number of classes) -> model
+BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
 Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
 
 
@@ -51,8 +51,9 @@ class TorchvisionFamily:
     model builder, and the model label of class index 0 (1 where label 0 is the background)."""
 
     name: str
-    build_model: BuildModel
+    build_model: BuildModel  # num_classes None: torchvision's weights with their own head (evaluate-only)
     label_offset: int
+    detector_weights: Callable[[dict], object]  # a model's torchvision weight enum, or None
     task: ClassVar[str] = "detection"
 
     def train(self, settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
@@ -60,8 +61,12 @@ class TorchvisionFamily:
         data = DetectionData(set_dir, categories, self.label_offset)
         return train(self.name, lambda: self.build_model(settings, len(categories)), data, settings, run_dir, seed, device)
 
-    def load_predictor(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Predictor:
-        return load_detector(self, settings, checkpoint, categories, cuda)
+    def load_predictor(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                       label_map: dict[int, int] | None = None) -> Predictor:
+        return load_detector(self, settings, checkpoint, categories, cuda, label_map)
+
+    def own_classes(self, settings: dict) -> tuple[Path, dict[int, str] | None]:
+        return pretrained.torchvision_classes(settings["weights"], self.detector_weights(settings), f"{self.name} {settings['arch']}")
 
     @staticmethod
     def checkpoints(done: dict, run_dir: Path) -> list[dict]:
@@ -176,7 +181,7 @@ class DetectionData:
 
     def __init__(self, set_dir: Path, categories: list[dict], label_offset: int):
         category_index = {c["category_id"]: c["index"] for c in categories}
-        self.index_to_category = {v: k for k, v in category_index.items()}
+        self.category_of_label = {c["index"] + label_offset: c["category_id"] for c in categories}
         self.samples = Samples(CocoSplit(set_dir / "coco" / "train.json", category_index, label_offset))
         self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
 
@@ -189,7 +194,7 @@ class DetectionData:
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
         if not len(self.val):
             return None
-        return metrics.coco_metrics(self.val.coco, predict(model, self.val, device, self.index_to_category))["AP"]
+        return metrics.coco_metrics(self.val.coco, predict(model, self.val, device, self.category_of_label))["AP"]
 
 
 def as_list(batch: list) -> list:
@@ -198,9 +203,10 @@ def as_list(batch: list) -> list:
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, index_to_category: dict[int, int],
+def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, category_of_label: dict[int, int],
             batch_size: int = 4, score_threshold: float = 0.001) -> list[dict]:
-    """COCO results records for every image of a split."""
+    """COCO results records for every image of a split; detections of a model label that maps to
+    no dataset category (an evaluate-only model's other classes) are left out."""
     model.eval()
     results = []
     for start in range(0, len(split), batch_size):
@@ -209,8 +215,8 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, inde
             outputs = model([split.image(i).to(device) for i in ids])
         for image_id, out in zip(ids, outputs):
             for box, label, score in zip(out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
-                if score >= score_threshold:
-                    results.append({"image_id": image_id, "category_id": index_to_category[label - split.label_offset],
+                if score >= score_threshold and label in category_of_label:
+                    results.append({"image_id": image_id, "category_id": category_of_label[label],
                                     "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": score})
     return results
 
@@ -314,15 +320,20 @@ def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) 
         state["stale"] += 1
 
 
-def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Predictor:
-    """A checkpoint of this loop, loaded once, as a function of the COCO split to run on."""
+def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                  label_map: dict[int, int] | None = None) -> Predictor:
+    """A checkpoint of this loop, loaded once, as a function of the COCO split to run on; with a
+    `label_map` (model label -> category id) the torchvision weights themselves, head and all."""
     device = torch.device("cuda" if cuda else "cpu")
-    model = family.build_model({**settings, "weights": "none"}, len(categories))
-    fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
+    if label_map is None:
+        model = family.build_model({**settings, "weights": "none"}, len(categories))
+        fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
+        label_map = {c["index"] + family.label_offset: c["category_id"] for c in categories}
+    else:
+        model = family.build_model(settings, None)
     model.to(device)
     category_index = {c["category_id"]: c["index"] for c in categories}
-    index_to_category = {c["index"]: c["category_id"] for c in categories}
-    return lambda coco_json: predict(model, CocoSplit(Path(coco_json), category_index, family.label_offset), device, index_to_category)
+    return lambda coco_json: predict(model, CocoSplit(Path(coco_json), category_index, family.label_offset), device, label_map)
 
 
 def checkpoints(done: dict, run_dir: Path) -> list[dict]:

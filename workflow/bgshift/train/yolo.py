@@ -55,14 +55,24 @@ def checkpoints(done: dict, run_dir: Path) -> list[dict]:
     return [best] + [{"label": Path(c["name"]).stem, "step": c["epoch"], "path": run_dir / c["name"]} for c in done["checkpoints"]]
 
 
-def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool) -> Callable[[Path], list[dict]]:
-    """A checkpoint (loaded once, safely) as a function of the COCO split to run on."""
+def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                   label_map: dict[int, int] | None = None) -> Callable[[Path], list[dict]]:
+    """A checkpoint (loaded once, safely) as a function of the COCO split to run on; `label_map`:
+    an evaluate-only model's class -> category id (its other classes' boxes are left out)."""
     model = load_yolo(checkpoint)
-    index_to_category = {c["index"]: c["category_id"] for c in categories}
-    return lambda coco_json: predict(model, settings["imgsz"], Path(coco_json), index_to_category, "0" if cuda else "cpu")
+    category_of = label_map if label_map is not None else {c["index"]: c["category_id"] for c in categories}
+    return lambda coco_json: predict(model, settings["imgsz"], Path(coco_json), category_of, "0" if cuda else "cpu")
 
 
-def predict(model, imgsz: int, coco_json: Path, index_to_category: dict[int, int], device: str, batch: int = 16) -> list[dict]:
+def own_classes(settings: dict) -> tuple[Path, dict[int, str]]:
+    """An evaluate-only YOLO's .pt and the classes it was trained on (its `names`)."""
+    path = Path(settings["model"])
+    if not path.is_file():
+        raise WeightsMissing(f"YOLO weights {path} not found offline: place {path.name} at {path}")
+    return path, {int(label): str(name) for label, name in load_yolo(path).names.items()}
+
+
+def predict(model, imgsz: int, coco_json: Path, category_of: dict[int, int], device: str, batch: int = 16) -> list[dict]:
     """ultralytics predict at validation settings (conf 0.001, NMS IoU 0.7, up to 300 per image),
     on the COCO export's image files, so every family is scored on the same images the same way."""
     coco = load_coco(coco_json)
@@ -75,6 +85,8 @@ def predict(model, imgsz: int, coco_json: Path, index_to_category: dict[int, int
         for im, pred in zip(chunk, predictions):
             boxes = pred.boxes
             for (x0, y0, x1, y1), cls, score in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist()):
-                results.append({"image_id": im["id"], "category_id": index_to_category[int(cls)],
+                if int(cls) not in category_of:
+                    continue
+                results.append({"image_id": im["id"], "category_id": category_of[int(cls)],
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
     return results
