@@ -1,0 +1,86 @@
+"""The reporting commands: tables, plots, accounting, findings, and two helpers."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import config as cfg
+from .registry import command, load_config
+
+
+@command("report-tables", "long metrics table and paper-shaped tables", True, [
+    ("--metrics", {"nargs": "+", "required": True}), ("--out", {"required": True})])
+def cmd_report_tables(args: argparse.Namespace) -> None:
+    from .. import report
+
+    print(report.tables(args.metrics, args.out, load_config(args)["evaluate"]))
+
+
+@command("plots", "metric plots and detection examples", True, [
+    ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
+    ("--out", {"required": True}), ("--examples", {"required": True}),
+    ("--drop-of", {"required": True, "help": "JSON: training set -> its drop scheme"})])
+def cmd_plots(args: argparse.Namespace) -> None:
+    from .. import report
+
+    config = load_config(args)
+    report.plots(args.metrics, args.out, json.loads(args.drop_of))
+    report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
+
+
+@command("accounting", "per-stage counts into results/accounting.json; fails if they do not add up", False, [
+    ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
+    ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})])
+def cmd_accounting(args: argparse.Namespace) -> None:
+    from .. import accounting
+
+    summary = accounting.run(args.results, args.variants, args.sets, args.out)
+    print(f"{len(summary['checks'])} checks passed")
+
+
+@command("summary", "results/summary.json: the accounting and whether the models learnt", False, [
+    ("--accounting", {"required": True}), ("--learning", {"nargs": "?", "default": None}), ("--out", {"required": True})])
+def cmd_summary(args: argparse.Namespace) -> None:
+    from .. import accounting
+
+    summary = accounting.summarise(args.accounting, args.learning, args.out)
+    print((summary["learning"] or {}).get("message", "no model was trained"))
+
+
+@command("findings", "measure the declared claims: effects, Holm-adjusted intervals, verdicts (from stored evaluations)", False, [
+    ("--configs", {"nargs": "+", "help": "config files of a study (their results folders must be scored); or the rule's options:"}),
+    ("--config-json", {"help": "the findings rule's slice of the config (findings, evaluate.window, seed)"}),
+    ("--models", {"nargs": "+", "help": "train.models' names"}),
+    ("--per-image", {"nargs": "*", "help": "every run's per_image.parquet"}),
+    ("--made-by", {"default": "snakemake", "help": "the command quoted in findings.md"}),
+    ("--out", {"required": True, "help": "folder of findings.md, findings.json and findings/"})])
+def cmd_findings(args: argparse.Namespace) -> None:
+    from ..findings import engine
+
+    if args.configs:  # a study spanning configs (make study's worlds): each reads its own results folder
+        studies = [engine.Study.of_config(path) for path in args.configs]
+        made_by = f"bgshift findings --configs {' '.join(args.configs)} --out {args.out}"
+    else:
+        if not (args.config_json and args.per_image is not None and args.models):
+            raise SystemExit("bgshift findings: give --configs, or --config-json with --models and --per-image (the findings rule)")
+        studies = [engine.Study("", cfg.loads_json(args.config_json), args.models, [Path(p) for p in args.per_image])]
+        made_by = args.made_by
+    for row in engine.run(studies, args.out, made_by):
+        low, high = row["adjusted_interval"]
+        print(f"{row['claim']}: {row['effect']:+.3f} [{low:+.3f}, {high:+.3f}] {row['verdict']}")
+
+
+@command("unlock-stale", "remove Snakemake's lock left by a killed run (refused while a run is alive)", False)
+def cmd_unlock_stale(args: argparse.Namespace) -> None:
+    from .. import locks
+
+    print(locks.unlock_if_stale("."))
+
+
+@command("config-doc", "print the config reference (config/README.md) from the schema", False)
+def cmd_config_doc(args: argparse.Namespace) -> None:
+    from .. import config_doc
+
+    sys.stdout.write(config_doc.reference_markdown())
