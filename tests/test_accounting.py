@@ -160,10 +160,26 @@ def stages(tmp_path_factory):
         "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}},
         "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}, "only_bg_t": {}}},
         "sets": {"train": {"original": {"variants": ["original"]}, "x2": {"variants": ["original", "only_bg_t"], "repeat": 2, "drop": "hard"}},
-                 "test": ["original"]},
+                 "test": ["original"], "pooled": {"augmented": {"variants": ["original", "only_bg_t"]}}},
     })
     sets = run_stages(cfg, root)
     return root, ["original", "only_bg_t"], list(sets)
+
+
+def test_a_pooled_test_set_holds_each_test_image_once_per_variant_and_is_counted(stages, tmp_path):
+    """The background-augmentation report's Augmented test data: test_augmented pools the original
+    and Only-BG-T versions of every QC-passed test image, each a COCO image of its own that names
+    its source image (the findings resample by source image)."""
+    root, variants, sets = stages
+    summary = accounting.run(root, variants, sets, tmp_path / "summary.json")
+    single = summary["sets"]["test_original"]["test"]["images"]
+    assert single > 0 and summary["sets"]["test_augmented"]["test"]["images"] == 2 * single
+    coco = json.loads((root / "sets" / "test_augmented" / "coco" / "test.json").read_text())
+    assert len({im["id"] for im in coco["images"]}) == len(coco["images"]) == 2 * single
+    by_source = {}
+    for im in coco["images"]:
+        by_source.setdefault(im["source_image_id"], set()).add(im["variant"])
+    assert len(by_source) == single and all(v == {"original", "only_bg_t"} for v in by_source.values())
 
 
 def test_summary_counts_every_image_through_every_stage(stages, tmp_path):

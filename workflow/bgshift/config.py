@@ -263,7 +263,7 @@ def _check_consistency(config: dict) -> None:
 def _check_names(config: dict) -> None:
     """Names become folders and wildcards: two that differ only in case are one folder on macOS and
     Windows, and a periodic one stops Snakemake."""
-    namespaces = {"sets.train": list(config["sets"]["train"]), "sets.test": list(config["sets"]["test"]),
+    namespaces = {"sets.train": list(config["sets"]["train"]), "sets.test": list(config["sets"]["test"]) + list(config["sets"]["pooled"]),
                   "train.models": list(config["train"]["models"]), "drops": list(config["drops"]),
                   "findings.claims": list(config["findings"]["claims"]), "variants.catalog": list(config["variants"]["catalog"])}
     for where, names in namespaces.items():

@@ -3,7 +3,8 @@
 A training set is one or more variants x a drop scheme, over the train and val splits
 (val keeps every annotation, so model selection sees complete labels); `repeat: k`
 builds the data-size-matched baselines (x2, x5, ...). A test set is one variant of the
-test split with all annotations, named `test_<variant>`. The workflow plans its jobs from
+test split with all annotations, named `test_<variant>`, or a pooled one (sets.pooled) that
+holds each test image once per listed variant, named `test_<name>`. The workflow plans its jobs from
 these definitions at every start, so this module stays light (bgshift.export writes sets).
 """
 from __future__ import annotations
@@ -38,6 +39,11 @@ def resolve(config: dict, variant_names: list[str]) -> list[SetSpec]:
         if variant not in variant_names:
             raise ValueError(f"sets.test: {variant!r} is not a defined variant; defined: {variant_names}")
         specs.append(SetSpec(f"test_{variant}", (variant,), ("test",), "normal", 1))
+    for name, s in sets_cfg["pooled"].items():
+        unknown = [v for v in s["variants"] if v not in variant_names]
+        if unknown:
+            raise ValueError(f"sets.pooled.{name}.variants: {unknown} are not defined variants; defined: {variant_names}")
+        specs.append(SetSpec(f"test_{name}", tuple(s["variants"]), ("test",), "normal", 1))
     names = [s.name for s in specs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
