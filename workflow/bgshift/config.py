@@ -191,26 +191,27 @@ def _check_finite(value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {value} is out of range (a 64-bit integer)")
 
 
-def _check_paths(dataset: dict) -> None:
+def _check_paths(dataset: dict, where: str = "dataset") -> None:
     kind = dataset["kind"]
-    needed = {
-        "coco": ["images", "annotations"],
-        "voc": ["root"],
-        "yolo": ["data_yaml"],
-        "synthetic": [],
-    }[kind]
+    if kind == "sources":
+        if not dataset.get("sources"):
+            raise ConfigError(f"{where}.sources: kind sources needs at least one source")
+        for name, source in dataset["sources"].items():
+            _check_paths(source, f"{where}.sources.{name}")
+        return
+    needed = {"coco": ["images", "annotations"], "voc": ["root"], "yolo": ["data_yaml"], "synthetic": []}[kind]
     for key in needed:
         if not dataset.get(key):
-            raise ConfigError(f"dataset.{key} is required when dataset.kind is {kind!r}")
+            raise ConfigError(f"{where}.{key} is required when {where}.kind is {kind!r}")
         if not Path(dataset[key]).exists():
-            raise ConfigError(f"dataset.{key}: path {dataset[key]!r} does not exist (relative paths resolve "
+            raise ConfigError(f"{where}.{key}: path {dataset[key]!r} does not exist (relative paths resolve "
                               f"against the working directory, {Path.cwd()})")
         if key in ("annotations", "data_yaml") and not Path(dataset[key]).is_file():
-            raise ConfigError(f"dataset.{key}: {dataset[key]!r} is a folder; name the file")
+            raise ConfigError(f"{where}.{key}: {dataset[key]!r} is a folder; name the file")
     if kind == "voc":
         for key in ("annotations_dir", "images_dir"):
             if not (Path(dataset["root"]) / dataset[key]).is_dir():
-                raise ConfigError(f"dataset.{key}: folder {Path(dataset['root']) / dataset[key]} does not exist")
+                raise ConfigError(f"{where}.{key}: folder {Path(dataset['root']) / dataset[key]} does not exist")
 
 
 def _check_synthetic(world: dict) -> None:

@@ -21,7 +21,7 @@ def adopt(config: dict, model_name: str, categories_path: str | Path, done: str 
     settings = config["train"]["models"][model_name]
     weights, model_classes = family(settings["family"]).own_classes(settings)
     categories, _ = read_categories(categories_path)
-    mapping = None if model_classes is None else label_map(model_classes, categories, settings["class_map"], f"train.models.{model_name}")
+    mapping = None if model_classes is None else label_map(model_classes, categories, settings.get("class_map", {}), f"train.models.{model_name}")
     record = {"family": settings["family"], "evaluate_only": True, "weights": str(weights), "model": model_name,
               "set": PRETRAINED, "seed": PRETRAINED_SEED, "model_classes": None if model_classes is None else len(model_classes),
               "label_map": None if mapping is None else {str(label): cid for label, cid in sorted(mapping.items())}}

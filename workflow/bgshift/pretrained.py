@@ -23,7 +23,7 @@ BACKGROUND_NAMES = ("__background__", "N/A")  # torchvision's label 0 and COCO's
 
 
 def evaluated_only(config: dict) -> list[str]:
-    return [name for name, model in config["train"]["models"].items() if model["evaluate_only"]]
+    return [name for name, model in config["train"]["models"].items() if model.get("evaluate_only")]
 
 
 def runs(config: dict, trained_sets: list[str]) -> list[tuple[str, str, int]]:
@@ -41,9 +41,9 @@ def check(config: dict, set_names: list[str]) -> None:
         raise ConfigError(f"sets: {PRETRAINED!r} is the training-set label of evaluate-only models; give the set another name")
     for name, model in config["train"]["models"].items():
         where = f"train.models.{name}"
-        if model["class_map"] and not model["evaluate_only"]:
+        if model.get("class_map") and not model.get("evaluate_only"):
             raise ConfigError(f"{where}.class_map: only an evaluate-only model maps its classes (a trained one learns the dataset's)")
-        if not model["evaluate_only"]:
+        if not model.get("evaluate_only"):
             continue
         if model["family"] == "yolo" and not model["model"].endswith(".pt"):
             raise ConfigError(f"{where}: an evaluate-only YOLO needs trained weights: model {model['model']!r} is no .pt file")

@@ -34,7 +34,7 @@ rule export:
     output:
         directory(f"{RESULTS}/sets/{{set}}"),
     params:
-        config=job_config(sets=section("sets", "train", "test")),
+        config=job_config(sets=section("sets", "train", "test", "pooled")),
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
     log:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import ijson
 
-from . import coco, synthetic, voc, yolo
+from . import coco, sources, synthetic, voc, yolo
 from ..io import write_json
 from .collector import Collector, IngestError
 
@@ -30,23 +30,38 @@ def summary_line(summary: dict, rejects: str | Path) -> str:
 def run(config: dict, out_dir: str | Path) -> dict:
     """Read the configured dataset and write the canonical tables to out_dir; returns the summary."""
     dataset, out_dir = config["dataset"], Path(out_dir)
-    kind = dataset["kind"]
-    if kind == "coco":
-        collector = Collector.from_settings(Path(dataset["images"]), config["ingest"])
-        coco.read(collector, Path(dataset["annotations"]))
-    elif kind == "voc":
-        collector = Collector.from_settings(Path(dataset["root"]), config["ingest"])
-        voc.read(collector, Path(dataset["root"]), dataset["annotations_dir"], dataset["images_dir"],
-                 dataset["segmentation_dir"], dataset["image_sets"], dataset.get("classes"))
-    elif kind == "yolo":
-        collector = Collector.from_settings(Path(dataset["data_yaml"]).parent, config["ingest"])
-        yolo.read(collector, Path(dataset["data_yaml"]))
-    else:
-        collector = Collector.from_settings(out_dir, config["ingest"])
+    collector = Collector.from_settings(out_dir if dataset["kind"] == "synthetic" else _root(dataset), config["ingest"])
+    record = None
+    if dataset["kind"] == "synthetic":
         synthetic.read(collector, out_dir, config["seed"], dataset["synthetic"])
+    elif dataset["kind"] == "sources":
+        record = sources.read(collector, dataset["sources"], _read_one)
+    else:
+        _read_one(collector, dataset)
     if dataset.get("group_by"):
         _apply_group(collector, dataset["group_by"])
-    return collector.write(out_dir)
+    summary = collector.write(out_dir)
+    if record is not None:
+        summary["sources"] = record
+        write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _root(dataset: dict) -> Path:
+    """The folder a dataset's (or a source's) file names are relative to."""
+    return Path({"coco": lambda: dataset["images"], "voc": lambda: dataset["root"], "yolo": lambda: Path(dataset["data_yaml"]).parent,
+                 "sources": lambda: "."}[dataset["kind"]]())
+
+
+def _read_one(collector: Collector, dataset: dict) -> None:
+    """One COCO, VOC or YOLO dataset (or source) into the collector."""
+    if dataset["kind"] == "coco":
+        coco.read(collector, Path(dataset["annotations"]))
+    elif dataset["kind"] == "voc":
+        voc.read(collector, Path(dataset["root"]), dataset["annotations_dir"], dataset["images_dir"],
+                 dataset["segmentation_dir"], dataset["image_sets"], dataset.get("classes"))
+    else:
+        yolo.read(collector, Path(dataset["data_yaml"]))
 
 
 def _apply_group(collector: Collector, column: str) -> None:
@@ -59,6 +74,8 @@ def count_inputs(config: dict) -> int:
     """Number of image records in the input, cheaply, so the DAG's shard count is known before ingest."""
     dataset = config["dataset"]
     kind = dataset["kind"]
+    if kind == "sources":
+        return sum(count_inputs({"dataset": source}) for source in dataset["sources"].values())
     if kind == "coco":
         return _cached(Path(dataset["annotations"]), _coco_image_count)
     if kind == "voc":
@@ -75,6 +92,8 @@ def image_listing(config: dict) -> str:
     COCO scale stays fast), as a param of ingest: adding, removing or repairing an image (a
     rejected one replaced by a good copy) reruns ingest, which reads pixels as well as labels."""
     dataset = config["dataset"]
+    if dataset["kind"] == "sources":
+        return hashlib.sha256("".join(image_listing({"dataset": s}) for s in dataset["sources"].values()).encode()).hexdigest()[:16]
     folders = {"coco": lambda: [Path(dataset["images"])],
                "voc": lambda: [Path(dataset["root"]) / dataset["images_dir"]],
                "yolo": lambda: [Path(dataset["data_yaml"]).parent]}.get(dataset["kind"], lambda: [])()
@@ -93,6 +112,8 @@ def input_files(config: dict) -> list[str]:
     one of them reruns ingest and everything downstream (Snakemake's input-change trigger)."""
     dataset = config["dataset"]
     kind = dataset["kind"]
+    if kind == "sources":
+        return [path for source in dataset["sources"].values() for path in input_files({"dataset": source})]
     if kind == "coco":
         return [dataset["annotations"]]
     if kind == "voc":

@@ -117,7 +117,7 @@ class Collector:
             invalid_boxes=ingest["invalid_boxes"],
             max_pixels=ingest["max_pixels"],
             verify_images=ingest["verify_images"],
-            annotation_frame=ingest["annotation_frame"],
+            annotation_frame=ingest.get("annotation_frame", "auto"),
         )
 
     # -- categories -------------------------------------------------------
