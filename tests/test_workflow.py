@@ -234,8 +234,17 @@ def test_example_configs_plan_their_own_dag(example, monkeypatch):
         pytest.skip("the example's stand-in dataset is absent")
     jobs = planned_jobs(REPO, "--configfile", f"config/examples/{example}")
     monkeypatch.chdir(REPO)
-    expected = set_names(config.load(REPO / "config" / "examples" / example))
+    cfg = config.load(REPO / "config" / "examples" / example)
+    expected = set_names(cfg)
     assert jobs["export"] == len(expected), (jobs, expected)
+    # one training job per trained model x training set x seed, none for a model evaluated as it is
+    # (an adopt job instead), a detection per run; the planning itself checked every claim's cells
+    fixed = [m for m, settings in cfg["train"]["models"].items() if settings.get("evaluate_only")]
+    trained = len(cfg["train"]["models"]) - len(fixed)
+    train_sets = cfg["train"]["sets"] or list(cfg["sets"]["train"])
+    runs = trained * len(train_sets) * len(cfg["train"]["seeds"])
+    assert (jobs.get("train", 0), jobs.get("adopt", 0), jobs.get("detect", 0)) == (runs, len(fixed), runs + len(fixed)), jobs
+    assert jobs.get("findings", 0) == (1 if cfg["findings"]["claims"] else 0)
 
 
 def test_stepping_through_the_stages_with_until_ends_cleanly_each_time(tmp_path):
