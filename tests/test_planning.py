@@ -6,8 +6,10 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, run_env
 
@@ -55,3 +57,63 @@ def test_no_job_but_the_manifest_lists_every_shard(tmp_path):
     for listed in inputs["variants"]:
         assert sum("/segment/shards/" in f for f in listed) == 1
     assert [len(listed) for listed in inputs["variant_manifest"]] == [10]  # one record per shard
+
+
+SCALE = re.compile(r"^# Planned in CI at its paper scale \(tests/test_planning.py\): ([\d,]+) (COCO|VOC) images", re.M)
+
+
+def fake_voc(root: Path, n_images: int) -> Path:
+    """A VOC root of n XML files (one object each; no image files: a dry run reads none)."""
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for i in range(1, n_images + 1):
+        (root / "Annotations" / f"{i:06d}.xml").write_text(
+            f"<annotation><filename>{i:06d}.jpg</filename><size><width>500</width><height>375</height></size>"
+            f"<object><name>dog</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>90</xmax><ymax>80</ymax></bndbox></object></annotation>")
+    return root
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    """Fake COCO jsons by size, made once (two examples plan at COCO train2017's 118k)."""
+    made: dict[int, Path] = {}
+
+    def coco_of(images: int) -> Path:
+        if images not in made:
+            made[images] = planning.fake_coco(tmp_path_factory.mktemp("coco") / "instances.json", images)
+        return made[images]
+    return coco_of
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "config" / "examples").glob("*.yaml")))
+def test_each_example_plans_at_the_scale_its_header_states(example, tmp_path, stand_ins):
+    """Every example config, its dataset replaced by a stand-in of the size its header states
+    (no image files: a dry run reads none), plans a shard job per 64 images and a training job
+    per trained model x set x seed, an adopt job per evaluate-only model; the plan itself checks
+    every declared claim's cells."""
+    from bgshift import config as bgconfig
+    from bgshift.sets import set_names
+
+    text = (REPO / "config" / "examples" / example).read_text()
+    cfg = yaml.safe_load(text)
+    scale = SCALE.search(text)
+    if cfg["dataset"]["kind"] == "synthetic":
+        images = cfg["dataset"]["synthetic"]["num_images"]
+    else:
+        assert scale, f"{example}: its header states no scale"
+        images, kind = int(scale[1].replace(",", "")), scale[2].lower()
+        if kind == "coco":
+            (tmp_path / "images").mkdir()
+            cfg["dataset"] = {"kind": "coco", "images": str(tmp_path / "images"), "annotations": str(stand_ins(images))}
+        else:
+            cfg["dataset"] = {"kind": "voc", "root": str(fake_voc(tmp_path / "voc", images))}
+    cfg["results"] = f"results/planning/{Path(example).stem}"
+    (tmp_path / "example.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _, _, jobs = planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+                                  "--configfile", str(tmp_path / "example.yaml"), cwd=REPO)
+    full = bgconfig.validate(cfg)
+    shards = math.ceil(images / full["shard_size"])
+    fixed = [m for m, settings in full["train"]["models"].items() if settings.get("evaluate_only")]
+    runs = (len(full["train"]["models"]) - len(fixed)) * len(full["train"]["sets"] or list(full["sets"]["train"])) * len(full["train"]["seeds"])
+    assert (jobs["segment"], jobs["variants"], jobs["export"]) == (shards, shards, len(set_names(full))), jobs
+    assert (jobs.get("train", 0), jobs.get("adopt", 0), jobs.get("detect", 0)) == (runs, len(fixed), runs + len(fixed)), jobs
