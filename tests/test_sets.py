@@ -229,6 +229,10 @@ def test_set_definitions_check_variants_and_drop_schemes():
         sets.definitions({**base, "sets": {"train": {"a": {"variants": ["original"], "drop": "hard", "repeat": 1}}, "test": []}})
     with pytest.raises(ValueError, match=r"sets.test: 'nope' is not a defined variant"):
         sets.definitions({**base, "sets": {"train": {}, "test": ["nope"]}})
+    with pytest.raises(ValueError, match=r"sets.pooled.mix.variants: \['nope'\] are not defined variants"):
+        sets.definitions({**base, "sets": {"train": {}, "test": [], "pooled": {"mix": {"variants": ["original", "nope"]}}}})
+    with pytest.raises(ValueError, match=r"sets: duplicate set names \['test_original'\]"):
+        sets.definitions({**base, "sets": {"train": {}, "test": ["original"], "pooled": {"original": {"variants": ["original"]}}}})
     with pytest.raises(ValueError, match=r"sets: duplicate set names \['test_original'\]"):
         sets.definitions({**base, "sets": {"train": {"test_original": {"variants": ["original"], "drop": "normal", "repeat": 1}},
                                            "test": ["original"]}})

@@ -39,7 +39,7 @@ def resolve(config: dict, variant_names: list[str]) -> list[SetSpec]:
         if variant not in variant_names:
             raise ValueError(f"sets.test: {variant!r} is not a defined variant; defined: {variant_names}")
         specs.append(SetSpec(f"test_{variant}", (variant,), ("test",), "normal", 1))
-    for name, s in sets_cfg["pooled"].items():
+    for name, s in sets_cfg.get("pooled", {}).items():  # a slice of the config may leave it out
         unknown = [v for v in s["variants"] if v not in variant_names]
         if unknown:
             raise ValueError(f"sets.pooled.{name}.variants: {unknown} are not defined variants; defined: {variant_names}")
