@@ -136,28 +136,7 @@ def read(collector: Collector, data_yaml: Path) -> None:
                 collector.reject("label_file", labels, "label file", "encoding", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
                 _reject_lines(collector, labels, "its label file is not UTF-8 text")
                 continue
-            w, h = (entry.declared_w, entry.declared_h) if entry else (1, 1)  # the frame the labels are in
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                record = f"line {number}"
-                try:
-                    cls, (x, y, bw, bh), polygon = parse_line(line)
-                except ValueError as exc:
-                    collector.counts["annotations_input"] += 1
-                    collector.reject("annotation", labels, record, "line", f"malformed label line {excerpt(line)}: {exc}")
-                    continue
-                segmentation = None
-                if polygon is not None:
-                    segmentation = [[v * (w if i % 2 == 0 else h) for i, v in enumerate(polygon)]]
-                collector.add_annotation(
-                    image_id=image_id,
-                    category_id=cls,
-                    bbox=list(np.array([x * w, y * h, bw * w, bh * h], dtype=np.float64)),
-                    source_file=str(labels),
-                    record=record,
-                    segmentation=segmentation,
-                )
+            _add_label_lines(collector, labels, lines, image_id, entry)
     for orphan in _orphan_labels(label_folders, used_labels):
         if not collector.inside(orphan):
             collector.reject("label_file", orphan, "label file", "path", "label file without a matching image, "
@@ -165,6 +144,26 @@ def read(collector: Collector, data_yaml: Path) -> None:
             continue
         collector.reject("label_file", orphan, "label file", "path", "label file without a matching image")
         _reject_lines(collector, orphan, "its label file has no matching image")
+
+
+def _add_label_lines(collector: Collector, labels: Path, lines: list[str], image_id: int, entry) -> None:
+    """A label file's lines as annotations of its image (normalised to the frame the labels are in)."""
+    w, h = (entry.declared_w, entry.declared_h) if entry else (1, 1)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = f"line {number}"
+        try:
+            cls, (x, y, bw, bh), polygon = parse_line(line)
+        except ValueError as exc:
+            collector.counts["annotations_input"] += 1
+            collector.reject("annotation", labels, record, "line", f"malformed label line {excerpt(line)}: {exc}")
+            continue
+        segmentation = None
+        if polygon is not None:
+            segmentation = [[v * (w if i % 2 == 0 else h) for i, v in enumerate(polygon)]]
+        collector.add_annotation(image_id=image_id, category_id=cls, source_file=str(labels), record=record, segmentation=segmentation,
+                                 bbox=list(np.array([x * w, y * h, bw * w, bh * h], dtype=np.float64)))
 
 
 def _reject_lines(collector: Collector, labels: Path, reason: str) -> None:
