@@ -403,3 +403,37 @@ def test_retinanet_learns_with_focal_loss_and_with_brl(easy_world, tmp_path):
         detector = retinanet.load_predictor(cfg["train"]["models"][loss], tmp_path / loss / "best.pt", categories, cuda=False)
         ap50 = metrics.coco_metrics(metrics.load_coco(gt), detector(gt))["AP50"]
         assert ap50 > 0.25, (loss, ap50)
+
+
+@pytest.mark.parametrize("family_name", ["frcnn", "retinanet"])
+def test_known_boxes_go_through_the_training_data_and_back_out_of_predict_as_their_own_classes(tmp_path, family_name):
+    """A class-mapping off-by-one fails here in seconds (the demo test would only see AP fall):
+    non-contiguous category ids in, the training targets' labels (class index + the family's
+    offset: 1 where label 0 is the background), then a model that answers with exactly those
+    targets, through predict: every box comes back with its own category id."""
+    import cv2
+    import numpy as np
+
+    from bgshift.train import frcnn, retinanet
+    from bgshift.train import torchvision_loop as loop
+
+    family = {"frcnn": frcnn, "retinanet": retinanet}[family_name].FAMILY
+    categories = [{"category_id": 3, "index": 0, "name": "car"}, {"category_id": 17, "index": 1, "name": "cat"},
+                  {"category_id": 90, "index": 2, "name": "toothbrush"}]
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((60, 80, 3), np.uint8))
+    boxes = {3: [5, 5, 20, 10], 17: [30, 20, 15, 25], 90: [50, 40, 10, 10]}
+    (tmp_path / "test.json").write_text(json.dumps({
+        "images": [{"id": 7, "file_name": "a.jpg", "width": 80, "height": 60}],
+        "annotations": [{"id": k, "image_id": 7, "category_id": cid, "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
+                        for k, (cid, box) in enumerate(boxes.items(), start=1)],
+        "categories": [{"id": c["category_id"], "name": c["name"]} for c in categories]}))
+    split = loop.CocoSplit(tmp_path / "test.json", {c["category_id"]: c["index"] for c in categories}, family.label_offset)
+    _, target = split.sample(7, flip=False)
+    assert target["labels"].tolist() == [c["index"] + family.label_offset for c in categories]
+
+    class Answers(torch.nn.Module):  # the targets, as a detector's output
+        def forward(self, images):
+            return [{**target, "scores": torch.ones(len(target["labels"]))} for _ in images]
+
+    detections = loop.predict(Answers(), split, torch.device("cpu"), loop.category_of_label(categories, family.label_offset))
+    assert {d["category_id"]: [round(v) for v in d["bbox"]] for d in detections} == boxes

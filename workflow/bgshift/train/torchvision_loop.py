@@ -121,6 +121,11 @@ class CocoSplit:
         return img, {"boxes": boxes, "labels": labels}
 
 
+def category_of_label(categories: list[dict], label_offset: int) -> dict[int, int]:
+    """Model label -> category id for a model trained on these categories (CocoSplit's targets' inverse)."""
+    return {c["index"] + label_offset: c["category_id"] for c in categories}
+
+
 def lr_schedule(optimiser: torch.optim.Optimizer, total: int, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
     """torch's schedulers: linear warm-up from 0.001x, then step decay (x0.1 at 2/3 and 8/9 of
     training) or cosine decay to 0."""
@@ -181,7 +186,7 @@ class DetectionData:
 
     def __init__(self, set_dir: Path, categories: list[dict], label_offset: int):
         category_index = {c["category_id"]: c["index"] for c in categories}
-        self.category_of_label = {c["index"] + label_offset: c["category_id"] for c in categories}
+        self.category_of_label = category_of_label(categories, label_offset)
         self.samples = Samples(CocoSplit(set_dir / "coco" / "train.json", category_index, label_offset))
         self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
 
@@ -328,7 +333,7 @@ def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, c
     if label_map is None:
         model = family.build_model({**settings, "weights": "none"}, len(categories))
         fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
-        label_map = {c["index"] + family.label_offset: c["category_id"] for c in categories}
+        label_map = category_of_label(categories, family.label_offset)
     else:
         model = family.build_model(settings, None)
     model.to(device)
