@@ -19,7 +19,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import VENV_BIN, copy_workflow, digest, run_env, snakemake
+from conftest import VENV_BIN, copy_workflow, digest, run_env
 
 TARGET = "accounting"  # every data stage: ingest, splits, drops, segmentation (+ its model), variants, exports
 
