@@ -114,6 +114,7 @@ def test_each_example_plans_at_the_scale_its_header_states(example, tmp_path, st
     full = bgconfig.validate(cfg)
     shards = math.ceil(images / full["shard_size"])
     fixed = [m for m, settings in full["train"]["models"].items() if settings.get("evaluate_only")]
-    runs = (len(full["train"]["models"]) - len(fixed)) * len(full["train"]["sets"] or list(full["sets"]["train"])) * len(full["train"]["seeds"])
+    train_sets = full["train"]["sets"] or list(full["sets"]["train"])
+    runs = sum(len(s.get("sets") or train_sets) for m, s in full["train"]["models"].items() if m not in fixed) * len(full["train"]["seeds"])
     assert (jobs["segment"], jobs["variants"], jobs["export"]) == (shards, shards, len(set_names(full))), jobs
     assert (jobs.get("train", 0), jobs.get("adopt", 0), jobs.get("detect", 0)) == (runs, len(fixed), runs + len(fixed)), jobs

@@ -158,3 +158,23 @@ def test_planning_gives_an_evaluate_only_model_an_adopt_job_and_no_training(tmp_
     planned = planned_jobs(workdir, "--configfile", "adopt.yaml")
     assert planned["adopt"] == 1 and planned["train"] == 2  # the trained model's two seeds only
     assert planned["detect"] == planned["score"] == 3
+
+
+def test_a_model_of_its_own_training_sets_plans_only_those_and_its_claims_must_name_them(tmp_path):
+    """The BRL paper's COCO comparison trains only on the 50%-missing split: a model's own `sets`."""
+    workdir = copy_workflow(tmp_path / "wf")
+    study = {"dataset": {"kind": "synthetic", "synthetic": {"num_images": 12}}, "segment": {"method": "gt"},
+             "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}}, "variants": {"catalog": {"original": {}}},
+             "sets": {"train": {"normal": {"variants": ["original"]}, "hard": {"variants": ["original"], "drop": "hard"}},
+                      "test": ["original"]},
+             "train": {"models": {"all": {"family": "frcnn", "iterations": 4},
+                                  "hard_only": {"family": "frcnn", "iterations": 4, "sets": ["hard"]}}, "seeds": [0, 1]}}
+    (workdir / "own.yaml").write_text(yaml.safe_dump(study))
+    assert planned_jobs(workdir, "--configfile", "own.yaml")["train"] == 2 * 2 + 1 * 2
+    study["findings"] = {"claims": {"x": {"metric": "AP50", "expect": "greater", "cells": {"testset": "test_original"},
+                                          "plus": [{"model": "hard_only", "trainset": "normal"}], "minus": [{"model": "all", "trainset": "normal"}]}}}
+    (workdir / "own.yaml").write_text(yaml.safe_dump(study))
+    from conftest import snakemake
+
+    proc = snakemake(workdir, "-n", "--configfile", "own.yaml", check=False)
+    assert proc.returncode != 0 and "hard_only has no run on 'normal' (its training sets: ['hard'])" in proc.stdout + proc.stderr

@@ -240,9 +240,9 @@ def test_example_configs_plan_their_own_dag(example, monkeypatch):
     # one training job per trained model x training set x seed, none for a model evaluated as it is
     # (an adopt job instead), a detection per run; the planning itself checked every claim's cells
     fixed = [m for m, settings in cfg["train"]["models"].items() if settings.get("evaluate_only")]
-    trained = len(cfg["train"]["models"]) - len(fixed)
     train_sets = cfg["train"]["sets"] or list(cfg["sets"]["train"])
-    runs = trained * len(train_sets) * len(cfg["train"]["seeds"])
+    runs = sum(len(settings.get("sets") or train_sets) for m, settings in cfg["train"]["models"].items() if m not in fixed)
+    runs *= len(cfg["train"]["seeds"])
     assert (jobs.get("train", 0), jobs.get("adopt", 0), jobs.get("detect", 0)) == (runs, len(fixed), runs + len(fixed)), jobs
     assert jobs.get("findings", 0) == (1 if cfg["findings"]["claims"] else 0)
 

@@ -27,11 +27,12 @@ SAFE_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or d
 # A model's settings that change how a run decodes its data, not what it learns: resources of the
 # training job, kept out of its params and of the digest that decides whether a run resumes.
 RUN_ONLY_MODEL_KEYS = ("workers",)
+PLANNING_MODEL_KEYS = ("sets",)  # which runs exist, not what a run learns
 
 
 def learnt_settings(model: dict) -> dict:
-    """A model's settings without the run-only ones (what its checkpoints depend on)."""
-    return {key: value for key, value in model.items() if key not in RUN_ONLY_MODEL_KEYS}
+    """A model's settings without the run-only and planning ones (what its checkpoints depend on)."""
+    return {key: value for key, value in model.items() if key not in RUN_ONLY_MODEL_KEYS + PLANNING_MODEL_KEYS}
 
 
 # Snakemake takes a wildcard value that ends in one piece repeated 20 or more times for an endless

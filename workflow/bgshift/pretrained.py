@@ -27,20 +27,29 @@ def evaluated_only(config: dict) -> list[str]:
 
 
 def runs(config: dict, trained_sets: list[str]) -> list[tuple[str, str, int]]:
-    """Every (model, training set, seed) the config plans: trained models on each set and seed,
-    evaluate-only ones once."""
+    """Every (model, training set, seed) the config plans: trained models on each of their sets
+    (a model's own `sets`, else train.sets) and seeds, evaluate-only ones once."""
     fixed = set(evaluated_only(config))
-    return [(model, trainset, seed) for model in config["train"]["models"] if model not in fixed
-            for trainset in trained_sets for seed in config["train"]["seeds"]] + [(model, PRETRAINED, PRETRAINED_SEED) for model in fixed]
+    return [(model, trainset, seed) for model, settings in config["train"]["models"].items() if model not in fixed
+            for trainset in settings.get("sets") or trained_sets for seed in config["train"]["seeds"]] + [
+        (model, PRETRAINED, PRETRAINED_SEED) for model in fixed]
 
 
-def check(config: dict, set_names: list[str]) -> None:
+def training_sets_of(config: dict, trained_sets: list[str]) -> dict[str, list[str]]:
+    """Model -> the training-set labels of its runs ("pretrained" for an evaluate-only model)."""
+    return {model: sorted({trainset for m, trainset, _ in runs(config, trained_sets) if m == model}) for model in config["train"]["models"]}
+
+
+def check(config: dict, set_names: list[str], trained_sets: list[str]) -> None:
     """What an evaluate-only model needs, before any job: weights to evaluate, and a class map only
     where it is used; "pretrained" is no set's name."""
     if PRETRAINED in set_names:
         raise ConfigError(f"sets: {PRETRAINED!r} is the training-set label of evaluate-only models; give the set another name")
     for name, model in config["train"]["models"].items():
         where = f"train.models.{name}"
+        unknown = sorted(set(model.get("sets") or []) - set(trained_sets))
+        if unknown:
+            raise ConfigError(f"{where}.sets: {unknown} are not trained sets (train.sets or sets.train: {trained_sets})")
         if model.get("class_map") and not model.get("evaluate_only"):
             raise ConfigError(f"{where}.class_map: only an evaluate-only model maps its classes (a trained one learns the dataset's)")
         if not model.get("evaluate_only"):

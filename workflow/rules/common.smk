@@ -5,7 +5,7 @@ import re
 from bgshift.config import learnt_settings
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.metric_names import check as check_metric_names
-from bgshift.pretrained import PRETRAINED, PRETRAINED_SEED, check as check_pretrained, evaluated_only, runs as planned_runs
+from bgshift.pretrained import PRETRAINED, PRETRAINED_SEED, check as check_pretrained, evaluated_only, runs as planned_runs, training_sets_of
 from bgshift.ingest import count_inputs, image_listing, input_files, summary_line as ingest_summary_line
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
 from bgshift.train import CLASSIFICATION_FAMILIES
@@ -133,7 +133,7 @@ TRAIN_SETS = trained_sets(config, SET_DEFINITIONS)
 _unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
 if _unknown_sets:
     raise ValueError(f"train.sets: {_unknown_sets} are not training sets; defined: {[n for n, s in SET_SPECS.items() if 'train' in s.splits]}")
-check_pretrained(config, SETS)
+check_pretrained(config, SETS, TRAIN_SETS)
 RUNS = [f"{model}/{set_name}/seed{seed}" for model, set_name, seed in planned_runs(config, TRAIN_SETS)]
 RUN_SETS = TRAIN_SETS + ([PRETRAINED] if EVALUATE_ONLY else [])  # the training-set labels of the runs
 TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
@@ -144,6 +144,7 @@ EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]
 # The claims of the findings section, checked against what is planned before any job runs.
 CLAIMS = parse_claims(config["findings"]["claims"], MODELS)
 TASKS = {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS}
-check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []), TASKS, frozenset(EVALUATE_ONLY))
+check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []), TASKS, frozenset(EVALUATE_ONLY),
+             training_sets_of(config, TRAIN_SETS))
 if config["evaluate"]["table_metrics"] is not None:
     check_metric_names(config["evaluate"]["table_metrics"], set(TASKS.values()) or {"detection"}, "evaluate.table_metrics")

@@ -97,10 +97,11 @@ def parse(declared: dict, models: list[str]) -> list[Claim]:
 
 
 def check(config: dict, claims: list[Claim], trained: list[str], tested: list[str], tasks: dict[str, str],
-          evaluate_only: frozenset[str] = frozenset()) -> None:
+          evaluate_only: frozenset[str] = frozenset(), sets_of: dict[str, list[str]] | None = None) -> None:
     """Every cell of every claim is planned: its model, training set and test set exist, its metric
     fits the model's task, and a window claim's test set is evaluated at every checkpoint. An
-    evaluate-only model's one training-set label is "pretrained"."""
+    evaluate-only model's one training-set label is "pretrained"; `sets_of` gives a model's own
+    training sets where it trains on fewer than the others."""
     sweep = {f"test_{name}" for name in config["evaluate"]["sweep_test_sets"]}
     for claim in claims:
         where = f"findings.claims.{claim.name}"
@@ -109,7 +110,7 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
         for cell in claim.cells:
             if cell.model not in tasks:
                 raise ConfigError(f"{where}: model {cell.model!r} is not among train.models {sorted(tasks)}")
-            runs_of = [PRETRAINED] if cell.model in evaluate_only else trained
+            runs_of = [PRETRAINED] if cell.model in evaluate_only else (sets_of or {}).get(cell.model, trained)
             if cell.trainset not in runs_of:
                 raise ConfigError(f"{where}: {cell.model} has no run on {cell.trainset!r} (its training sets: {runs_of})")
             if cell.testset not in tested:
