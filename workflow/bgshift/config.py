@@ -144,7 +144,7 @@ def _expand_model_grids(config: dict) -> None:
     if not isinstance(models, dict):
         return
     try:
-        expanded = model_grid.expand(models, model_grid.family_settings(load_schema()))
+        expanded = model_grid.expand(models, model_grid.family_settings(_parsed_schema()))  # read only: no copy
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     for name, (origin, _) in expanded.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import ConfigError
-from .weights import WeightsMissing, hub_checkpoint
+from .weights import weights_file
 
 PRETRAINED = "pretrained"  # the training-set label of an evaluate-only model's run
 PRETRAINED_SEED = 0
@@ -78,7 +78,8 @@ def label_map(model_classes: dict[int, str], categories: list[dict], class_map: 
         target = class_map[name] if name in class_map else name if name in dataset else None
         if target is not None:
             mapping[label] = dataset[target]
-    unmapped = sorted(set(dataset) - {n for n, cid in dataset.items() if cid in mapping.values()})
+    mapped = set(mapping.values())
+    unmapped = sorted(name for name, cid in dataset.items() if cid not in mapped)
     if unmapped:
         raise ConfigError(f"{where}: dataset classes {unmapped[:10]} map to no class of the model: name a model class for "
                           f"each in class_map (model class -> dataset class)")
@@ -88,14 +89,9 @@ def label_map(model_classes: dict[int, str], categories: list[dict], class_map: 
 def torchvision_classes(weights: str, enum, what: str) -> tuple[Path, dict[int, str] | None]:
     """An evaluate-only model's weights file and its classes by label: torchvision's `enum` (from
     the torch hub cache) with its own categories, or a checkpoint file of this dataset's classes (None)."""
-    if weights == "torchvision":
-        if enum is None:
-            raise ConfigError(f"{what}: torchvision has no weights of this architecture to evaluate as they are")
-        path = hub_checkpoint(enum.url)
-        if not path.is_file():
-            raise WeightsMissing(f"{what} weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) at {path}")
-        return path, {label: name for label, name in enumerate(enum.meta["categories"]) if name not in BACKGROUND_NAMES}
-    path = Path(weights)
-    if not path.is_file():
-        raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
-    return path, None
+    if weights == "torchvision" and enum is None:
+        raise ConfigError(f"{what}: torchvision has no weights of this architecture to evaluate as they are")
+    path = weights_file(weights, enum, what)
+    if weights != "torchvision":
+        return path, None
+    return path, {label: name for label, name in enumerate(enum.meta["categories"]) if name not in BACKGROUND_NAMES}

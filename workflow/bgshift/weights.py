@@ -30,6 +30,22 @@ def hub_checkpoint(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
+def weights_file(weights: str, enum, what: str, otherwise: str = "") -> Path:
+    """The file a model's `weights` setting names: torchvision's `enum` in the torch hub cache, or
+    a path; a missing one is WeightsMissing naming the file to place (and `otherwise`, what else
+    the setting could say)."""
+    if weights == "torchvision":
+        path = hub_checkpoint(enum.url)
+        if not path.is_file():
+            raise WeightsMissing(f"{what} weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) "
+                                 f"at {path}{otherwise}")
+        return path
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
+    return path
+
+
 class BadWeights(ValueError):
     """A weights file torch cannot read, or whose tensors do not fit the model it is meant for."""
 

@@ -54,7 +54,8 @@ def _root(dataset: dict) -> Path:
 
 
 def _read_one(collector: Collector, dataset: dict) -> None:
-    """One COCO, VOC or YOLO dataset (or source) into the collector."""
+    """One COCO, VOC or YOLO dataset (or source) into the collector, its file names relative to its root."""
+    collector.root = _root(dataset)
     if dataset["kind"] == "coco":
         coco.read(collector, Path(dataset["annotations"]))
     elif dataset["kind"] == "voc":

@@ -10,7 +10,6 @@ they are the same, and, where the source says, one predefined split for all its 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from .collector import Collector, IngestError
@@ -59,8 +58,7 @@ def read(collector: Collector, sources: dict[str, dict], read_one: Callable[[Col
     record = {}
     for index, (name, source) in enumerate(sources.items()):
         before = (collector.counts["images_input"], len(collector.images))
-        collector.root = Path(source.get("images") or source.get("root") or Path(source.get("data_yaml", ".")).parent)
-        collector.linked_roots = []
+        collector.linked_roots = []  # a YOLO source names its own (read_one sets the source's root)
         read_one(SourceView(collector, name, index * ID_STRIDE, source.get("split")), source)
         record[name] = {"kind": source["kind"], "id_offset": index * ID_STRIDE, "split": source.get("split"),
                         "images_input": collector.counts["images_input"] - before[0], "images_ingested": len(collector.images) - before[1]}

@@ -92,13 +92,15 @@ def predict(model: torch.nn.Module, split: CropSplit, device: torch.device, batc
     models on ImageNet-9; a dataset class's probability is the sum of its model classes'."""
     model.eval()
     records = []
+    matrix = None  # made once, when the model's class count is known
     for start in range(0, len(split), batch_size):
         batch = torch.stack([split.tensor(i) for i in range(start, min(len(split), start + batch_size))]).to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             probabilities = model(batch).float().softmax(1).cpu()
         if label_map is not None:
             top = probabilities.argmax(1).tolist()
-            probabilities = probabilities @ _mapping_matrix(label_map, probabilities.shape[1], classes)
+            matrix = _mapping_matrix(label_map, probabilities.shape[1], classes) if matrix is None else matrix
+            probabilities = probabilities @ matrix
         for offset, p in enumerate(probabilities.tolist()):
             label = int(np.argmax(p)) if label_map is None else label_map.get(top[offset], -1)
             records.append({"index": start + offset, "label": label, "probabilities": [round(v, 5) for v in p]})

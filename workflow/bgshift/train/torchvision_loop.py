@@ -27,7 +27,7 @@ import torch
 
 from .. import metrics, pretrained
 from ..io import link_file, write_json, write_torch
-from ..weights import WeightsMissing, fit, hub_checkpoint, load_state
+from ..weights import fit, load_state, weights_file
 
 BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
 Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
@@ -79,15 +79,9 @@ def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None, st
     file's path (for errors); a missing file is a WeightsMissing error naming the file to place."""
     if weights == "none":
         return "none", None, ""
+    path = weights_file(weights, enum, what, ", or set the model's weights to a checkpoint path or 'none'")
     if weights == "torchvision":
-        path = hub_checkpoint(enum.url)
-        if not path.is_file():
-            raise WeightsMissing(f"{what} weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) "
-                                 f"at {path}, or set the model's weights to a checkpoint path or 'none'")
         return "torchvision", load_state(path), str(path)
-    path = Path(weights)
-    if not path.is_file():
-        raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
     state = load_state(path)
     return "checkpoint", state.get("model", state), str(path)  # our checkpoints wrap the state dict
 
