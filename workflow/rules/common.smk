@@ -144,7 +144,6 @@ EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]
 # The claims of the findings section, checked against what is planned before any job runs.
 CLAIMS = parse_claims(config["findings"]["claims"], MODELS)
 TASKS = {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS}
-check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []), TASKS, frozenset(EVALUATE_ONLY),
-             training_sets_of(config, TRAIN_SETS))
+check_claims(config, CLAIMS, TRAIN_SETS, TEST_SETS + ([CHALLENGE_SET] if CHALLENGE else []), TASKS, training_sets_of(config, TRAIN_SETS))
 if config["evaluate"]["table_metrics"] is not None:
     check_metric_names(config["evaluate"]["table_metrics"], set(TASKS.values()) or {"detection"}, "evaluate.table_metrics")

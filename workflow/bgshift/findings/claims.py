@@ -97,11 +97,11 @@ def parse(declared: dict, models: list[str]) -> list[Claim]:
 
 
 def check(config: dict, claims: list[Claim], trained: list[str], tested: list[str], tasks: dict[str, str],
-          evaluate_only: frozenset[str] = frozenset(), sets_of: dict[str, list[str]] | None = None) -> None:
+          sets_of: dict[str, list[str]] | None = None) -> None:
     """Every cell of every claim is planned: its model, training set and test set exist, its metric
     fits the model's task, and a window claim's test set is evaluated at every checkpoint. An
-    evaluate-only model's one training-set label is "pretrained"; `sets_of` gives a model's own
-    training sets where it trains on fewer than the others."""
+    model's runs are on `sets_of[model]` where given (its own sets; "pretrained" alone for an
+    evaluate-only model), else on every trained set."""
     sweep = {f"test_{name}" for name in config["evaluate"]["sweep_test_sets"]}
     for claim in claims:
         where = f"findings.claims.{claim.name}"
@@ -110,7 +110,7 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
         for cell in claim.cells:
             if cell.model not in tasks:
                 raise ConfigError(f"{where}: model {cell.model!r} is not among train.models {sorted(tasks)}")
-            runs_of = [PRETRAINED] if cell.model in evaluate_only else (sets_of or {}).get(cell.model, trained)
+            runs_of = (sets_of or {}).get(cell.model, trained)
             if cell.trainset not in runs_of:
                 raise ConfigError(f"{where}: {cell.model} has no run on {cell.trainset!r} (its training sets: {runs_of})")
             if cell.testset not in tested:
@@ -119,7 +119,7 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
             if metric_family(cell.metric) not in valid:
                 raise ConfigError(f"{where}: metric {cell.metric!r} is not one of {cell.model}'s ({tasks[cell.model]}): "
                                   f"{sorted(valid)}, optionally /<class>")
-            if claim.checkpoint == "window" and cell.model in evaluate_only:
+            if claim.checkpoint == "window" and runs_of == [PRETRAINED]:
                 raise ConfigError(f"{where}: {cell.model} is evaluated as it is, one checkpoint: it has no window")
             if claim.checkpoint == "window" and cell.testset not in sweep:
                 raise ConfigError(f"{where}: checkpoint window needs {cell.testset} at every checkpoint: add "
