@@ -22,7 +22,7 @@ run: $(STAMP)
 # `make report CONFIG=my_study.yaml`: that config's tables, plots, findings and Snakemake report from
 # its stored evaluations; only these rules may run, so nothing is trained, detected or scored.
 CONFIG ?= config/config.yaml
-REPORT_RULES := results report_tables plots findings
+REPORT_RULES := results report_tables plots findings results_page
 report: $(STAMP)
 	snakemake --cores $(CORES) --configfile '$(CONFIG)' --allowed-rules $(REPORT_RULES) -- results
 	snakemake --cores $(CORES) --configfile '$(CONFIG)' --report "$$($(PYTHON) -c 'import sys; from bgshift import config; print(config.load(sys.argv[1])["results"])' '$(CONFIG)')/report.html"

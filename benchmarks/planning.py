@@ -78,4 +78,4 @@ def jobs_per_rule(stdout: str) -> dict[str, int]:
 def plan_grid(root: Path, n_images: int) -> tuple[float, float, dict[str, int]]:
     """Dry run of the study grid on n_images fake COCO images (workflow of this repository)."""
     config = grid_config(root, fake_coco(root / f"coco_{n_images}.json", n_images))
-    return dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO), "--configfile", str(config), cwd=REPO)
+    return dry_run("--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(REPO), "--configfile", str(config), cwd=REPO)

@@ -434,7 +434,7 @@ def bench_planning() -> None:
         for _ in range(2):
             floors.append(planning.dry_run("--snakefile", str(floor_file), cwd=root)[0])
             for n, config in configs.items():
-                runs[n].append(planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+                runs[n].append(planning.dry_run("--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(REPO),
                                                 "--configfile", str(config), cwd=REPO))
     floor = min(floors)
     measured = {n: (min(r[0] for r in rs), max(r[1] for r in rs), sum(rs[0][2].values())) for n, rs in runs.items()}

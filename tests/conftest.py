@@ -152,9 +152,9 @@ def _failing_scontrol() -> Path:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """A copy of the workflow (Snakefile, rules, schema, package, config, profiles) to run in isolation."""
+    """A copy of the workflow (workflow/: Snakefile, rules, schema, package; config, profiles) to run in isolation."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("Snakefile", "workflow", "config", "profiles"):
+    for item in ("workflow", "config", "profiles"):
         src = REPO / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -176,7 +176,7 @@ def demo_run(tmp_path_factory):
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900, slurm: bool = False) -> subprocess.CompletedProcess:
     cmd = [str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile",
-           str(workdir / "Snakefile"), *args]
+           str(workdir / "workflow" / "Snakefile"), *args]
     proc = subprocess.run(cmd, cwd=workdir, env=run_env(slurm), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

@@ -158,12 +158,15 @@ def stages(tmp_path_factory):
         "segment": {"method": "gt", "qc": {"accept_list": str(accept)}},
         "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
         "drops": {"normal": {"kind": "normal"}, "hard": {"kind": "hard"}},
-        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}, "only_bg_t": {}}},
+        "variants": {"scenes_dir": str(REPO / "resources" / "backgrounds"), "catalog": {"original": {}, "only_bg_t": {}, "bg_gray": {}}},
         "sets": {"train": {"original": {"variants": ["original"]}, "x2": {"variants": ["original", "only_bg_t"], "repeat": 2, "drop": "hard"}},
                  "test": ["original"], "pooled": {"augmented": {"variants": ["original", "only_bg_t"]}}},
     })
     sets = run_stages(cfg, root)
-    return root, ["original", "only_bg_t"], list(sets)
+    return root, ["original", "only_bg_t", "bg_gray"], list(sets)
+
+
+MASK_FREE = ["original", "only_bg_t"]  # made of every image that decodes; bg_gray of the QC-passed ones
 
 
 def test_a_pooled_test_set_holds_each_test_image_once_per_variant_and_is_counted(stages, tmp_path):
@@ -171,7 +174,7 @@ def test_a_pooled_test_set_holds_each_test_image_once_per_variant_and_is_counted
     and Only-BG-T versions of every QC-passed test image, each a COCO image of its own that names
     its source image (the findings resample by source image)."""
     root, variants, sets = stages
-    summary = accounting.run(root, variants, sets, tmp_path / "summary.json")
+    summary = accounting.run(root, variants, sets, tmp_path / "summary.json", MASK_FREE)
     single = summary["sets"]["test_original"]["test"]["images"]
     assert single > 0 and summary["sets"]["test_augmented"]["test"]["images"] == 2 * single
     coco = json.loads((root / "sets" / "test_augmented" / "coco" / "test.json").read_text())
@@ -184,10 +187,11 @@ def test_a_pooled_test_set_holds_each_test_image_once_per_variant_and_is_counted
 
 def test_summary_counts_every_image_through_every_stage(stages, tmp_path):
     root, variants, sets = stages
-    summary = accounting.run(root, variants, sets, tmp_path / "summary.json")
+    summary = accounting.run(root, variants, sets, tmp_path / "summary.json", MASK_FREE)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert summary["segment"] == {"images": 16, "qc_passed": 12, "qc_failed": 4, "mask_source": {"gt": 16}}
-    assert summary["variants"] == {"original": 12, "only_bg_t": 12}
+    assert summary["segment"] == {"images": 16, "qc_passed": 12, "qc_failed": 4, "undecodable": 0,
+                                  "mask_source": {"gt": 16}}
+    assert summary["variants"] == {"original": 16, "only_bg_t": 16, "bg_gray": 12}  # originals stay whole
     assert sum(summary["splits"].values()) == 16
     x2_train = summary["sets"]["x2"]["train"]["images"]
     assert x2_train > 0 and x2_train % 4 == 0  # two variants x two repeats
@@ -201,8 +205,8 @@ def test_summary_refuses_counts_that_do_not_add_up(stages, tmp_path):
     original = shard.read_bytes()
     try:
         pq.write_table(table.slice(0, table.num_rows - 1), shard)  # a lost row
-        with pytest.raises(accounting.AccountingError, match=r"variants: only_bg_t rows = QC-passed images: 11 != 12"):
-            accounting.build(root, variants, sets)
+        with pytest.raises(accounting.AccountingError, match=r"variants: only_bg_t rows = images that decode: 15 != 16"):
+            accounting.build(root, variants, sets, MASK_FREE)
     finally:
         shard.write_bytes(original)
 
@@ -234,9 +238,10 @@ def test_an_unverified_cut_jpeg_is_rejected_by_name_at_segmentation(tmp_path):
         "splits": {"ratios": {"train": 0.5, "val": 0.25, "test": 0.25}},
         "variants": {"catalog": {"original": {}}}, "sets": {"train": {}, "test": []}})
     run_stages(cfg, tmp_path / "run")
-    summary = accounting.build(tmp_path / "run", ["original"], [])
+    summary = accounting.build(tmp_path / "run", ["original"], [], ["original"])
     assert summary["ingest"]["images"]["ingested"] == 6  # not verified: ingest let it through
-    assert summary["segment"]["qc_failed"] == 1 and summary["variants"]["original"] == summary["segment"]["qc_passed"]
+    assert summary["segment"]["qc_failed"] == summary["segment"]["undecodable"] == 1
+    assert summary["variants"]["original"] == summary["segment"]["qc_passed"] == 5  # not even in original
     failed = json.loads((tmp_path / "run" / "segment" / "summary.json").read_text())["qc_failed"]
     assert failed[0]["image_id"] == 5 and re.fullmatch(r"corrupt JPEG: .*\(im5\.jpg\)", failed[0]["reason"]), failed
 
@@ -244,8 +249,9 @@ def test_an_unverified_cut_jpeg_is_rejected_by_name_at_segmentation(tmp_path):
 @pytest.mark.parametrize("changes, stop, message", [
     ({"splits": {"ratios": {"train": 1.0, "val": 0.0, "test": 0.0}}},
      r"set original needs the val split .* which holds no image", None),
-    ({"segment": {"method": "gt", "qc": {"min_fg_pixels": 10**9}}}, r"set original needs the train and val splits"
-     r".*its variants \['original'\] have no image there: images that failed segmentation QC",
+    ({"segment": {"method": "gt", "qc": {"min_fg_pixels": 10**9}}, "variants": {"catalog": {"original": {}, "bg_gray": {}}},
+      "sets": {"train": {"original": {"variants": ["bg_gray"]}}, "test": []}}, r"set original needs the train and val splits"
+     r".*its variants \['bg_gray'\] have no image there: images that failed segmentation QC",
      r"segment: QC-passed images is not empty: every image failed segmentation QC"),
 ])
 def test_a_stage_or_set_that_keeps_nothing_fails_the_run_with_the_reason(tmp_path, changes, stop, message):
@@ -258,4 +264,4 @@ def test_a_stage_or_set_that_keeps_nothing_fails_the_run_with_the_reason(tmp_pat
         run_stages(cfg, tmp_path)
     if message:
         with pytest.raises(accounting.AccountingError, match=message):
-            accounting.build(tmp_path, ["original"], [])
+            accounting.build(tmp_path, ["original", "bg_gray"], [], ["original"])

@@ -8,7 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from bgshift import evaluate, metrics, report
+from bgshift import evaluate, metrics
+from bgshift.report import plots, tables as report
 from bgshift.io import write_json
 from conftest import COCO128, needs
 
@@ -191,7 +192,7 @@ def test_table_files_in_three_formats(tmp_path):
     tide_rows = report.tide_table(frame)
     assert tide_rows[["error", "test_bg_color_red", "test_original"]].values.tolist() == [
         ["Bkg", "0.305 ± 0.007 (n=2)", "0.025 ± 0.007 (n=2)"], ["Miss", "0.105 ± 0.007 (n=2)", "0.105 ± 0.007 (n=2)"]]
-    report.plot_tide(frame, tmp_path / "tide.png")
+    plots.plot_tide(frame, tmp_path / "tide.png")
     assert (tmp_path / "tide.png").stat().st_size > 5_000
     assert "| m       | orig           | 0.200 ± 0.100" in (tmp_path / "tables" / "AP.md").read_text()
     assert r"0.200 $\pm$ 0.100" in (tmp_path / "tables" / "AP.tex").read_text() and r"test\_original" in (tmp_path / "tables" / "AP.tex").read_text()

@@ -102,13 +102,18 @@ def _image(unit: int, found: bool, score: float, extra_fp: bool = False) -> dict
 FOUND_ON_RED = {}  # (trainset, seed) -> sheep found on test_bg_color_red at the best checkpoint
 
 
-def _write_run(folder: Path, trainset: str, seed: int, found_on_red: float, rng, steps=(10, 20, 30)):
+def _write_run(folder: Path, trainset: str, seed: int, found_on_red: float, rng, steps=(10, 20, 30), whole_originals: int = 0):
+    """`whole_originals`: test images only test_original holds (kept whole though segmentation
+    failed them), on which every sheep is missed."""
     rows = []
     for checkpoint, step in [("best", None)] + [(f"epoch{s}", s) for s in steps]:
         for testset, share in (("test_original", 1.0), ("test_bg_color_red", found_on_red)):
             found = rng.random(40) < share
             rows += [{"checkpoint": checkpoint, "step": step, "testset": testset, **_image(u, bool(f), float(rng.random()))}
                      for u, f in enumerate(found, start=100)]
+            if testset == "test_original":
+                rows += [{"checkpoint": checkpoint, "step": step, "testset": testset, **_image(u, False, 0.5)}
+                         for u in range(200, 200 + whole_originals)]
             if checkpoint == "best" and testset == "test_bg_color_red":
                 FOUND_ON_RED[(trainset, seed)] = int(found.sum())
     path = folder / "eval" / "m" / trainset / f"seed{seed}" / "per_image.parquet"
@@ -130,9 +135,9 @@ STUDY = {
 }
 
 
-def constructed_study(tmp_path: Path, claims: dict = STUDY) -> engine.Study:
+def constructed_study(tmp_path: Path, claims: dict = STUDY, whole_originals: int = 0) -> engine.Study:
     rng = np.random.default_rng(0)
-    files = [_write_run(tmp_path, trainset, seed, share + 0.03 * seed, rng)
+    files = [_write_run(tmp_path, trainset, seed, share + 0.03 * seed, rng, whole_originals=whole_originals)
              for trainset, share in (("original", 0.3), ("colour", 0.8)) for seed in range(3)]
     config = validate({"seed": 0, "findings": {"claims": claims, "replicates": 400}, "evaluate": {"window": {"start": 15}}}, partial=True)
     return engine.Study("lab", config, ["m"], files)
@@ -193,6 +198,19 @@ def test_verdicts_on_a_constructed_study(tmp_path):
     assert "Made by `test`" in text and "Holm-Bonferroni" in text and re.search(r"\| lab: red costs +\| AP50", text)
     assert (tmp_path / "out" / "findings" / "forest.png").stat().st_size > 10_000
     assert all((tmp_path / "out" / "findings" / f"{name}.png").stat().st_size > 5_000 for name in STUDY)
+
+
+def test_a_claim_across_test_sets_compares_the_images_both_hold(tmp_path):
+    """test_original holds 10 images more than test_bg_color_red (originals kept whole where
+    segmentation failed), all missed: the red cost is still measured on the 40 images both
+    sets hold (AP50 1 on test_original there), exactly as without them, and says so; a claim
+    within test_original alone uses all 50."""
+    rows = {r["claim"]: r for r in engine.run([constructed_study(tmp_path, whole_originals=10)], tmp_path / "out", "test")}
+    red = rows["red_costs"]
+    ap50_red = [np.searchsorted(resample.RECALL_THRESHOLDS, FOUND_ON_RED[("original", s)] / 40, side="right") / 101 for s in range(3)]
+    assert red["per_seed"] == pytest.approx([1 - ap for ap in ap50_red], abs=1e-12) and red["test_images"] == 40
+    assert rows["same_on_originals"]["test_images"] == 50 and rows["colour_training_narrows"]["test_images"] == 40
+    assert "On 40 test images (those every compared cell scored)" in (tmp_path / "out" / "findings.md").read_text()
 
 
 def test_findings_are_byte_identical_on_a_rerun(tmp_path):

@@ -34,7 +34,7 @@ def test_the_paper_scale_grid_plans_the_expected_jobs_per_rule(tmp_path):
         "variants": shards, "variant_manifest": 1, "variant_sheet": 1,
         "set_definition": sets, "export": sets, "accounting": 1,
         "train": runs, "detect": runs, "score": runs,
-        "report_tables": 1, "plots": 1, "summary": 1, "all": 1,
+        "report_tables": 1, "plots": 1, "results_page": 1, "summary": 1, "all": 1,
     }
 
 
@@ -42,7 +42,7 @@ def test_no_job_but_the_manifest_lists_every_shard(tmp_path):
     """Jobs that read every shard's variants (export, accounting) name the one manifest; a
     variants job names its own shard's masks, never every shard's (planning stays linear)."""
     config = planning.grid_config(tmp_path, planning.fake_coco(tmp_path / "coco.json", 640))  # 10 shards
-    proc = subprocess.run(["snakemake", "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+    proc = subprocess.run(["snakemake", "-n", "--cores", "1", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(REPO),
                            "--configfile", str(config)], cwd=REPO, env=run_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     inputs = {}  # rule -> the input list of each of its jobs
@@ -109,7 +109,7 @@ def test_each_example_plans_at_the_scale_its_header_states(example, tmp_path, st
             cfg["dataset"] = {"kind": "voc", "root": str(fake_voc(tmp_path / "voc", images))}
     cfg["results"] = f"results/planning/{Path(example).stem}"
     (tmp_path / "example.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    _, _, jobs = planning.dry_run("--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+    _, _, jobs = planning.dry_run("--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(REPO),
                                   "--configfile", str(tmp_path / "example.yaml"), cwd=REPO)
     full = bgconfig.validate(cfg)
     shards = math.ceil(images / full["shard_size"])

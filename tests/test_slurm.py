@@ -96,7 +96,7 @@ def test_cancelled_training_is_retried_and_resumes_and_a_rerun_completes_only_wh
     assert not plan.keys() & {"ingest", "splits", "drops", "segment", "variants", "export"}, plan  # nothing to redo
     run = workdir / "results" / "train" / "frcnn_mobile" / "original" / "seed0"
     target = "results/train/frcnn_mobile/original/seed0/done.json"
-    proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"),
+    proc = subprocess.Popen([str(VENV_BIN / "snakemake"), "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "workflow" / "Snakefile"),
                              "--profile", "profiles/slurm", "--configfile", "cluster.yaml", *QUICK_STATUS, target], cwd=workdir, env=run_env(slurm=True),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900

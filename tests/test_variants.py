@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from bgshift import config, drops, images, ingest, masks, segment
-from bgshift.variants import catalog, engine, expand, manifest
+from bgshift.variants import catalog, context, drawing, engine, expand, manifest
 from conftest import REPO, digest
 
 DEMO = config.load(REPO / "config" / "config.yaml")
@@ -115,7 +116,7 @@ def test_shard_rows_annotations_provenance_and_donors(world, tmp_path):
     cfg, root = world
     result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
                               root / "seg" / "mean_background.png", tmp_path, tmp_path / "00000.json", root / "drops.parquet")
-    assert result == {"images": 8, "skipped_qc": 0, "variants": len(expand(cfg["variants"]))}
+    assert result == {"images": 8, "mask_free_only": 0, "undecodable": 0, "variants": len(expand(cfg["variants"]))}
     manifest.combine([tmp_path / "00000.json"], tmp_path / "manifest.json")
     files = manifest.variant_files(tmp_path / "manifest.json", [spec.name for spec in expand(cfg["variants"])])
     assert all(paths == [tmp_path / "shards" / "00000" / f"{name}.parquet"] for name, paths in files.items())
@@ -219,21 +220,58 @@ def test_pyramid_blur_matches_a_full_resolution_gaussian():
 
     pixels = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
     for sigma in (1.5, 5, 15, 31):
-        error = np.abs(catalog.fast_blur(pixels, sigma).astype(int) - cv2.GaussianBlur(pixels, (0, 0), sigma)).mean()
+        error = np.abs(drawing.fast_blur(pixels, sigma).astype(int) - cv2.GaussianBlur(pixels, (0, 0), sigma)).mean()
         assert error < 1.0, (sigma, error)
+
+
+def test_originals_stay_whole_when_segmentation_fails(tmp_path):
+    """A QC-failed image is made in the variants that read only its boxes (original, only_bg_*),
+    with every object (one without a mask keeps its box, its area the box's), marked mask_qc
+    false; the variants that need its mask leave it out; an image that does not decode is in none."""
+    import pyarrow as pa
+
+    root = tmp_path
+    (root / "accept.csv").write_text("image_id\n1\n2\n3\n4\n5\n")
+    cfg = config.validate({"seed": 3, "shard_size": 8, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 8}},
+                           "segment": {"method": "gt", "qc": {"accept_list": str(root / "accept.csv")}},
+                           "variants": {"scenes_dir": SCENES, "catalog": {"original": {}, "only_bg_t": {}, "bg_color": {"colours": {"red": "red"}}}}})
+    ingest.run(cfg, root / "ingest")
+    cut = {r["image_id"]: r["path"] for r in pq.read_table(root / "ingest" / "images.parquet").to_pylist()}[8]
+    Path(cut).write_bytes(Path(cut).read_bytes()[:300])  # image 8 no longer decodes
+    segment.run_shard(cfg, root / "ingest", 0, root / "seg" / "00000.parquet", root / "seg" / "stats.parquet")
+    table = pq.read_table(root / "seg" / "00000.parquet")
+    rows = table.to_pylist()
+    rows[5]["instances"][0]["segmentation"] = None  # image 6 (failed QC) lost one object's mask
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), root / "seg" / "00000.parquet")
+    segment.summarise([root / "seg" / "00000.parquet"], [root / "seg" / "stats.parquet"], root / "ingest" / "categories.parquet",
+                      root / "ingest" / "annotations.parquet", root / "seg", root / "tables")
+    result = engine.run_shard(cfg, root / "ingest", root / "seg" / "00000.parquet", 0, root / "seg" / "summary.json",
+                              root / "seg" / "mean_background.png", root / "variants", root / "00000.json")
+    assert result == {"images": 5, "mask_free_only": 2, "undecodable": 1, "variants": 3}
+    made = {name: pq.read_table(root / "variants" / "shards" / "00000" / f"{name}.parquet").to_pylist()
+            for name in ("original", "only_bg_t", "bg_color_red")}
+    assert [r["image_id"] for r in made["original"]] == [r["image_id"] for r in made["only_bg_t"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r["image_id"] for r in made["bg_color_red"]] == [1, 2, 3, 4, 5]
+    assert [r["mask_qc"] for r in made["original"]] == [True] * 5 + [False] * 2
+    anns = pq.read_table(root / "ingest" / "annotations.parquet").to_pylist()
+    for row in made["original"]:
+        assert sorted(o["ann_id"] for o in row["objects"]) == sorted(a["ann_id"] for a in anns if a["image_id"] == row["image_id"])
+    maskless = made["original"][5]["objects"][0]
+    assert maskless["segmentation"] is None and maskless["area"] == maskless["bbox"][2] * maskless["bbox"][3]
+    assert all(r["background_only"] and not r["objects"] for r in made["only_bg_t"])
 
 
 def test_the_manifest_lists_shards_in_order_and_refuses_mixed_variant_lists(tmp_path):
     """Export and accounting read exactly the files the manifest names, in shard order."""
     for shard, names in (("00001", ["original", "bg_gray"]), ("00000", ["original", "bg_gray"])):
-        manifest.write_shard(tmp_path / "records" / f"{shard}.json", shard, names, {"images": 3, "skipped_qc": 1, "variants": 2})
+        manifest.write_shard(tmp_path / "records" / f"{shard}.json", shard, names, {"images": 3, "mask_free_only": 1, "undecodable": 1, "variants": 2})
     combined = manifest.combine(sorted((tmp_path / "records").glob("*.json"), reverse=True), tmp_path / "manifest.json")
-    assert combined["shards"] == ["00000", "00001"] and combined["images"] == 6 and combined["skipped_qc"] == 2
+    assert combined["shards"] == ["00000", "00001"] and combined["images"] == 6 and combined["undecodable"] == 2
     files = manifest.variant_files(tmp_path / "manifest.json", ["bg_gray"])
     assert files == {"bg_gray": [tmp_path / "shards" / "00000" / "bg_gray.parquet", tmp_path / "shards" / "00001" / "bg_gray.parquet"]}
     with pytest.raises(KeyError, match="no variant \\['only_fg'\\]"):
         manifest.variant_files(tmp_path / "manifest.json", ["only_fg"])
-    manifest.write_shard(tmp_path / "records" / "00002.json", "00002", ["original"], {"images": 1, "skipped_qc": 0, "variants": 1})
+    manifest.write_shard(tmp_path / "records" / "00002.json", "00002", ["original"], {"images": 1, "mask_free_only": 0, "undecodable": 0, "variants": 1})
     with pytest.raises(ValueError, match="shard 00002 lists variants \\['original'\\]"):
         manifest.combine(sorted((tmp_path / "records").glob("*.json")), tmp_path / "manifest2.json")
 
@@ -251,7 +289,7 @@ def test_rows_table_builds_what_arrow_builds(monkeypatch, limit):
            "segmentation": {"size": [4, 4], "counts": "abc"}, "labelled": True}
     rows = [{"image": {"bytes": blob, "path": f"v/{i}.jpg"}, "image_id": i, "variant": "v", "family": "f", "width": 4, "height": 4,
              "background_only": not objects, "objects": objects, "donor_id": None if i else 3, "donor_class": None,
-             "background": "x", "mask_source": "gt", "seed": 1}
+             "background": "x", "mask_source": "gt", "mask_qc": True, "seed": 1}
             for i, (blob, objects) in enumerate([(b"\xff\xd8jpeg", [obj]), (b"", []), (bytes(range(256)) * 3, [obj, obj])])]
     for chosen in (rows, rows[:1], []):
         built = io.rows_table(chosen, ROW_SCHEMA, ("image",))
@@ -291,16 +329,16 @@ def test_equal_pixels_are_encoded_once_and_give_the_same_bytes(world):
     assert job.encodes < len(job.shard_images) * len(job.specs)
 
     # an image without unlabelled or dropped objects: every unl_* variant is the source itself
-    whole = catalog.ImageContext(ctx.image_id, ctx.pixels, [replace(i, labelled=True) for i in ctx.instances], ctx.foreground,
+    whole = context.ImageContext(ctx.image_id, ctx.pixels, [replace(i, labelled=True) for i in ctx.instances], ctx.foreground,
                                  ctx.mean_colour, ctx.mean_image, scenes=ctx.scenes)
-    source = catalog.identity(catalog.original(whole, {}, None).image)
+    source = drawing.identity(catalog.original(whole, {}, None).image)
     unl = [s for s in job.specs if s.family.startswith("unl_")]
     assert len(unl) >= 5 and source is not None
     for spec in unl:
         result = catalog.FAMILIES[spec.family](whole, spec.params, engine.variant_rng(3, image_id, spec.name))
-        assert result.image is whole.pixels and catalog.identity(result.image)[0] == source[0], spec.name
+        assert result.image is whole.pixels and drawing.identity(result.image)[0] == source[0], spec.name
     writeable = whole.pixels.copy()
-    assert catalog.identity(writeable) is None  # a private array has no key: it is always encoded
+    assert drawing.identity(writeable) is None  # a private array has no key: it is always encoded
 
 
 def test_a_crop_reaching_every_border_is_the_source_itself(world):
@@ -310,7 +348,7 @@ def test_a_crop_reaching_every_border_is_the_source_itself(world):
     ctx = job.context(job.shard_images[0])
     h, w = ctx.shape
     whole = catalog.bg_crop(ctx, {"margin": max(h, w)}, None)
-    assert whole.image is ctx.pixels and catalog.identity(whole.image) == catalog.identity(catalog.original(ctx, {}, None).image)
+    assert whole.image is ctx.pixels and drawing.identity(whole.image) == drawing.identity(catalog.original(ctx, {}, None).image)
     cropped_whole = catalog.Result(ctx.pixels, objects="crop", crop=(0, 0, w, h))
     assert catalog.transform_objects(whole, ctx, job.category_index) == catalog.transform_objects(cropped_whole, ctx, job.category_index)
     assert catalog.bg_crop(ctx, {"margin": 0}, None).image.shape[:2] != (h, w)  # here objects leave a border: a real crop
@@ -323,22 +361,22 @@ def test_a_canvas_draws_each_composite_as_a_fresh_array_would():
     shape = (48, 64)
     source, other = (rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(2))
     source.flags.writeable = False  # as a decoded source is (a writeable bottom is copied whole every time)
-    ctx = catalog.ImageContext(1, source, [], np.zeros(shape, np.uint8), np.zeros(3), source)
+    ctx = context.ImageContext(1, source, [], np.zeros(shape, np.uint8), np.zeros(3), source)
     masks_ = []
     for y, x in ((5, 7), (20, 30), (30, 2)):
         m = np.zeros(shape, np.uint8)
         m[y : y + 12, x : x + 20] = 1
         masks_.append(m)
-    black, small = catalog.solid(shape, (0, 0, 0)), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    small_ctx = catalog.ImageContext(2, small, [], np.zeros((16, 16), np.uint8), np.zeros(3), small)
+    black, small = drawing.solid(shape, (0, 0, 0)), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    small_ctx = context.ImageContext(2, small, [], np.zeros((16, 16), np.uint8), np.zeros(3), small)
     small_mask = np.zeros((16, 16), np.uint8)
     small_mask[4:9, 4:12] = 1
     steps = [(ctx, black, source, masks_[0], 0), (ctx, black, source, masks_[1], 2.0), (ctx, other, source, masks_[2], 0),
              (ctx, source, other, masks_[0], 0), (ctx, black, source, masks_[1], 0), (small_ctx, black, small, small_mask, 1.0),
              (ctx, black, source, masks_[2], 1.5), (ctx, other, source, masks_[0], 0)]
-    canvas = catalog.Canvas()
-    for n, (context, top, bottom, mask, feather) in enumerate(steps):
-        composite = context.composite(top, bottom, mask, feather)
+    canvas = drawing.Canvas()
+    for n, (image, top, bottom, mask, feather) in enumerate(steps):
+        composite = image.composite(top, bottom, mask, feather)
         drawn = canvas.draw(composite)
         assert np.array_equal(drawn, composite.draw()), n
         if not feather:

@@ -147,6 +147,9 @@ def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[in
 
     for part in sorted((original_dir / "parquet" / "test").glob("*.parquet")):
         for row in pq.read_table(part).to_pylist():
+            if not row["mask_qc"]:  # an original kept whole: no mask to cut its objects out with
+                skipped["masks failed segment QC"] += 1
+                continue
             pixels = decode_rgb(row["image"]["bytes"])
             for obj, corners in sample_windows(objects_of(row, {}), settings, row["width"], row["height"], skipped):
                 foreground = masks.decode(obj["segmentation"]).astype(bool)[..., None]

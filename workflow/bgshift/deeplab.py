@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torchvision.models.segmentation as tv_seg
 
+from .progress import progress
 from .weights import WeightsMissing, fit, hub_checkpoint, load_state
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -144,7 +145,7 @@ def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: in
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
     history = []
     model.train()
-    for epoch in range(1, t["epochs"] + 1):
+    for epoch in progress(range(1, t["epochs"] + 1), desc="segmentation model", unit="epoch"):
         order = rng.permutation(len(samples))
         epoch_loss = 0.0
         for start in range(0, len(order), t["batch_size"]):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .findings import per_image
 from .pretrained import PRETRAINED, PRETRAINED_SEED, label_map
+from .progress import progress
 from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_outcomes, classification_rows, load_coco, metric_rows
 
 
@@ -115,7 +116,7 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
     threshold = config["evaluate"]["score_threshold"]
     rows, units, classes = [], [], []
     gts: dict[tuple[str, str], COCO] = {}
-    for e in manifest["evaluations"]:
+    for e in progress(manifest["evaluations"], desc="score", unit="evaluation"):
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
         rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts)
         where = {"checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"]}

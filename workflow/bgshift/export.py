@@ -22,6 +22,7 @@ from . import masks
 from .config import ConfigError
 from . import splits as splits_mod
 from .io import PartWriter, atomic_dir, read_categories, write_json
+from .progress import progress
 from .sets import SetSpec, spec_of
 from .variants import manifest
 from .variants.schema import FEATURES
@@ -65,7 +66,7 @@ class Exporter:
         coco = {"images": [], "annotations": [], "categories": [
             {"id": c["category_id"], "name": c["name"], "supercategory": c["supercategory"]} for c in self.categories]}
         labels = 0
-        for image_id, row in enumerate(rows, start=1):
+        for image_id, row in enumerate(progress(rows, desc=f"export {self.spec.name} {split}", unit="image"), start=1):
             file_name = f"{row['variant']}_{row['image_id']}" + (f"_r{row['repeat']}" if self.spec.repeat > 1 else "") + ".jpg"
             (coco_images / file_name).write_bytes(row["image"]["bytes"])
             _link(coco_images / file_name, yolo_images / file_name)
@@ -77,7 +78,7 @@ class Exporter:
                     continue
                 coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id,
                                             "category_id": obj["category_id"], "bbox": obj["bbox"], "area": obj["area"],
-                                            "iscrowd": int(obj["iscrowd"]), "segmentation": obj["segmentation"],
+                                            "iscrowd": int(obj["iscrowd"]), "segmentation": obj["segmentation"] or [],  # [] box only
                                             "source_ann_id": obj["ann_id"]})  # traceable to ingest and drops.parquet
                 if not obj["iscrowd"]:
                     lines.append(yolo_line(obj, row["width"], row["height"], self.polygons))

@@ -26,6 +26,7 @@ from . import devices, masks
 from . import images as imgs
 from .ingest.collector import RLE_TYPE
 from .io import write_bytes, write_json, write_parquet, write_text
+from .progress import progress
 
 INSTANCE_TYPE = pa.struct(
     [("ann_id", pa.int64()), ("segmentation", RLE_TYPE), ("source", pa.string()), ("iou_vs_gt", pa.float64())]
@@ -40,6 +41,7 @@ SEGMENT_SCHEMA = pa.schema(
         ("fill_ratio", pa.float64()),  # foreground share of the union of boxes
         ("qc_pass", pa.bool_()),
         ("qc_reason", pa.string()),
+        ("decoded", pa.bool_()),  # false: the image does not decode whole (no variant can be made of it)
     ]
 )
 STATS_SCHEMA = pa.schema(
@@ -224,7 +226,9 @@ class Shard:
         """Segment the shard, in batches so at most one batch of decoded images is held."""
         rows = []
         batch = max(1, self.settings["deeplabv3"]["batch_size"])
+        bar = progress(desc="segment", total=len(shard_images), unit="image")
         for start in range(0, len(shard_images), batch):
+            bar.update(min(batch, len(shard_images) - start))
             decoded = [(im, *decode(im)) for im in shard_images[start : start + batch]]
             rows += [unreadable_row(im, problem) for im, _, problem in decoded if problem]
             chunk, pixels = [im for im, rgb, _ in decoded if rgb is not None], [rgb for _, rgb, _ in decoded if rgb is not None]
@@ -253,9 +257,10 @@ class Shard:
                                       "source": src, "iou_vs_gt": iou})
                 rows.append({"image_id": im["image_id"], "mask_source": method if anns else "none",
                              "foreground": masks.encode(fg), "instances": instances, "fg_pixels": int(fg.sum()),
-                             "fill_ratio": fill, "qc_pass": not reason, "qc_reason": reason})
+                             "fill_ratio": fill, "qc_pass": not reason, "qc_reason": reason, "decoded": True})
                 if not reason:
                     self.add_stats(rgb, fg)
+        bar.close()
         return sorted(rows, key=lambda r: r["image_id"])
 
 
@@ -272,7 +277,8 @@ def unreadable_row(image: dict, problem: str) -> dict:
     """The QC failure of an image that does not decode whole (named, and counted like any other)."""
     empty = np.zeros((image["height"], image["width"]), np.uint8)
     return {"image_id": image["image_id"], "mask_source": "none", "foreground": masks.encode(empty), "instances": [],
-            "fg_pixels": 0, "fill_ratio": 0.0, "qc_pass": False, "qc_reason": f"{problem} ({image['file_name']})"}
+            "fg_pixels": 0, "fill_ratio": 0.0, "qc_pass": False, "qc_reason": f"{problem} ({image['file_name']})",
+            "decoded": False}
 
 
 def contact_sheet(entries: list[tuple[np.ndarray, np.ndarray, bool]], thumb: int) -> np.ndarray:
@@ -411,7 +417,10 @@ def summarise(shards: list[str | Path], stats: list[str | Path], categories: str
     mean_rgb = (total / count).tolist() if count else [0.0, 0.0, 0.0]
     mean_image = np.where(pixel_weight[..., None] > 0, pixel_sum / np.maximum(pixel_weight[..., None], 1e-9), mean_rgb)
     write_bytes(out_dir / "mean_background.png", imgs.encode_png(np.clip(np.round(mean_image), 0, 255).astype(np.uint8)))
-    failed = [{"image_id": r["image_id"], "reason": r["qc_reason"]} for r in rows if not r["qc_pass"]]
+    if rows and "decoded" not in rows[0]:
+        raise ValueError(f"{shards[0]}: segmented by an older bgshift (no 'decoded' column): rerun it "
+                         "(snakemake --forcerun segment)")
+    failed = [{"image_id": r["image_id"], "reason": r["qc_reason"], "decoded": r["decoded"]} for r in rows if not r["qc_pass"]]
     methods: dict[str, int] = defaultdict(int)
     for r in rows:
         methods[r["mask_source"]] += 1

@@ -81,6 +81,7 @@ def segment_model_input(wildcards):
 
 
 VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
+VARIANT_FAMILIES = [spec.family for spec in expand_variants(config["variants"])]  # in VARIANTS' order
 SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]
 # What each set's content depends on (its spec, and every variant's family and parameters),
 # written by the set_definition rule; editing one variant re-exports only the sets made of it.
@@ -138,6 +139,15 @@ RUNS = [f"{model}/{set_name}/seed{seed}" for model, set_name, seed in planned_ru
 RUN_SETS = TRAIN_SETS + ([PRETRAINED] if EVALUATE_ONLY else [])  # the training-set labels of the runs
 TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
 TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
+
+
+def test_set_family(name):
+    """A test set's column group on the results page: its variants' family, "pooled" where they differ."""
+    families = {variant["family"] for variant in SET_DEFINITIONS[name]["made_of"]["variants"].values()}
+    return families.pop() if len(families) == 1 else "pooled"
+
+
+TEST_SET_FAMILIES = {name: test_set_family(name) for name in TEST_SETS} | {CHALLENGE_SET: "challenge"}
 EVAL_METRICS = [f"{RESULTS}/eval/{run}/metrics.parquet" for run in RUNS]
 EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]
 EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]

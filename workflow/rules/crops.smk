@@ -10,6 +10,8 @@ rule crops:
         config=job_config(classify=section("classify", "challenge"), sets={"part_rows": config["sets"]["part_rows"]}),
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
+    benchmark:
+        f"{RESULTS}/benchmarks/crops/{{set}}.tsv"
     log:
         f"{RESULTS}/logs/crops/{{set}}.log",
     conda:
@@ -29,6 +31,8 @@ rule challenge:
         directory(f"{RESULTS}/crops/{CHALLENGE_SET}"),
     params:
         config=job_config("seed", classify=config["classify"], sets={"part_rows": config["sets"]["part_rows"]}),
+    benchmark:
+        f"{RESULTS}/benchmarks/challenge/{CHALLENGE_SET}.tsv"
     log:
         f"{RESULTS}/logs/crops/{CHALLENGE_SET}.log",
     conda:

@@ -9,6 +9,8 @@ rule drops:
     params:
         config=job_config("seed", "drops"),
         tables=lambda wildcards, output: Path(output.table).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/drops/drops.tsv"
     log:
         f"{RESULTS}/logs/drops.log",
     conda:

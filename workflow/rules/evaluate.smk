@@ -21,6 +21,8 @@ rule detect:
         gpu=1,
         device=config["train"]["device"],  # where to run (auto: a free GPU by lock, else CPU), not what is learnt
         mem_mb=config["train"]["mem_mb"],
+    benchmark:
+        f"{RESULTS}/benchmarks/detect/{{model}}/{{set}}/seed{{seed}}.tsv"
     log:
         f"{RESULTS}/logs/detect/{{model}}/{{set}}/seed{{seed}}.log",
     conda:
@@ -44,6 +46,8 @@ rule score:
         model="|".join(map(re.escape, MODELS)),
         set="|".join(map(re.escape, RUN_SETS)),
         seed=r"\d+",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/{{model}}/{{set}}/seed{{seed}}.tsv"
     log:
         f"{RESULTS}/logs/score/{{model}}/{{set}}/seed{{seed}}.log",
     conda:

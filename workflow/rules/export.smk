@@ -12,6 +12,8 @@ rule set_definition:
         definition=lambda wildcards: json.dumps(SET_DEFINITIONS[wildcards.set], indent=2, sort_keys=True, ensure_ascii=False),
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
+    benchmark:
+        f"{RESULTS}/benchmarks/set_definition/{{set}}.tsv"
     log:
         f"{RESULTS}/logs/set_definition/{{set}}.log",
     conda:
@@ -37,6 +39,8 @@ rule export:
         config=job_config(sets=section("sets", "train", "test", "pooled")),
     wildcard_constraints:
         set="|".join(map(re.escape, SETS)),
+    benchmark:
+        f"{RESULTS}/benchmarks/export/{{set}}.tsv"
     log:
         f"{RESULTS}/logs/export/{{set}}.log",
     conda:

@@ -9,6 +9,8 @@ rule ingest:
         config=job_config("seed", "dataset", "ingest"),
         images=IMAGE_LISTING,  # not read by the job: a changed image listing reruns it
         out=lambda wildcards, output: Path(output.images).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/ingest/ingest.tsv"
     log:
         f"{RESULTS}/logs/ingest.log",
     conda:

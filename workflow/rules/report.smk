@@ -10,6 +10,8 @@ rule report_tables:
     params:
         config=job_config(evaluate=section("evaluate", "score_threshold", "sweep_test_sets", "example_images")),
         out=lambda wildcards, output: Path(output.csv).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/report_tables/report_tables.tsv"
     log:
         f"{RESULTS}/logs/report_tables.log",
     conda:
@@ -29,17 +31,21 @@ rule plots:
         mae=report(f"{RESULTS}/plots/mae_by_checkpoint.png", caption="../report/mae_by_checkpoint.rst", category="Results"),
         tide=report(f"{RESULTS}/plots/tide_errors.png", caption="../report/tide_errors.rst", category="Results"),
         examples=report(f"{RESULTS}/plots/detections.png", caption="../report/detections.rst", category="Results"),
+        detections=directory(f"{RESULTS}/plots/detections"),  # one picture per test set (the results page shows them)
     params:
         config=job_config(evaluate={key: config["evaluate"][key] for key in ("score_threshold", "example_images")}),
         drop_of=json.dumps({name: SET_SPECS[name].drop for name in TRAIN_SETS}, sort_keys=True),
         out=lambda wildcards, output: Path(output.by_trainset).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/plots/plots.tsv"
     log:
         f"{RESULTS}/logs/plots.log",
     conda:
         "../envs/bgshift.yaml"
     shell:
         "bgshift plots --config-json {params.config:q} --metrics {input.metrics:q} --manifests {input.manifests:q}"
-        " --out {params.out:q} --examples {output.examples:q} --drop-of {params.drop_of:q} > {log:q} 2>&1"
+        " --out {params.out:q} --examples {output.examples:q} --detections {output.detections:q} --drop-of {params.drop_of:q}"
+        " > {log:q} 2>&1"
 
 
 rule findings:
@@ -57,6 +63,8 @@ rule findings:
         # not the --configfile of this invocation: a param that changed with the command line would rerun the job
         made_by=f"snakemake --configfile <the config> {RESULTS}/findings.md",
         out=lambda wildcards, output: Path(output.markdown).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/findings/findings.tsv"
     log:
         f"{RESULTS}/logs/findings.log",
     conda:
@@ -64,6 +72,32 @@ rule findings:
     shell:
         "bgshift findings --config-json {params.config:q} --models {params.models:q} --per-image {input.per_image:q}"
         " --made-by {params.made_by:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule results_page:
+    """results/index.html, the page to open first: the learning check, the findings, heatmap tables,
+    pictures and provenance, in one self-contained file (it also shows the stages' times, so unlike
+    the tables it is not byte-identical between two runs)."""
+    input:
+        tables=rules.report_tables.output,
+        plots=rules.plots.output,
+        findings=rules.findings.output if CLAIMS else [],
+        contact_sheet=rules.variant_sheet.output,
+    output:
+        page=report(f"{RESULTS}/index.html", caption="../report/index.rst", category="1 Results page"),
+    params:
+        config=json.dumps(config, sort_keys=True),  # shown on the page
+        families=json.dumps(TEST_SET_FAMILIES, sort_keys=True),
+        results=lambda wildcards, output: Path(output.page).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/results_page/results_page.tsv"
+    log:
+        f"{RESULTS}/logs/results_page.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift results-page --config-json {params.config:q} --results {params.results:q} --families {params.families:q}"
+        " --out {output.page:q} > {log:q} 2>&1"
 
 
 rule results:
@@ -74,3 +108,4 @@ rule results:
         rules.report_tables.output,
         rules.plots.output,
         rules.findings.output if CLAIMS else [],
+        rules.results_page.output,

@@ -10,6 +10,8 @@ rule segment_model:
         config=job_config("seed", segment={"ignore_masks_of_groups": config["segment"]["ignore_masks_of_groups"],
                                            "deeplabv3": {"train": config["segment"]["deeplabv3"]["train"]}}),
         ingest=lambda wildcards, input: Path(input.images).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/segment_model/segment_model.tsv"
     log:
         f"{RESULTS}/logs/segment_model.log",
     threads: 2
@@ -37,6 +39,8 @@ rule segment:
         config=job_config("shard_size", segment={**section("segment", "contact_sheet", "deeplabv3"),
                                                  "deeplabv3": section_of(config["segment"]["deeplabv3"], "train", "batch_size", "device")}),
         ingest=lambda wildcards, input: Path(input.images).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/{{shard}}.tsv"
     log:
         f"{RESULTS}/logs/segment/{{shard}}.log",
     threads: 2 if GPU_SEGMENTATION else 1  # DeepLab's torch runs with these threads (BGSHIFT_THREADS)
@@ -69,6 +73,8 @@ rule segment_sheet:
         # how many shards get a sheet decides which jobs exist, not what a sheet shows
         config=job_config(segment={"contact_sheet": {k: v for k, v in config["segment"]["contact_sheet"].items() if k != "shards"}}),
         ingest=lambda wildcards, input: Path(input.images).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/segment_sheet/{{shard}}.tsv"
     log:
         f"{RESULTS}/logs/segment_sheet/{{shard}}.log",
     conda:
@@ -93,6 +99,8 @@ rule segment_summary:
     params:
         out=lambda wildcards, output: Path(output.summary).parent,
         tables=lambda wildcards, output: Path(output.quality).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/segment_summary/segment_summary.tsv"
     log:
         f"{RESULTS}/logs/segment_summary.log",
     conda:

@@ -6,6 +6,8 @@ rule splits:
         splits=f"{RESULTS}/splits/splits.parquet",
     params:
         config=job_config("seed", "splits"),
+    benchmark:
+        f"{RESULTS}/benchmarks/splits/splits.tsv"
     log:
         f"{RESULTS}/logs/splits.log",
     conda:

@@ -12,13 +12,17 @@ rule accounting:
     params:
         results=lambda wildcards, input: Path(input.splits).parent.parent,
         variants=VARIANTS,
+        families=VARIANT_FAMILIES,  # which variants hold every image that decodes (mask-free families)
         sets=SETS,
+    benchmark:
+        f"{RESULTS}/benchmarks/accounting/accounting.tsv"
     log:
         f"{RESULTS}/logs/accounting.log",
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift accounting --results {params.results:q} --variants {params.variants:q} --sets {params.sets:q}"
+        "bgshift accounting --results {params.results:q} --variants {params.variants:q} --families {params.families:q}"
+        " --sets {params.sets:q}"
         " --out {output.accounting:q} > {log:q} 2>&1"
 
 
@@ -29,6 +33,8 @@ rule summary:
         learning=rules.report_tables.output.learning if RUNS else [],
     output:
         summary=f"{RESULTS}/summary.json",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary/summary.tsv"
     log:
         f"{RESULTS}/logs/summary.log",
     conda:

@@ -20,6 +20,8 @@ rule train:
         mem_mb=config["train"]["mem_mb"],
         runtime=config["train"]["runtime"],
         workers=lambda wildcards: config["train"]["models"][wildcards.model].get("workers", 0),  # decoding processes
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{model}}/{{set}}/seed{{seed}}.tsv"
     log:
         f"{RESULTS}/logs/train/{{model}}/{{set}}/seed{{seed}}.log",
     conda:
@@ -42,6 +44,8 @@ rule adopt:
         config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
     wildcard_constraints:
         model="|".join(map(re.escape, EVALUATE_ONLY)),
+    benchmark:
+        f"{RESULTS}/benchmarks/adopt/{{model}}.tsv"
     log:
         f"{RESULTS}/logs/adopt/{{model}}.log",
     conda:

@@ -20,6 +20,8 @@ rule variants:
         # memory bounds, not parameters: they change how much a job holds, not what it writes
         group_mb=config["variants"]["group_mb"],
         donor_cache=config["variants"]["donor_cache"],
+    benchmark:
+        f"{RESULTS}/benchmarks/variants/{{shard}}.tsv"
     log:
         f"{RESULTS}/logs/variants/{{shard}}.log",
     conda:
@@ -38,6 +40,8 @@ rule variant_manifest:
         expand(VARIANT_RECORD, shard=SHARDS),
     output:
         manifest=VARIANT_MANIFEST,
+    benchmark:
+        f"{RESULTS}/benchmarks/variant_manifest/variant_manifest.tsv"
     log:
         f"{RESULTS}/logs/variant_manifest.log",
     conda:
@@ -59,6 +63,8 @@ rule variant_sheet:
     params:
         config=job_config(variants={"contact_sheet": config["variants"]["contact_sheet"]}),
         names=VARIANTS,
+    benchmark:
+        f"{RESULTS}/benchmarks/variant_sheet/variant_sheet.tsv"
     log:
         f"{RESULTS}/logs/variant_sheet.log",
     conda:

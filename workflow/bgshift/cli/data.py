@@ -77,7 +77,7 @@ def cmd_variant_manifest(args: argparse.Namespace) -> None:
     from ..variants import manifest
 
     result = manifest.combine(args.records, args.out)
-    print(json.dumps({k: result[k] for k in ("images", "skipped_qc")} | {"shards": len(result["shards"])}, sort_keys=True))
+    print(json.dumps({k: result[k] for k in ("images", "mask_free_only", "undecodable")} | {"shards": len(result["shards"])}, sort_keys=True))
 
 
 @command("variant-sheet", "contact sheet: the same images across all variants", True, [

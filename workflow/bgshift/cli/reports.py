@@ -13,30 +13,48 @@ from .registry import command, load_config
 @command("report-tables", "long metrics table and paper-shaped tables", True, [
     ("--metrics", {"nargs": "+", "required": True}), ("--out", {"required": True})])
 def cmd_report_tables(args: argparse.Namespace) -> None:
-    from .. import report
+    from ..report import tables
 
-    print(report.tables(args.metrics, args.out, load_config(args)["evaluate"]))
+    print(tables.tables(args.metrics, args.out, load_config(args)["evaluate"]))
 
 
-@command("plots", "metric plots and detection examples", True, [
+@command("plots", "metric plots and detections drawn on every test set", True, [
     ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
-    ("--out", {"required": True}), ("--examples", {"required": True}),
+    ("--out", {"required": True}), ("--examples", {"required": True, "help": "the test_original picture"}),
+    ("--detections", {"required": True, "help": "folder of one picture per test set"}),
     ("--drop-of", {"required": True, "help": "JSON: training set -> its drop scheme"})])
 def cmd_plots(args: argparse.Namespace) -> None:
-    from .. import report
+    from ..report import pictures, plots
 
     config = load_config(args)
-    report.plots(args.metrics, args.out, json.loads(args.drop_of))
-    report.detection_examples(args.manifests, args.examples, config["evaluate"]["score_threshold"], config["evaluate"]["example_images"])
+    plots.plots(args.metrics, args.out, json.loads(args.drop_of))
+    drawn = pictures.detection_pictures(args.manifests, args.examples, args.detections, config["evaluate"]["score_threshold"],
+                                        config["evaluate"]["example_images"])
+    print(f"detections drawn on {len(drawn)} test sets")
+
+
+@command("results-page", "results/index.html: learning check, findings, heatmap tables, pictures, provenance", True, [
+    ("--results", {"required": True}), ("--families", {"required": True, "help": "JSON: test set -> its variant family"}),
+    ("--out", {"required": True})])
+def cmd_results_page(args: argparse.Namespace) -> None:
+    from ..report import page
+
+    shown = page.build(args.results, load_config(args), json.loads(args.families), args.out)
+    print(f"{args.out}: {len(shown['tables'])} tables, {shown['claims']} claims, {shown['pictures']} pictures")
 
 
 @command("accounting", "per-stage counts into results/accounting.json; fails if they do not add up", False, [
     ("--results", {"required": True}), ("--variants", {"nargs": "+", "required": True}),
+    ("--families", {"nargs": "+", "required": True, "help": "each variant's family, in --variants' order"}),
     ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})])
 def cmd_accounting(args: argparse.Namespace) -> None:
     from .. import accounting
+    from ..variants.catalog import MASK_FREE_FAMILIES
 
-    summary = accounting.run(args.results, args.variants, args.sets, args.out)
+    if len(args.families) != len(args.variants):
+        raise SystemExit(f"accounting: {len(args.variants)} variants but {len(args.families)} families")
+    mask_free = [name for name, family in zip(args.variants, args.families) if family in MASK_FREE_FAMILIES]
+    summary = accounting.run(args.results, args.variants, args.sets, args.out, mask_free)
     print(f"{len(summary['checks'])} checks passed")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -83,11 +84,32 @@ class Study:
             raise ConfigError(f"{self.label}: the claims' runs scored no test image")
         self.weights = resample.bootstrap_weights(len(self.universe), replicates, seed)
 
-    def _evaluations_of(self, cell: Cell, seed: int, checkpoint: str) -> list[resample.Evaluation]:
-        key = (cell.model, cell.trainset, seed, cell.testset, checkpoint)
+    def test_units(self, cell: Cell, seed: int) -> np.ndarray:
+        """The source images (units) a cell's run scored on its test set, sorted."""
+        table = self.table(cell.model, cell.trainset, self.run_seed(cell, seed))
+        return np.unique(table.filter(pc.equal(table.column("testset"), cell.testset)).column("unit").to_numpy())
+
+    def shared_units(self, claim: Claim, seeds: list[int]) -> np.ndarray | None:
+        """The test images every cell of a claim scored, when its cells' test sets differ
+        (an original kept whole beside variants of its QC-passed images): each arm is measured
+        on these, so the comparison stays paired. None: every cell scored the same images."""
+        unit_sets = [self.test_units(cell, seed) for cell in claim.cells for seed in seeds]
+        if all(np.array_equal(units, unit_sets[0]) for units in unit_sets):
+            return None
+        shared = unit_sets[0]
+        for units in unit_sets[1:]:
+            shared = np.intersect1d(shared, units, assume_unique=True)
+        if not len(shared):
+            raise ConfigError(f"{self.label}: claim {claim.name}: its cells' test sets share no test image")
+        return shared
+
+    def _evaluations_of(self, cell: Cell, seed: int, checkpoint: str, units: np.ndarray | None) -> list[resample.Evaluation]:
+        key = (cell.model, cell.trainset, seed, cell.testset, checkpoint, None if units is None else units.tobytes())
         if key not in self._evaluations:
             table = self.table(cell.model, cell.trainset, seed)
             table = table.filter(pc.equal(table.column("testset"), cell.testset))
+            if units is not None:
+                table = table.filter(pc.is_in(table.column("unit"), pa.array(units)))
             labels = table.column("checkpoint")
             if checkpoint == "best":
                 chosen = [table.filter(pc.equal(labels, "best"))]
@@ -101,13 +123,13 @@ class Study:
         steps = sorted(set(table.filter(pc.not_equal(table.column("checkpoint"), "best")).column("step").to_pylist()))
         return [s for s in steps if (window["start"] is None or s >= window["start"]) and (window["stop"] is None or s <= window["stop"])]
 
-    def value(self, claim: Claim, cell: Cell, seed: int) -> tuple[float, np.ndarray]:
+    def value(self, claim: Claim, cell: Cell, seed: int, units: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """A cell's metric at one seed, on the test images as they are and under each resample
-        (the mean over the window's checkpoints for a window claim)."""
+        (the mean over the window's checkpoints for a window claim); on `units` only when given."""
         seed = self.run_seed(cell, seed)
-        key = (cell, seed, claim.checkpoint)
+        key = (cell, seed, claim.checkpoint, None if units is None else units.tobytes())
         if key not in self._values:
-            evaluations = self._evaluations_of(cell, seed, claim.checkpoint)
+            evaluations = self._evaluations_of(cell, seed, claim.checkpoint, units)
             if not evaluations:
                 raise ConfigError(f"{self.label}: claim {claim.name}: no {claim.checkpoint} evaluation of {cell.model} "
                                   f"trained on {cell.trainset} (seed {seed}) on {cell.testset}")
@@ -120,7 +142,8 @@ class Study:
         return self._values[key]
 
 
-def _side(study: Study, claim: Claim, terms: tuple[Term, ...], seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _side(study: Study, claim: Claim, terms: tuple[Term, ...], seeds: list[int],
+          units: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Sum of the terms per seed: (n,) points and (B, n) replicates."""
     points, reps = np.zeros(len(seeds)), np.zeros((len(study.weights), len(seeds)))
     for term in terms:
@@ -129,7 +152,7 @@ def _side(study: Study, claim: Claim, terms: tuple[Term, ...], seeds: list[int])
             reps += term.weight * term.value
             continue
         for j, seed in enumerate(seeds):
-            values = [study.value(claim, cell, seed) for cell in term.cells]
+            values = [study.value(claim, cell, seed, units) for cell in term.cells]
             points[j] += term.weight * np.mean([v[0] for v in values])
             reps[:, j] += term.weight * np.mean([v[1] for v in values], axis=0)
     return points, reps
@@ -143,13 +166,15 @@ def measure(study: Study, claim: Claim) -> dict:
     seeds = sorted(set.intersection(*(study.seeds(cell) for cell in trained))) if trained else [PRETRAINED_SEED]
     if not seeds or not all(study.seeds(cell) for cell in claim.cells):
         raise ConfigError(f"{study.label}: claim {claim.name}: no seed was run for every cell it compares")
-    plus, plus_reps = _side(study, claim, claim.plus, seeds)
-    minus, minus_reps = _side(study, claim, claim.minus, seeds)
+    units = study.shared_units(claim, seeds)
+    plus, plus_reps = _side(study, claim, claim.plus, seeds, units)
+    minus, minus_reps = _side(study, claim, claim.minus, seeds, units)
     per_seed = plus - minus
     replicates = plus_reps - minus_reps
     finite = np.isfinite(replicates).all(1)  # a resample without any object of a class leaves AP undefined
-    est = stats.estimate(per_seed, replicates[finite], len(study.universe), fixed=not trained)
-    return {"seeds": seeds, "per_seed": per_seed.tolist(), "estimate": est, "resamples": int(finite.sum()),
+    images = len(study.test_units(claim.cells[0], seeds[0])) if units is None else len(units)
+    est = stats.estimate(per_seed, replicates[finite], images, fixed=not trained)
+    return {"seeds": seeds, "per_seed": per_seed.tolist(), "estimate": est, "resamples": int(finite.sum()), "test_images": images,
             "p_improvement": stats.probability_of_improvement(plus, minus)}
 
 
@@ -167,7 +192,7 @@ def judge(measured: list[tuple[Study, Claim, dict]], settings: dict) -> list[dic
         rows.append({
             "study": study.label, "claim": claim.name, "title": claim.title, "metric": claim.metric,
             "checkpoint": claim.checkpoint, "expect": claim.kind, "margin": claim.margin, "reference": claim.reference,
-            "seeds": m["seeds"], "per_seed": m["per_seed"], "effect": float(est.effect), "se": float(est.se()), "df": float(est.df()),
+            "seeds": m["seeds"], "test_images": m["test_images"], "per_seed": m["per_seed"], "effect": float(est.effect), "se": float(est.se()), "df": float(est.df()),
             "image_share": float(est.image_var / est.se() ** 2) if est.se() > 0 else 0.0, "resamples": m["resamples"],
             "interval": list(est.interval(UNADJUSTED_LEVEL)), "p": p, "adjusted_p": float(p_adj), "holm_level": float(level),
             "adjusted_interval": list(est.interval(interval_level)), "verdict": verdict,

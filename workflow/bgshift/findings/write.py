@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import write_json, write_text  # noqa: E402
-from ..report import save_png  # noqa: E402
+from ..report.plots import save_png  # noqa: E402
 
 VERDICT_SHADES = {"holds": "#2e7d32", "equivalent": "#1565c0", "reversed": "#c62828", "inconclusive": "#757575"}
 
@@ -62,6 +62,7 @@ def _sections(rows: list[dict]) -> list[str]:
         lines += ["", f"### {r['claim']}: {r['title']}", "",
                   f"{r['metric']} at the {r['checkpoint']} checkpoint; claimed {r['expect']}; verdict **{r['verdict']}**."
                   + (f" Reference: {r['reference']}." if r["reference"] else ""), "",
+                  f"On {r['test_images']} test images (those every compared cell scored). "
                   f"Per-seed effects (seeds {r['seeds']}): " + ", ".join(_fmt(v) for v in r["per_seed"])
                   + f". Standard error {r['se']:.4f} ({share} of its variance from the test images), p {r['p']:.3g}, "
                   f"adjusted p {r['adjusted_p']:.3g}.", "", f"![{r['claim']}](findings/{r['claim']}.png)"]

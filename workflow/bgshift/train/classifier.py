@@ -19,6 +19,7 @@ import torchvision.models as tvm
 
 from ..images import decode_rgb
 from .. import pretrained
+from ..progress import progress
 from ..weights import fit, load_state
 from . import torchvision_loop as loop
 
@@ -93,7 +94,7 @@ def predict(model: torch.nn.Module, split: CropSplit, device: torch.device, batc
     model.eval()
     records = []
     matrix = None  # made once, when the model's class count is known
-    for start in range(0, len(split), batch_size):
+    for start in progress(range(0, len(split), batch_size), desc="classify", unit="batch"):
         batch = torch.stack([split.tensor(i) for i in range(start, min(len(split), start + batch_size))]).to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             probabilities = model(batch).float().softmax(1).cpu()

@@ -27,6 +27,7 @@ import torch
 
 from .. import metrics, pretrained
 from ..io import link_file, write_json, write_torch
+from ..progress import progress
 from ..weights import fit, load_state, weights_file
 
 BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
@@ -208,7 +209,7 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, cate
     no dataset category (an evaluate-only model's other classes) are left out."""
     model.eval()
     results = []
-    for start in range(0, len(split), batch_size):
+    for start in progress(range(0, len(split), batch_size), desc=f"detect {split.root.parent.name}", unit="batch"):
         ids = split.ids[start : start + batch_size]
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             outputs = model([split.image(i).to(device) for i in ids])
@@ -268,7 +269,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
         # its own generator: starting an iterator draws a seed, which must not shift the global RNG
         # that the RPN and RoI samplers draw from (or a resumed run would differ from an uninterrupted one)
         generator=torch.Generator().manual_seed(seed))
-    for batch in batches:
+    for batch in progress(batches, desc=f"train {name}", total=total, initial=state["iteration"], unit="it"):
         if state["stale"] >= settings["patience"]:
             break
         it = state["iteration"]

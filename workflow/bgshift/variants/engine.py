@@ -21,11 +21,14 @@ from .. import images as imgs
 from .. import masks
 from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
+from ..progress import progress
 from ..segment import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
 from ..splits import load as load_splits
 from .donors import main_classes, plan_donors
-from .catalog import FAMILIES, Canvas, Composite, Donor, ImageContext, Instance, identity, only_bg_t_background, transform_objects
+from .catalog import FAMILIES, MASK_FREE_FAMILIES, transform_objects
+from .context import Donor, ImageContext, Instance
+from .drawing import Canvas, Composite, identity, only_bg_t_background
 from .schema import ROW_SCHEMA
 
 MIXED = ("mixed_same", "mixed_rand", "mixed_next")
@@ -102,8 +105,11 @@ class ShardJob:
         # segment summary's failures (one small file, not every shard's masks).
         if summary["images"] != len(every_image):
             raise ValueError(f"{background_summary}: segmented {summary['images']} images, ingest has {len(every_image)}: rerun segment")
+        if any("decoded" not in f for f in summary["qc_failed"]):
+            raise ValueError(f"{background_summary}: written by an older bgshift (QC failures without 'decoded'): "
+                             "rerun segment (snakemake --forcerun segment)")
         failed = {f["image_id"] for f in summary["qc_failed"]}
-        self.eligible = [i for i in every_image if i not in failed]
+        self.eligible = [i for i in every_image if i not in failed]  # donors: QC-passed images
         self.classes: dict[int, int] = {}
         self.donors: dict[str, dict[int, int]] = {}
         if any(s.family in MIXED for s in self.specs):
@@ -125,8 +131,10 @@ class ShardJob:
             raise ValueError(f"variants mask after drop schemes {sorted(needed)}: the drops table is required")
         # A donor is often a source of this shard too, or donates to several of its images
         # (once per mixed family): each is decoded once while a later image still needs it.
-        self.todo = [i for i in self.shard_images if self.segments.get(i, {}).get("qc_pass")]
-        requests = [j for i in self.todo for j in (i, *(plan[i] for plan in self.donors.values()))]
+        # Every image that decodes is made: a QC-failed one in the mask-free variants only.
+        self.todo = [i for i in self.shard_images if self.segments.get(i, {}).get("decoded")]
+        self.mask_free = [s for s in self.specs if s.family in MASK_FREE_FAMILIES]
+        requests = [j for i in self.todo for j in (i, *(plan[i] for plan in self.donors.values() if i in plan))]
         self.decoded = PlannedCache(requests, self.settings["donor_cache"], self._decode)
         self.canvas = Canvas()  # every composite is encoded before the next is drawn
         self.encodes = 0
@@ -149,18 +157,24 @@ class ShardJob:
     def context(self, image_id: int) -> ImageContext:
         seg = self.segments[image_id]
         anns = {a["ann_id"]: a for a in self.dataset.annotations.get(image_id, [])}
-        instances = []
-        for inst in seg["instances"]:
-            if inst["segmentation"] is None:
-                continue
-            a, rle = anns[inst["ann_id"]], inst["segmentation"]
-            instances.append(Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], masks.decode(rle),
-                                      rle, float(masks.area(rle)), masks.region(rle)))
+        instances = [self.instance(anns[inst["ann_id"]], inst["segmentation"]) for inst in seg["instances"]]
         ctx = ImageContext(image_id, self.decoded(image_id).pixels, instances,
                            np.ascontiguousarray(masks.decode(seg["foreground"])), self.mean_colour, self.mean_image, scenes=self.scenes,
                            fit_cache=self.fit_cache, dropped=self.dropped)
-        ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items()}
+        ctx.donors = {family: self.donor(plan[image_id]) for family, plan in self.donors.items() if image_id in plan}
         return ctx
+
+    @staticmethod
+    def instance(annotation: dict, rle: dict | None) -> Instance:
+        """An annotated object with its segment-stage mask; without one (a QC-failed image) its
+        box stands for its area, as COCO's area of a box-only object."""
+        a = annotation
+        if rle is None:
+            empty = (slice(0, 0), slice(0, 0))
+            return Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], None, None,
+                            float(a["bbox"][2] * a["bbox"][3]), empty)
+        return Instance(a["ann_id"], a["category_id"], a["bbox"], a["iscrowd"], a["labelled"], masks.decode(rle),
+                        rle, float(masks.area(rle)), masks.region(rle))
 
     def rows(self, image_id: int):
         """(variant name, row) for every variant of one image; pixels that an earlier
@@ -168,7 +182,7 @@ class ShardJob:
         ctx = self.context(image_id)
         seg = self.segments[image_id]
         encoded: dict[tuple, tuple[bytes, object]] = {}
-        for spec in self.specs:
+        for spec in self.specs if seg["qc_pass"] else self.mask_free:
             result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
             image = result.image
             key, keep = identity(image) or (None, None)
@@ -194,6 +208,7 @@ class ShardJob:
                 "donor_class": result.donor.category if result.donor else None,
                 "background": result.background,
                 "mask_source": seg["mask_source"],
+                "mask_qc": seg["qc_pass"],
                 "seed": self.seed,
             }
 
@@ -206,7 +221,7 @@ class ShardJob:
                        for spec in self.specs}
             pending: dict[str, list[dict]] = defaultdict(list)
             held = 0  # JPEG bytes waiting in `pending`
-            for n, image_id in enumerate(self.todo, start=1):
+            for n, image_id in enumerate(progress(self.todo, desc="variants", unit="image"), start=1):
                 for name, row in self.rows(image_id):
                     pending[name].append(row)
                     held += len(row["image"]["bytes"])
@@ -215,7 +230,9 @@ class ShardJob:
                         writers[name].write_table(rows_table(rows, ROW_SCHEMA, ("image",)))
                     pending.clear()
                     held = 0
-        return {"images": len(self.todo), "skipped_qc": len(self.shard_images) - len(self.todo), "variants": len(self.specs)}
+        passed = sum(bool(self.segments[i]["qc_pass"]) for i in self.todo)
+        return {"images": passed, "mask_free_only": len(self.todo) - passed,
+                "undecodable": len(self.shard_images) - len(self.todo), "variants": len(self.specs)}
 
 
 def run_shard(config: dict, ingest_dir, segment_shard, shard: int, background_summary, mean_background, variants_dir,

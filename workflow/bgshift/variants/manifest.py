@@ -36,7 +36,7 @@ def combine(shard_records: list[str | Path], out: str | Path) -> dict:
             raise ValueError(f"variant manifest: shard {record['shard']} lists variants {list(record['files'])}, "
                              f"shard {records[0]['shard']} lists {names}: rerun the variants stage")
     manifest = {"shards": [r["shard"] for r in records],
-                "images": sum(r["images"] for r in records), "skipped_qc": sum(r["skipped_qc"] for r in records),
+                **{key: sum(r[key] for r in records) for key in ("images", "mask_free_only", "undecodable")},
                 "files": {v: [r["files"][v] for r in records] for v in names}}
     write_json(out, manifest)
     return manifest

@@ -31,6 +31,7 @@ FEATURES = datasets.Features({
     "donor_class": datasets.Value("string"),
     "background": datasets.Value("string"),  # scene name, colour, ... where named
     "mask_source": datasets.Value("string"),  # gt | deeplabv3 | grabcut | none
+    "mask_qc": datasets.Value("bool"),  # false: its masks failed segment QC (only in original, only_bg_b, only_bg_t)
     "seed": datasets.Value("int64"),
 })
 ROW_SCHEMA = FEATURES.arrow_schema

@@ -1,4 +1,4 @@
-"""Tables and plots from the scored evaluations (no inference, no training).
+"""Tables from the scored evaluations (no inference, no training).
 
 `metrics.csv`/`.parquet`: one row per (model, trainset, seed, checkpoint, testset, metric).
 Paper-shaped tables: rows model x training set, columns test sets, cells mean ± std over
@@ -9,16 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import pyarrow as pa
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from . import metric_names  # noqa: E402
-from .io import atomic_path, write_parquet, write_text  # noqa: E402
+from .. import metric_names
+from ..io import write_parquet, write_text
 
 COLUMNS = ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
 
@@ -154,135 +149,3 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     pages = [(out_dir / f"{stem}.html").read_text() for stem in written]
     write_text(out_dir / "tables.html", "<html><body>\n" + banner + "\n" + "\n".join(pages) + "</body></html>\n")
     return written
-
-
-# ---------------------------------------------------------------- plots
-def save_png(fig, path: Path) -> None:
-    """Write a figure as PNG atomically, with no timestamp (same data, same bytes), and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-
-
-def plot_by_trainset(frame: pd.DataFrame, path: Path) -> None:
-    """Bars: each model's score (AP for detectors, accuracy for classifiers) per training set
-    (groups) and test set (bars), error bars = std over seeds."""
-    best = frame[(frame.checkpoint == "best") & frame.metric.isin(["AP", "accuracy"])]
-    models = sorted(best.model.unique())
-    fig, axes = plt.subplots(len(models) or 1, 1, figsize=(max(6, 0.9 * best.testset.nunique() * best.trainset.nunique()), 3.2 * max(1, len(models))), squeeze=False)
-    for ax, model in zip(axes[:, 0], models):
-        metric = "AP" if (best[best.model == model].metric == "AP").any() else "accuracy"
-        rows = best[(best.model == model) & (best.metric == metric)]
-        stats = rows.groupby(["trainset", "testset"])["value"].agg(["mean", "std"]).fillna(0).reset_index()
-        trainsets, testsets = sorted(stats.trainset.unique()), sorted(stats.testset.unique())
-        width = 0.8 / max(1, len(testsets))
-        for j, test in enumerate(testsets):
-            sub = stats[stats.testset == test].set_index("trainset").reindex(trainsets)
-            ax.bar(np.arange(len(trainsets)) + j * width, sub["mean"], width, yerr=sub["std"], label=test.removeprefix("test_"), capsize=2)
-        ax.set_xticks(np.arange(len(trainsets)) + 0.4 - width / 2, trainsets)
-        ax.set_ylabel(metric)
-        ax.set_title(f"{model}: {metric} by training set and test set (best checkpoint)")
-        ax.legend(fontsize=7, ncol=4)
-    save_png(fig, path)
-
-
-def plot_by_drop(frame: pd.DataFrame, drop_of: dict[str, str], path: Path) -> None:
-    """AP on the original test images against the drop scheme of the training set."""
-    best = frame[(frame.checkpoint == "best") & (frame.metric == "AP") & (frame.testset == "test_original")]
-    best = best.assign(drop=best.trainset.map(drop_of))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for (model, variants), group in best.groupby(["model", best.trainset.map(lambda s: "masked" if "mask" in s else "plain")]):
-        stats = group.groupby("drop")["value"].agg(["mean", "std"]).fillna(0)
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=f"{model} ({variants})")
-    ax.set_xlabel("drop scheme of the training set")
-    ax.set_ylabel("AP on test_original")
-    ax.legend(fontsize=8)
-    save_png(fig, path)
-
-
-def plot_mae_by_checkpoint(frame: pd.DataFrame, path: Path) -> None:
-    """Count MAE against training step (iteration or epoch) on the swept test sets, mean over seeds."""
-    rows = frame[(frame.metric == "count_mae") & (frame.checkpoint != "best") & frame.step.notna()]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for (model, trainset, testset), group in rows.groupby(["model", "trainset", "testset"]):
-        stats = group.groupby("step")["value"].mean()
-        ax.plot(stats.index, stats.values, marker=".", label=f"{model} / {trainset} on {testset.removeprefix('test_')}")
-    ax.set_xlabel("checkpoint step (iteration or epoch)")
-    ax.set_ylabel("count MAE")
-    ax.legend(fontsize=7)
-    save_png(fig, path)
-
-
-def plot_tide(frame: pd.DataFrame, path: Path) -> None:
-    """Stacked bars: TIDE's main errors (dAP50, mean over seeds) per test set, one panel per model
-    and training set, so the error mix of each background variant sits beside test_original's."""
-    best = frame[(frame.checkpoint == "best") & frame.metric.isin([f"tide/{e}" for e in TIDE_MAIN])]
-    panels = sorted(best.groupby(["model", "trainset"]).groups) or [("no detector", "")]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 0.7 * best.testset.nunique() + 2), 2.8 * len(panels)), squeeze=False)
-    for ax, (model, trainset) in zip(axes[:, 0], panels):
-        rows = best[(best.model == model) & (best.trainset == trainset)]
-        means = rows.assign(error=rows.metric.str.removeprefix("tide/")).pivot_table(index="testset", columns="error", values="value")
-        bottom = np.zeros(len(means))
-        for error in TIDE_MAIN:
-            values = means[error].to_numpy() if error in means else np.zeros(len(means))
-            ax.bar(range(len(means)), values, bottom=bottom, label=error)
-            bottom += values
-        ax.set_xticks(range(len(means)), [t.removeprefix("test_") for t in means.index], rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("dAP50")
-        ax.set_title(f"{model} / {trainset}: TIDE errors by test set (best checkpoint, mean over seeds)", fontsize=9)
-        ax.legend(fontsize=7, ncol=6)
-    save_png(fig, path)
-
-
-def plots(metric_files: list[str | Path], out_dir: str | Path, drop_of: dict[str, str]) -> None:
-    out_dir = Path(out_dir)
-    frame = load_metrics(metric_files)
-    plot_by_trainset(frame, out_dir / "ap_by_trainset.png")
-    plot_by_drop(frame, drop_of, out_dir / "ap_by_drop_scheme.png")
-    plot_mae_by_checkpoint(frame, out_dir / "mae_by_checkpoint.png")
-    plot_tide(frame, out_dir / "tide_errors.png")
-
-
-def detection_examples(manifests: list[str | Path], out: str | Path, threshold: float, images: int = 4) -> None:
-    """A few test_original images per model with its best checkpoint's detections (green)
-    and the ground truth (white); first training set and seed of each model."""
-    import cv2
-
-    from . import images as imgs
-    from .metrics import load_coco
-
-    chosen = {}
-    for path in sorted(map(Path, manifests)):
-        m = json.loads(path.read_text())
-        if m["task"] == "detection":
-            chosen.setdefault(m["model"], (path, m))
-    rows = []
-    for model, (path, m) in sorted(chosen.items()):
-        entry = next((e for e in m["evaluations"] if e["checkpoint"] == "best" and e["test_set"] == "test_original"), None)
-        if entry is None:
-            continue
-        gt = load_coco(entry["ground_truth"])
-        dets = json.loads((path.parent / entry["detections"]).read_text())
-        tiles = []
-        for info in gt.loadImgs(sorted(gt.getImgIds())[:images]):
-            bgr = imgs.read_bgr(Path(entry["ground_truth"]).parent / info["file_name"])
-            for a in gt.loadAnns(gt.getAnnIds(imgIds=[info["id"]])):
-                x, y, w, h = map(int, a["bbox"])
-                cv2.rectangle(bgr, (x, y), (x + w, y + h), (255, 255, 255), 1)
-            for d in dets:
-                if d["image_id"] == info["id"] and d["score"] >= threshold:
-                    x, y, w, h = map(int, d["bbox"])
-                    cv2.rectangle(bgr, (x, y), (x + w, y + h), (0, 200, 0), 2)
-            tiles.append(cv2.resize(bgr, (320, int(320 * bgr.shape[0] / bgr.shape[1]))))
-        height = max(t.shape[0] for t in tiles)
-        tiles = [np.pad(t, ((0, height - t.shape[0]), (2, 2), (0, 0))) for t in tiles]
-        label = np.full((24, sum(t.shape[1] for t in tiles), 3), 255, np.uint8)
-        cv2.putText(label, f"{model} ({m['set']}, seed {m['seed']}): detections >= {threshold} in green, ground truth in white",
-                    (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        rows.append(np.vstack([label, np.hstack(tiles)]))
-    width = max((r.shape[1] for r in rows), default=320)
-    picture = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]) if rows \
-        else np.full((40, 320, 3), 255, np.uint8)
-    from .io import write_bytes
-
-    write_bytes(out, imgs.encode_png(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)))

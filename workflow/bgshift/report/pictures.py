@@ -1,0 +1,111 @@
+"""Pictures of what the models did: the first test images of every test set, the ground truth
+beside each model's detections (class names and scores), drawn by torchvision's
+`draw_bounding_boxes` and laid out by `make_grid`, the one montage helper of the reports."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import images as imgs
+from ..io import write_bytes
+
+TILE = 256  # each image is fitted into a TILE x TILE square, so labels stay readable at any source size
+TRUTH, DETECTION = (255, 255, 255), (0, 200, 0)
+
+
+def fitted(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """An image scaled to fit a TILE square (padded grey) and the scale applied to its boxes."""
+    scale = TILE / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    square = np.full((TILE, TILE, 3), 96, np.uint8)
+    square[: small.shape[0], : small.shape[1]] = small
+    return square, scale
+
+
+def drawn(square: np.ndarray, boxes: list[list[float]], labels: list[str], colour: tuple[int, int, int], scale: float):
+    """The square as a CHW tensor with its (COCO x, y, w, h) boxes and labels drawn."""
+    import torch
+    from torchvision.utils import draw_bounding_boxes
+
+    tensor = torch.from_numpy(np.ascontiguousarray(square.transpose(2, 0, 1)))
+    if not boxes:
+        return tensor
+    xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float32) * scale
+    return draw_bounding_boxes(tensor, xyxy, labels=labels, colors=[colour] * len(boxes), width=2, font=label_font(), font_size=11,
+                               label_colors=(0, 0, 0), fill_labels=True)  # black on the box's colour: readable on any ground
+
+
+@functools.lru_cache(maxsize=1)
+def label_font() -> str:
+    """A TrueType font for the labels (torchvision's default bitmap font cannot be sized): the
+    DejaVu Sans that matplotlib ships."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont("DejaVu Sans", fallback_to_default=True)
+
+
+def montage(tiles: list, columns: int, title: str) -> np.ndarray:
+    """Tiles (CHW tensors) in rows of `columns`, under a title strip; RGB HWC."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(tiles, nrow=columns, padding=4, pad_value=255).permute(1, 2, 0).numpy()
+    strip = np.full((24, grid.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, title, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([strip, grid])
+
+
+def stacked(rows: list[np.ndarray]) -> np.ndarray:
+    width = max((r.shape[1] for r in rows), default=TILE)
+    padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.vstack(padded) if padded else np.full((40, TILE, 3), 255, np.uint8)
+
+
+def model_row(entry: dict, detections: list[dict], label: str, threshold: float, images: int) -> np.ndarray:
+    """One run on one test set: for each of its first images the ground truth (white), then the
+    detections at or above `threshold` (green, 'class score')."""
+    from ..metrics import load_coco
+
+    gt = load_coco(entry["ground_truth"])
+    names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
+    tiles = []
+    for info in gt.loadImgs(sorted(gt.getImgIds())[:images]):
+        square, scale = fitted(imgs.read_rgb(Path(entry["ground_truth"]).parent / info["file_name"]))
+        truth = gt.loadAnns(gt.getAnnIds(imgIds=[info["id"]]))
+        tiles.append(drawn(square, [a["bbox"] for a in truth], [names[a["category_id"]] for a in truth], TRUTH, scale))
+        found = [d for d in detections if d["image_id"] == info["id"] and d["score"] >= threshold]
+        tiles.append(drawn(square, [d["bbox"] for d in found], [f"{names.get(d['category_id'], d['category_id'])} {d['score']:.2f}"
+                                                                 for d in found], DETECTION, scale))
+    title = f"{label}: ground truth (white) | detections >= {threshold} (green), pairs left to right"
+    return montage(tiles, 2 * max(1, min(images, len(tiles) // 2)), title)
+
+
+def first_runs(manifests: list[str | Path]) -> dict[str, tuple[Path, dict]]:
+    """Each detector's first run (training set, seed) in path order: the one the pictures show."""
+    chosen: dict[str, tuple[Path, dict]] = {}
+    for path in sorted(map(Path, manifests)):
+        manifest = json.loads(path.read_text())
+        if manifest["task"] == "detection":
+            chosen.setdefault(manifest["model"], (path, manifest))
+    return chosen
+
+
+def detection_pictures(manifests: list[str | Path], out: str | Path, out_dir: str | Path, threshold: float, images: int) -> list[str]:
+    """`out`: test_original; `out_dir/<test set>.png`: every test set the detectors were scored on
+    at their best checkpoint. Returns the test sets drawn."""
+    runs = first_runs(manifests)
+    rows: dict[str, list[np.ndarray]] = {}
+    for model, (path, manifest) in sorted(runs.items()):
+        for entry in manifest["evaluations"]:
+            if entry["checkpoint"] != "best":
+                continue
+            detections = json.loads((path.parent / entry["detections"]).read_text())
+            label = f"{entry['test_set']}: {model} ({manifest['set']}, seed {manifest['seed']})"
+            rows.setdefault(entry["test_set"], []).append(model_row(entry, detections, label, threshold, images))
+    for test_set, picture in sorted(rows.items()):
+        write_bytes(Path(out_dir) / f"{test_set}.png", imgs.encode_png(stacked(picture)))
+    write_bytes(out, imgs.encode_png(stacked(rows.get("test_original", []))))
+    return sorted(rows)
