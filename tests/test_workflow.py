@@ -201,15 +201,17 @@ def test_long_stages_report_progress_in_their_logs(demo_run):
     """A user tailing a job's log sees tqdm's progress, with its rate, one line per update."""
     logs = demo_run[0] / "results" / "logs"
     expected = {"segment_model.log": "segmentation model: 100%", "segment/00000.log": "segment: 100%",
-                "variants/00000.log": "variants: 100%", "export/original.log": "export original train: 100%",
-                "train/frcnn_mobile/original/seed0.log": "train frcnn_mobile", "detect/frcnn_mobile/original/seed0.log": "detect test_original",
+                "variants/00000.log": "variants: 100%", "export/original.log": "export original train:",
+                "train/frcnn_mobile/original/seed0.log": "train frcnn: 100%", "detect/frcnn_mobile/original/seed0.log": "detect test_original",
                 "score/frcnn_mobile/original/seed0.log": "score: 100%"}
     for log, start in expected.items():
         lines = [line for line in (logs / log).read_text().splitlines() if line.startswith(start)]
-        assert lines and re.search(r"\| *\d+/\d+ \[[\d:]+<[\d:?]+, +[\d.?]+ *(s/)?[a-z]+(/s)?\]", lines[-1]), (log, lines[-3:])
+        # '| 16/16 [00:02<00:00, 6.52image/s]', or without a known total (an export's rows) ': 58image [00:00, 1634.24image/s]'
+        assert lines and re.search(r"(\| *\d+/\d+|: \d+[a-z]+) \[[\d:]+(<[\d:?]+)?, +[\d.?]+ *(s/)?[a-z]+(/s)?\]", lines[-1]), \
+            (log, lines[-3:])
 
 
-DEMO_AP50_FLOOR = 0.5  # the demo's acceptance bar (issue 14); measured 0.75 YOLO, 0.78 Faster R-CNN (docs/findings.md)
+DEMO_AP50_FLOOR = 0.5  # the demo's acceptance bar (issue 14); measured 0.76 YOLO, 0.74 Faster R-CNN on 2026-12-04 (docs/findings.md)
 
 
 def test_every_detector_family_learns_in_the_demo(demo_run):
