@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bgshift import config, drops, images, ingest, segment  # noqa: E402
+from bgshift.ingest import tables  # noqa: E402
 from findings_bench import bench_findings  # noqa: E402
 
 
@@ -73,8 +74,8 @@ def bench_variants(sizes: list[tuple[int, int]], n: int = 24, world_shards: int 
             seg = segment_world(cfg, root, world_shards)
             specs = expand(cfg["variants"])
             k, quality = len(specs), cfg["variants"]["jpeg_quality"]
-            shard_images = segment.shard_image_ids(segment.image_ids(root / "ingest"), 0, n)
-            paths = [im["path"] for im in segment.Dataset.load(root / "ingest", shard_images).images]
+            shard_images = tables.shard_image_ids(tables.image_ids(root / "ingest"), 0, n)
+            paths = [im["path"] for im in tables.Dataset.load(root / "ingest", shard_images).images]
 
             def floor():  # the codec work alone, in OpenCV's native channel order
                 for path in paths:
@@ -111,13 +112,13 @@ def bench_variants(sizes: list[tuple[int, int]], n: int = 24, world_shards: int 
 def bench_segment() -> None:
     import torch
 
-    from bgshift import deeplab
+    from bgshift.segment import deeplab
 
     n = 32
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cfg = demo_world(root, n, 320, 240)
-        ds = segment.Dataset.load(root / "ingest")
+        ds = tables.Dataset.load(root / "ingest")
         pictures = [images.read_rgb(im["path"]) for im in ds.images]
         anns = [ds.annotations.get(im["image_id"], []) for im in ds.images]
         torch.manual_seed(0)
@@ -371,13 +372,13 @@ def bench_shard_reads() -> None:
         (seg / "summary.json").write_text(json.dumps({**summary, "images": n * copies, "qc_failed": []}))
 
         def whole():
-            segment.Dataset.load(big)
+            tables.Dataset.load(big)
 
         def variants_setup():
             engine.ShardJob(cfg, big, seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png", root / "world" / "drops.parquet")
 
         def segment_read():
-            segment.Dataset.load(big, segment.shard_image_ids(segment.image_ids(big), 0, n))
+            tables.Dataset.load(big, tables.shard_image_ids(tables.image_ids(big), 0, n))
 
         t_whole, t_variants, t_segment = best_of(whole, variants_setup, segment_read)
     print(f"shard reads: a {n}-image shard job on a {n * copies:,}-image ingest (tables of a demo world, repeated)")

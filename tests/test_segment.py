@@ -8,7 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bgshift import config, deeplab, ingest, masks, segment
+from bgshift import config, ingest, masks, segment
+from bgshift.ingest import tables
+from bgshift.segment import deeplab
 from bgshift.weights import WeightsMissing
 from conftest import COCO128, needs
 
@@ -175,7 +177,7 @@ def test_trained_deeplab_segments_unseen_images(tmp_path):
     cfg = make_ingested(tmp_path, num_images=20, sites=["meadow"], width=160, height=120)
     cfg = config.validate({**cfg, "seed": 0, "shard_size": 4, "segment": {
         "method": "deeplabv3", "deeplabv3": {"weights": "train", "train": {"input_size": 128, "epochs": 25, "colour_jitter": 0.3}}}})
-    dataset = segment.Dataset.load(tmp_path / "ingest")
+    dataset = tables.Dataset.load(tmp_path / "ingest")
     samples = segment.training_samples(cfg, tmp_path / "ingest")[:16]
     model = tmp_path / "model.pt"
     history = deeplab.train(samples, cfg["segment"]["deeplabv3"], 0, model, torch.device("cpu"))["loss"]

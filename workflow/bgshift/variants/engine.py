@@ -22,7 +22,7 @@ from .. import masks
 from ..io import atomic_dir, parquet_options, rows_table
 from ..drops import dropped_ids
 from ..progress import progress
-from ..segment import Dataset, image_ids, shard_image_ids
+from ..ingest.tables import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
 from ..splits import load as load_splits
 from .donors import main_classes, plan_donors

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torchvision.models.segmentation as tv_seg
 
-from .progress import progress
-from .weights import WeightsMissing, fit, hub_checkpoint, load_state
+from ..progress import progress
+from ..weights import WeightsMissing, fit, hub_checkpoint, load_state
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
