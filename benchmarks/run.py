@@ -178,7 +178,7 @@ def bench_train() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import run_stages  # the in-process pipeline the tests use
 
-    from bgshift.train import frcnn, torchvision_loop
+    from bgshift.train import detection, frcnn
 
     demo = config.load(REPO / "config" / "config.yaml")
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +193,7 @@ def bench_train() -> None:
         cats = sorted(__import__("pyarrow.parquet").parquet.read_table(root / "ingest" / "categories.parquet").to_pylist(), key=lambda c: c["index"])
         torch.set_num_threads(2)
         settings = {**cfg["train"]["models"]["frcnn_mobile"], "iterations": 6, "checkpoint_every": 10**6}
-        split = torchvision_loop.CocoSplit(set_dir / "coco" / "train.json", {c["category_id"]: c["index"] for c in cats}, frcnn.LABEL_OFFSET)
+        split = detection.CocoSplit(set_dir / "coco" / "train.json", {c["category_id"]: c["index"] for c in cats}, frcnn.LABEL_OFFSET)
         batches = [[split.sample(i, False) for i in split.ids[k : k + settings["batch"]]] for k in range(0, 4 * settings["batch"], settings["batch"])]
 
         def frcnn_floor():

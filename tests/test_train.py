@@ -327,7 +327,7 @@ def test_yolo_with_a_fixed_seed_trains_identical_weights_on_cpu(small_set, tmp_p
 ])
 def test_lr_schedule_warms_up_then_decays_as_documented(schedule, expected):
     """10 warm-up iterations of 90: step decay x0.1 at iterations 60 (2/3) and 80 (8/9), or cosine to 0."""
-    from bgshift.train.torchvision_loop import lr_schedule
+    from bgshift.train.engine import lr_schedule
 
     optimiser = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
     scheduler = lr_schedule(optimiser, 90, {"warmup_iters": 10, "schedule": schedule})
@@ -342,7 +342,7 @@ def test_lr_schedule_warms_up_then_decays_as_documented(schedule, expected):
 def test_cpu_bfloat16_casts_the_training_step_only_where_asked():
     """cpu_bfloat16 runs a CPU step's convolutions in bfloat16; `amp` alone is the GPU's float16
     and leaves a CPU step in float32."""
-    from bgshift.train.torchvision_loop import mixed_precision
+    from bgshift.train.engine import mixed_precision
 
     conv, x, cpu = torch.nn.Conv2d(3, 4, 3), torch.rand(1, 3, 8, 8), torch.device("cpu")
     with mixed_precision(cpu, {"amp": True, "cpu_bfloat16": True}):
@@ -352,7 +352,7 @@ def test_cpu_bfloat16_casts_the_training_step_only_where_asked():
 
 
 def test_batches_of_a_resumed_run_are_those_of_an_uninterrupted_one():
-    from bgshift.train.torchvision_loop import IterationBatches
+    from bgshift.train.engine import IterationBatches
 
     whole = list(IterationBatches(images=10, batch=4, seed=3, start=0, total=12, hflip=0.5))
     assert list(IterationBatches(images=10, batch=4, seed=3, start=7, total=12, hflip=0.5)) == whole[7:]
@@ -415,7 +415,7 @@ def test_known_boxes_go_through_the_training_data_and_back_out_of_predict_as_the
     import numpy as np
 
     from bgshift.train import frcnn, retinanet
-    from bgshift.train import torchvision_loop as loop
+    from bgshift.train import detection as loop
 
     family = {"frcnn": frcnn, "retinanet": retinanet}[family_name].FAMILY
     categories = [{"category_id": 3, "index": 0, "name": "car"}, {"category_id": 17, "index": 1, "name": "cat"},

@@ -1,7 +1,7 @@
 """Family `classifier`: torchvision image classifiers (ResNet-18/50, MobileNetV3, EfficientNet-B0)
-trained on a set's crops (bgshift.crops) by the shared torchvision loop.
+trained on a set's crops (bgshift.crops) by the shared training engine (engine.py).
 
-The same loop as the detectors (torchvision_loop.py): SGD or AdamW, warm-up then step or
+The same loop as the detectors (engine.py): SGD or AdamW, warm-up then step or
 cosine decay, horizontal flips, a checkpoint every `checkpoint_every` iterations scored by
 val accuracy, best.pt, exact resume. Inputs are normalised with ImageNet's statistics, as
 torchvision's pretrained weights expect. Weights: none (from scratch), torchvision (the
@@ -21,7 +21,7 @@ from ..images import decode_rgb
 from .. import pretrained
 from ..progress import progress
 from ..weights import fit, load_state
-from . import torchvision_loop as loop
+from . import engine
 
 TASK = "classification"
 ARCHS = {
@@ -39,7 +39,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     """The architecture with `num_classes` outputs, weights per settings["weights"]; `num_classes`
     None keeps torchvision's ImageNet head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
-    kind, state, source = loop.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
+    kind, state, source = engine.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
     if kind == "torchvision":
         model = builder(weights=None, num_classes=len(enum.meta["categories"]))
         fit(model, state, source, f"ImageNet {settings['arch']}")
@@ -142,7 +142,7 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, c
     data = CropData(Path(set_dir))
     if not len(data.samples):
         raise ValueError(f"{set_dir}: the training split has no crops (no labelled object in the set)")
-    return loop.train("classifier", lambda: build_model(settings, len(categories)), data, settings, run_dir, seed,
+    return engine.train("classifier", lambda: build_model(settings, len(categories)), data, settings, run_dir, seed,
                       torch.device("cuda" if cuda else "cpu"))
 
 
@@ -166,4 +166,4 @@ def own_classes(settings: dict) -> tuple[Path, dict[int, str] | None]:
     return pretrained.torchvision_classes(settings["weights"], ARCHS[settings["arch"]][1], f"classifier {settings['arch']}")
 
 
-checkpoints = loop.checkpoints
+checkpoints = engine.checkpoints

@@ -1,7 +1,7 @@
-"""Family `frcnn`: torchvision Faster R-CNN, trained by the shared torchvision loop.
+"""Family `frcnn`: torchvision Faster R-CNN, trained by the shared training engine (engine.py).
 
 SGD or AdamW, linear warm-up then step or cosine decay, mixed precision on GPU, gradient
-clipping, horizontal flips, validated checkpoints and exact resume (torchvision_loop.py).
+clipping, horizontal flips, validated checkpoints and exact resume (engine.py, detection.py).
 Label 0 is the background, so class index i is model label i + 1.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torchvision.models.detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
 from ..weights import fit
-from . import torchvision_loop as loop
+from . import detection, engine
 
 LABEL_OFFSET = 1
 ARCHS = {
@@ -27,7 +27,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     `num_classes` None keeps torchvision's COCO head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
     sizes = {"min_size": settings["min_size"], "max_size": settings["max_size"], **settings["model_kwargs"]}
-    kind, state, source = loop.initial_weights(settings["weights"], "Faster R-CNN", enum)
+    kind, state, source = engine.initial_weights(settings["weights"], "Faster R-CNN", enum)
     if kind == "torchvision":
         model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]), **sizes)
         fit(model, state, source, f"COCO {settings['arch']}")
@@ -42,6 +42,6 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     return model
 
 
-FAMILY = loop.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
+FAMILY = detection.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
 TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
     FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

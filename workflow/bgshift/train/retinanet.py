@@ -1,5 +1,5 @@
 """Family `retinanet`: torchvision RetinaNet with focal loss, the Background Recalibration
-Loss (BRL) or ignored confusion anchors (losses.py), trained by the shared torchvision loop.
+Loss (BRL) or ignored confusion anchors (losses.py), trained by the shared training engine (engine.py).
 
 The missing-annotation paper's detector: ResNet-50/101-FPN backbones at its scale, and
 ResNet-18-FPN, which trains on a CPU. Anchors are matched as in torchvision (positives at
@@ -21,7 +21,7 @@ from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..weights import fit
-from . import torchvision_loop as loop
+from . import detection, engine
 from .losses import NEGATIVE, classification_loss, mark_confusion
 
 LABEL_OFFSET = 0
@@ -102,7 +102,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
                         confusion_iou=settings["confusion_iou"], confusion_weight=settings["confusion_weight"],
                         recalibration_threshold=settings["recalibration_threshold"], **settings["model_kwargs"])
     channels = settings["fpn_channels"]
-    kind, state, source = loop.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
+    kind, state, source = engine.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
     if (kind == "torchvision" and detector_weights is None) or (kind == "checkpoint" and is_backbone_state(state)):
         backbone = _resnet_backbone(depth, pretrained=True, channels=channels)  # a trained body, new FPN and heads
         fit(backbone.body, {k: v for k, v in state.items() if not k.startswith("fc.")}, source, f"{depth} body")
@@ -123,6 +123,6 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     return model
 
 
-FAMILY = loop.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
+FAMILY = detection.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
 TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
     FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

@@ -1,6 +1,7 @@
-"""The training loop, prediction and checkpoints shared by the torchvision families (Faster
-R-CNN, RetinaNet, the classifiers): a family module brings its `build_model` and its training
-data (what a batch's loss is, how a checkpoint is scored on val: COCO AP or accuracy).
+"""The training engine shared by the torchvision families (Faster R-CNN, RetinaNet, the
+classifiers), laid out as torchvision's references/detection: a family brings its model and
+its training data (what a batch's loss is, how a checkpoint is scored on val: COCO AP or
+accuracy; detection.py holds the detectors' data, predictor and family object).
 
 A torch DataLoader (optional decoding workers) over a seeded, resumable batch sampler; SGD
 or AdamW; torch's LR schedulers (linear warm-up, then step or cosine decay); a non-finite
@@ -17,21 +18,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Protocol
+from typing import Callable, Protocol
 
-import cv2
 import numpy as np
 import torch
 
-from .. import metrics, pretrained
 from ..io import link_file, write_json, write_torch
 from ..progress import progress
 from ..weights import fit, load_state, weights_file
-
-BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
-Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
 
 
 class TrainingData(Protocol):
@@ -46,34 +41,6 @@ class TrainingData(Protocol):
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None: ...  # None without val samples
 
 
-@dataclass(frozen=True)
-class TorchvisionFamily:
-    """A torchvision detector family behind the family interface (bgshift.train): its name, its
-    model builder, and the model label of class index 0 (1 where label 0 is the background)."""
-
-    name: str
-    build_model: BuildModel  # num_classes None: torchvision's weights with their own head (evaluate-only)
-    label_offset: int
-    detector_weights: Callable[[dict], object]  # a model's torchvision weight enum, or None
-    task: ClassVar[str] = "detection"
-
-    def train(self, settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, categories: list[dict]) -> dict:
-        device = torch.device("cuda" if cuda else "cpu")
-        data = DetectionData(set_dir, categories, self.label_offset)
-        return train(self.name, lambda: self.build_model(settings, len(categories)), data, settings, run_dir, seed, device)
-
-    def load_predictor(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
-                       label_map: dict[int, int] | None = None) -> Predictor:
-        return load_detector(self, settings, checkpoint, categories, cuda, label_map)
-
-    def own_classes(self, settings: dict) -> tuple[Path, dict[int, str] | None]:
-        return pretrained.torchvision_classes(settings["weights"], self.detector_weights(settings), f"{self.name} {settings['arch']}")
-
-    @staticmethod
-    def checkpoints(done: dict, run_dir: Path) -> list[dict]:
-        return checkpoints(done, run_dir)
-
-
 def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None, str]:
     """What a model starts from: ("none", None) from scratch, ("torchvision", state) torchvision's
     weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file, with the
@@ -85,40 +52,6 @@ def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None, st
         return "torchvision", load_state(path), str(path)
     state = load_state(path)
     return "checkpoint", state.get("model", state), str(path)  # our checkpoints wrap the state dict
-
-class CocoSplit:
-    """Images and labelled boxes of one split of a COCO export (crowd regions left out)."""
-
-    def __init__(self, coco_json: Path, category_index: dict[int, int], label_offset: int):
-        self.root = coco_json.parent
-        self.coco = metrics.load_coco(coco_json)
-        self.ids = sorted(self.coco.getImgIds())
-        self.category_index = category_index
-        self.label_offset = label_offset  # model label of class index 0: 1 where label 0 is the background
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def image(self, image_id: int) -> torch.Tensor:
-        info = self.coco.loadImgs(image_id)[0]
-        rgb = cv2.cvtColor(cv2.imread(str(self.root / info["file_name"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255)
-
-    def sample(self, image_id: int, flip: bool) -> tuple[torch.Tensor, dict]:
-        img = self.image(image_id)
-        anns = [a for a in self.coco.loadAnns(self.coco.getAnnIds(imgIds=[image_id], iscrowd=False)) if a["bbox"][2] > 0 and a["bbox"][3] > 0]
-        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
-                             dtype=torch.float32).reshape(-1, 4)
-        labels = torch.tensor([self.category_index[a["category_id"]] + self.label_offset for a in anns], dtype=torch.int64)
-        if flip:
-            img = img.flip(-1)
-            boxes[:, [0, 2]] = img.shape[-1] - boxes[:, [2, 0]]
-        return img, {"boxes": boxes, "labels": labels}
-
-
-def category_of_label(categories: list[dict], label_offset: int) -> dict[int, int]:
-    """Model label -> category id for a model trained on these categories (CocoSplit's targets' inverse)."""
-    return {c["index"] + label_offset: c["category_id"] for c in categories}
 
 
 def lr_schedule(optimiser: torch.optim.Optimizer, total: int, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:
@@ -160,65 +93,9 @@ class IterationBatches(torch.utils.data.Sampler):
             yield [(int(i), bool(f)) for i, f in zip(chosen, flips)]
 
 
-class Samples(torch.utils.data.Dataset):
-    """(image tensor, target) of a split's i-th image, flipped or not: what the DataLoader's workers decode."""
-
-    def __init__(self, split: CocoSplit):
-        self.split = split
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, key: tuple[int, bool]) -> tuple[torch.Tensor, dict]:
-        index, flip = key
-        return self.split.sample(self.split.ids[index], flip)
-
-
-class DetectionData:
-    """A detection set's train split (boxes of labelled objects) and its val split, scored by COCO AP."""
-
-    metric = "AP"
-
-    def __init__(self, set_dir: Path, categories: list[dict], label_offset: int):
-        category_index = {c["category_id"]: c["index"] for c in categories}
-        self.category_of_label = category_of_label(categories, label_offset)
-        self.samples = Samples(CocoSplit(set_dir / "coco" / "train.json", category_index, label_offset))
-        self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
-
-    @staticmethod
-    def loss(model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor:
-        images = [s[0].to(device) for s in batch]
-        targets = [{k: v.to(device) for k, v in s[1].items()} for s in batch]
-        return sum(model(images, targets).values())
-
-    def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
-        if not len(self.val):
-            return None
-        return metrics.coco_metrics(self.val.coco, predict(model, self.val, device, self.category_of_label))["AP"]
-
-
 def as_list(batch: list) -> list:
     """The DataLoader's collate: the batch as the list of samples it is (sizes differ)."""
     return batch
-
-
-@torch.inference_mode()
-def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, category_of_label: dict[int, int],
-            batch_size: int = 4, score_threshold: float = 0.001) -> list[dict]:
-    """COCO results records for every image of a split; detections of a model label that maps to
-    no dataset category (an evaluate-only model's other classes) are left out."""
-    model.eval()
-    results = []
-    for start in progress(range(0, len(split), batch_size), desc=f"detect {split.root.parent.name}", unit="batch"):
-        ids = split.ids[start : start + batch_size]
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            outputs = model([split.image(i).to(device) for i in ids])
-        for image_id, out in zip(ids, outputs):
-            for box, label, score in zip(out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
-                if score >= score_threshold and label in category_of_label:
-                    results.append({"image_id": image_id, "category_id": category_of_label[label],
-                                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": score})
-    return results
 
 
 def mixed_precision(device: torch.device, settings: dict) -> torch.autocast:
@@ -247,19 +124,9 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and settings["amp"])
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    state = {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": []}
     last = run_dir / "last.pt"
-    if last.is_file():  # resume a killed or requeued run exactly where it stopped
-        saved = load_state(last)
-        fit(model, saved["model"], last, "model being resumed")
-        optimiser.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng"])  # the RPN and RoI samplers draw from it
-        if device.type == "cuda" and "cuda_rng" in saved:
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        state = json.loads(saved["state"])
-        print(f"resuming from iteration {state['iteration']} of {total}", flush=True)
+    state = _resume(last, model, optimiser, schedule, scaler, device, total) if last.is_file() else \
+        {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": []}
     started = time.perf_counter()
     seen = 0
     model.train()
@@ -291,11 +158,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
         if state["iteration"] % settings["checkpoint_every"] == 0 or state["iteration"] == total:
             _checkpoint(model, data, device, ckpt_dir, state)
             model.train()
-            full = {"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
-            if device.type == "cuda":
-                full["cuda_rng"] = torch.cuda.get_rng_state_all()
-            write_torch(last, full)
+            _save_last(last, model, optimiser, schedule, scaler, device, state)
     elapsed = time.perf_counter() - started
     summary = {"family": name, "iterations": state["iteration"], "planned_iterations": total,
                "stopped_early": state["iteration"] < total, "checkpoints": state["checkpoints"], "best": state["best"],
@@ -303,6 +166,31 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
                "train_images_per_s_this_session": round(seen / elapsed, 3) if elapsed > 0 and seen else None}
     write_json(run_dir / "losses.json", state["losses"])
     return summary
+
+
+def _resume(last: Path, model, optimiser, schedule, scaler, device: torch.device, total: int) -> dict:
+    """A killed or requeued run's state, restored exactly where it stopped (weights, optimiser,
+    schedule, scaler and the random streams the RPN and RoI samplers draw from)."""
+    saved = load_state(last)
+    fit(model, saved["model"], last, "model being resumed")
+    optimiser.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["rng"])
+    if device.type == "cuda" and "cuda_rng" in saved:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    state = json.loads(saved["state"])
+    print(f"resuming from iteration {state['iteration']} of {total}", flush=True)
+    return state
+
+
+def _save_last(last: Path, model, optimiser, schedule, scaler, device: torch.device, state: dict) -> None:
+    """Everything `_resume` needs, written atomically beside the checkpoints."""
+    full = {"model": model.state_dict(), "optimizer": optimiser.state_dict(), "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)}
+    if device.type == "cuda":
+        full["cuda_rng"] = torch.cuda.get_rng_state_all()
+    write_torch(last, full)
 
 
 def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) -> None:
@@ -318,22 +206,6 @@ def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) 
         link_file(ckpt_dir / name, ckpt_dir.parent / "best.pt")
     else:
         state["stale"] += 1
-
-
-def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
-                  label_map: dict[int, int] | None = None) -> Predictor:
-    """A checkpoint of this loop, loaded once, as a function of the COCO split to run on; with a
-    `label_map` (model label -> category id) the torchvision weights themselves, head and all."""
-    device = torch.device("cuda" if cuda else "cpu")
-    if label_map is None:
-        model = family.build_model({**settings, "weights": "none"}, len(categories))
-        fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
-        label_map = category_of_label(categories, family.label_offset)
-    else:
-        model = family.build_model(settings, None)
-    model.to(device)
-    category_index = {c["category_id"]: c["index"] for c in categories}
-    return lambda coco_json: predict(model, CocoSplit(Path(coco_json), category_index, family.label_offset), device, label_map)
 
 
 def checkpoints(done: dict, run_dir: Path) -> list[dict]:
