@@ -55,7 +55,7 @@ def test_drop_table_and_seed(tmp_path):
 
     anns = [{**a, "bbox": [0, 0, 1, 1], "area": 1.0, "segmentation": None, "difficult": False, "truncated": False}
             for a in constructed_annotations()]
-    from bgshift.ingest.collector import ANNOTATIONS_SCHEMA
+    from bgshift.ingest.tables import ANNOTATIONS_SCHEMA
 
     write_parquet(tmp_path / "a.parquet", pa.Table.from_pylist(anns, schema=ANNOTATIONS_SCHEMA))
     cfg = {"seed": 1, "drops": {"normal": {"kind": "normal", "fraction": 0.5}, "easy": {"kind": "easy", "fraction": 0.5},

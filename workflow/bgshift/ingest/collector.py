@@ -7,70 +7,18 @@ every input record ends up counted as ingested or rejected with a reason.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from .. import images as imgs
 from .. import masks
 from ..io import write_json, write_parquet
-
-CLIP_TOLERANCE = 0.5  # pixels a box may pass the image edge before its clipping is counted (or, under reject, refused)
-RLE_TYPE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
-
-IMAGES_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.int64()),
-        ("file_name", pa.string()),  # as written in the dataset, relative to its root
-        ("path", pa.string()),  # resolved source file
-        ("width", pa.int32()),  # after EXIF orientation
-        ("height", pa.int32()),
-        ("orientation", pa.int8()),
-        ("source_mode", pa.string()),  # pixel mode before conversion to 8-bit RGB
-        ("group", pa.string()),  # site or other grouping, for group splits
-        ("split", pa.string()),  # predefined split of the dataset, if any
-        ("source_file", pa.string()),  # annotation file the record came from
-    ]
-)
-
-ANNOTATIONS_SCHEMA = pa.schema(
-    [
-        ("ann_id", pa.int64()),
-        ("image_id", pa.int64()),
-        ("category_id", pa.int32()),
-        ("bbox", pa.list_(pa.float64(), 4)),  # x, y, w, h in the oriented image
-        ("area", pa.float64()),
-        ("iscrowd", pa.bool_()),
-        ("segmentation", RLE_TYPE),  # null when the dataset has no mask
-        ("labelled", pa.bool_()),
-        ("difficult", pa.bool_()),
-        ("truncated", pa.bool_()),
-    ]
-)
-
-CATEGORIES_SCHEMA = pa.schema(
-    [
-        ("category_id", pa.int32()),
-        ("index", pa.int32()),  # contiguous 0..K-1 in category_id order (YOLO class index)
-        ("name", pa.string()),
-        ("supercategory", pa.string()),
-    ]
-)
-
-REJECTS_SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),  # image | annotation | mask
-        ("file", pa.string()),  # file holding the record
-        ("record", pa.string()),  # id, line or object index within that file
-        ("field", pa.string()),
-        ("reason", pa.string()),
-    ]
-)
+from .frames import checked_box, mask_in_frame
+from .tables import ANNOTATIONS_SCHEMA, CATEGORIES_SCHEMA, IMAGES_SCHEMA, REJECTS_SCHEMA
 
 
 class IngestError(ValueError):
@@ -179,22 +127,7 @@ class Collector:
     ) -> ImageEntry | None:
         """Check one image record; returns its entry, or None when it was rejected."""
         self.counts["images_input"] += 1
-        reason, field_name, info, digest = None, "file_name", None, None
-        if image_id in self.accepted or image_id in self.rejected_image_ids:
-            reason, field_name = f"duplicate image id {image_id}", "id"
-        else:
-            path, reason = self._path_of(file_name)
-            if path is not None and path.resolve() in self.image_of_path:
-                reason, field_name = f"the same file as image id {self.image_of_path[path.resolve()]} ({file_name})", "file_name"
-            elif path is not None:
-                try:
-                    info = imgs.probe(path, self.max_pixels, verify=self.verify_images)
-                except imgs.ImageProblem as exc:
-                    reason = f"{exc} ({self.relative(path)})"
-                digest = self._content_digest(path) if info is not None and self.verify_images else None
-                if digest in self.image_of_content:
-                    reason, field_name = (f"the same content as image id {self.image_of_content[digest]} "
-                                          f"({file_name} is a copy)", "file_name")
+        path, info, digest, reason, field_name = self._probe(image_id, file_name)
         needs_orienting = False
         if info is not None and reason is None:
             try:
@@ -230,6 +163,24 @@ class Collector:
         )
         return entry
 
+    def _probe(self, image_id: int, file_name: str) -> tuple[Path | None, object, str | None, str | None, str]:
+        """(path, image info, content digest, why it is refused, the field at fault) of an image record."""
+        if image_id in self.accepted or image_id in self.rejected_image_ids:
+            return None, None, None, f"duplicate image id {image_id}", "id"
+        path, reason = self._path_of(file_name)
+        if path is None:
+            return None, None, None, reason, "file_name"
+        if path.resolve() in self.image_of_path:
+            return path, None, None, f"the same file as image id {self.image_of_path[path.resolve()]} ({file_name})", "file_name"
+        try:
+            info = imgs.probe(path, self.max_pixels, verify=self.verify_images)
+        except imgs.ImageProblem as exc:
+            return path, None, None, f"{exc} ({self.relative(path)})", "file_name"
+        digest = self._content_digest(path) if self.verify_images else None
+        if digest in self.image_of_content:
+            return path, info, digest, f"the same content as image id {self.image_of_content[digest]} ({file_name} is a copy)", "file_name"
+        return path, info, digest, reason, "file_name"
+
     @staticmethod
     def _content_digest(path: Path) -> str:
         """sha256 of the file (verify_images has just read it, so it is in the page cache)."""
@@ -261,25 +212,16 @@ class Collector:
             self.reject("annotation", source_file, record, *problem)
             return
         entry = self.accepted[image_id]
-        numbers = isinstance(bbox, (list, tuple, np.ndarray)) and all(
-            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in bbox)
-        box = [float(v) for v in bbox] if numbers else []  # strings and booleans are not coordinates
-        if len(box) != 4 or not all(math.isfinite(v) for v in box):
-            self.reject("annotation", source_file, record, "bbox", f"bbox {bbox!r} is not four finite numbers")
-            return
-        if box[2] <= 0 or box[3] <= 0:
-            self.reject("annotation", source_file, record, "bbox", f"bbox {bbox!r} has zero or negative size")
-            return
-        if entry.needs_orienting:
-            box = self._orient_box(box, entry)
-        box, reason = self._fit_box(box, entry.info.width, entry.info.height)
+        box, reason, clipped = checked_box(bbox, entry, self.invalid_boxes)
+        if clipped:
+            self.counts["boxes_clipped"] += 1
         if reason:
             self.reject("annotation", source_file, record, "bbox", reason)
             return
         rle = None
         if segmentation is not None and not (isinstance(segmentation, list) and not segmentation):
             try:
-                rle = self._mask_in_frame(segmentation, entry)
+                rle = mask_in_frame(segmentation, entry)
             except (ValueError, TypeError, KeyError) as exc:
                 self.reject("mask", source_file, record, "segmentation", f"mask dropped, box kept: {exc}")
         self.seen_ann_ids.add(ann_id)
@@ -308,43 +250,6 @@ class Collector:
         if category_id not in self.categories:
             return "category_id", f"unknown category id {category_id}"
         return None
-
-    @staticmethod
-    def _orient_box(box: list[float], entry: ImageEntry) -> list[float]:
-        x, y, w, h = box
-        xs, ys = imgs.orient_points(
-            np.array([x, x + w]), np.array([y, y + h]), entry.info.orientation, entry.declared_w, entry.declared_h
-        )
-        x0, x1 = sorted(map(float, xs))
-        y0, y1 = sorted(map(float, ys))
-        return [x0, y0, x1 - x0, y1 - y0]
-
-    def _fit_box(self, box: list[float], width: int, height: int) -> tuple[list[float], str | None]:
-        x0, y0, w, h = box
-        x1, y1 = x0 + w, y0 + h
-        if x1 <= x0 or y1 <= y0:  # 1e-300 wide: positive, yet nothing once added to x
-            return box, f"bbox {box} has no area (its width or height is below float precision)"
-        cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
-        if cx1 <= cx0 or cy1 <= cy0:
-            return box, f"bbox {box} lies outside the {width}x{height} image"
-        beyond = max(-x0, -y0, x1 - width, y1 - height)
-        if beyond >= CLIP_TOLERANCE:  # less is float round-off of a box drawn to the edge: clipped, not counted
-            if self.invalid_boxes == "reject":
-                return box, f"bbox {box} extends outside the {width}x{height} image (ingest.invalid_boxes=reject)"
-            self.counts["boxes_clipped"] += 1
-        return [cx0, cy0, cx1 - cx0, cy1 - cy0], None
-
-    @staticmethod
-    def _mask_in_frame(segmentation, entry: ImageEntry) -> dict:
-        if isinstance(segmentation, np.ndarray):
-            rle = masks.encode(segmentation)
-        else:
-            rle = masks.from_coco_segmentation(segmentation, entry.declared_h, entry.declared_w)
-        if entry.needs_orienting:
-            rle = masks.encode(imgs.orient_mask(masks.decode(rle), entry.info.orientation))
-        if rle["size"] != [entry.info.height, entry.info.width]:
-            raise ValueError(f"mask size {rle['size']} differs from image size {[entry.info.height, entry.info.width]}")
-        return rle
 
     # -- output ------------------------------------------------------------
     def summary(self) -> dict:

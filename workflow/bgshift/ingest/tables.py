@@ -1,4 +1,4 @@
-"""The ingest tables as later stages read them: the images, their annotations grouped by image
+"""The ingest tables: their Arrow schemas (what ingest writes), and how later stages read them: the images, their annotations grouped by image
 and the categories (`Dataset.load`, all or a shard's images), every image id, and which ids a
 shard holds. Segmentation and the variant engine read the ingest output through this module."""
 from __future__ import annotations
@@ -11,6 +11,57 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+RLE_TYPE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.int64()),
+        ("file_name", pa.string()),  # as written in the dataset, relative to its root
+        ("path", pa.string()),  # resolved source file
+        ("width", pa.int32()),  # after EXIF orientation
+        ("height", pa.int32()),
+        ("orientation", pa.int8()),
+        ("source_mode", pa.string()),  # pixel mode before conversion to 8-bit RGB
+        ("group", pa.string()),  # site or other grouping, for group splits
+        ("split", pa.string()),  # predefined split of the dataset, if any
+        ("source_file", pa.string()),  # annotation file the record came from
+    ]
+)
+
+ANNOTATIONS_SCHEMA = pa.schema(
+    [
+        ("ann_id", pa.int64()),
+        ("image_id", pa.int64()),
+        ("category_id", pa.int32()),
+        ("bbox", pa.list_(pa.float64(), 4)),  # x, y, w, h in the oriented image
+        ("area", pa.float64()),
+        ("iscrowd", pa.bool_()),
+        ("segmentation", RLE_TYPE),  # null when the dataset has no mask
+        ("labelled", pa.bool_()),
+        ("difficult", pa.bool_()),
+        ("truncated", pa.bool_()),
+    ]
+)
+
+CATEGORIES_SCHEMA = pa.schema(
+    [
+        ("category_id", pa.int32()),
+        ("index", pa.int32()),  # contiguous 0..K-1 in category_id order (YOLO class index)
+        ("name", pa.string()),
+        ("supercategory", pa.string()),
+    ]
+)
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),  # image | annotation | mask
+        ("file", pa.string()),  # file holding the record
+        ("record", pa.string()),  # id, line or object index within that file
+        ("field", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
 
 
 @dataclass

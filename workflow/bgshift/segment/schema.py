@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..ingest.collector import RLE_TYPE
+from ..ingest.tables import RLE_TYPE
 
 INSTANCE_TYPE = pa.struct(
     [("ann_id", pa.int64()), ("segmentation", RLE_TYPE), ("source", pa.string()), ("iou_vs_gt", pa.float64())]
