@@ -203,3 +203,16 @@ def test_a_model_grid_plans_one_training_run_per_value(tmp_path):
                   "seeds": [0, 1]}}))
     planned = planned_jobs(workdir, "--configfile", "grid.yaml")
     assert planned["train"] == planned["detect"] == planned["score"] == 10  # 5 models x 1 set x 2 seeds
+
+
+def test_the_results_page_shows_the_config_without_its_run_only_settings():
+    """What made the results, as the page shows it: threads, devices, memory bounds, decode batch,
+    review-picture sizes and a model's workers left out (editing them reruns nothing), the rest kept."""
+    cfg = config.load(REPO / "config" / "config.yaml")
+    shown = config.result_settings(cfg)
+    assert "threads" not in shown["train"] and "device" not in shown["train"] and "mem_mb" not in shown["train"]
+    assert "batch_size" not in shown["segment"]["deeplabv3"] and "contact_sheet" not in shown["variants"]
+    assert "group_mb" not in shown["variants"] and all("workers" not in m for m in shown["train"]["models"].values())
+    assert shown["train"]["models"]["yolo_n"]["epochs"] == cfg["train"]["models"]["yolo_n"]["epochs"]
+    assert shown["findings"] == cfg["findings"] and shown["variants"]["catalog"] == cfg["variants"]["catalog"]
+    assert "threads" in cfg["train"]  # the config itself is untouched

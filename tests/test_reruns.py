@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, digest, planned_jobs, snakemake
 
-AFTER_TRAINING = {"report_tables": 1, "plots": 1, "findings": 1, "summary": 1, "all": 1}
+AFTER_TRAINING = {"report_tables": 1, "plots": 1, "findings": 1, "results_page": 1, "summary": 1, "all": 1}
 
 
 def _set(path: str, value):
@@ -47,16 +47,17 @@ EDITS = {
     # run-only settings are resources, not params: where a job runs and how it decodes
     "training data workers": (_set("train.models.frcnn_mobile.workers", 2), {}),
     "segmentation decode batch and device": (lambda c: c["segment"]["deeplabv3"].update(batch_size=4, device="cpu"), {}),
-    "a claim's margin": (_set("findings.claims.blur_within_margin.margin", 0.1), {"findings": 1, "all": 1}),
-    "findings' replicates": (_set("findings.replicates", 500), {"findings": 1, "all": 1}),
+    "a claim's margin": (_set("findings.claims.blur_within_margin.margin", 0.1), {"findings": 1, "results_page": 1, "all": 1}),
+    "findings' replicates": (_set("findings.replicates", 500), {"findings": 1, "results_page": 1, "all": 1}),
     "variant memory bounds": (lambda c: c["variants"].update(group_mb=8, donor_cache=4), {}),
-    "variant contact-sheet size": (_set("variants.contact_sheet", {"size": 96}), {"variant_sheet": 1, "all": 1}),
+    "variant contact-sheet size": (_set("variants.contact_sheet", {"size": 96}), {"variant_sheet": 1, "results_page": 1, "all": 1}),
     "segment contact-sheet size": (_set("segment.contact_sheet", {"size": 96}), {"segment_sheet": 6, "all": 1}),
     "fewer shards with a contact sheet": (_set("segment.contact_sheet", {"shards": 2}), {}),
     # one job per shard writes every variant, so the variant stage reruns; only what uses the variant
     # follows, through the set's definition file
     "unused variant's parameter": (_set("variants.catalog.unl_blur", {"sigma": 12}),
-                                   {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "accounting": 1, "summary": 1, "all": 1}),
+                                   {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "accounting": 1, "summary": 1,
+                                    "results_page": 1, "all": 1}),
     "test variant's parameter": (_set("variants.catalog.bg_noise", {"feather": 2}),
                                  {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "set_definition": 1, "export": 1, "accounting": 1,
                                   "detect": 4, "score": 4,

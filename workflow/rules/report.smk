@@ -86,7 +86,7 @@ rule results_page:
     output:
         page=report(f"{RESULTS}/index.html", caption="../report/index.rst", category="1 Results page"),
     params:
-        config=json.dumps(config, sort_keys=True),  # shown on the page
+        config=json.dumps(result_settings(config), sort_keys=True),  # shown on the page: all but the run-only settings
         families=json.dumps(TEST_SET_FAMILIES, sort_keys=True),
         results=lambda wildcards, output: Path(output.page).parent,
     benchmark:

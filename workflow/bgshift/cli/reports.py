@@ -39,7 +39,10 @@ def cmd_plots(args: argparse.Namespace) -> None:
 def cmd_results_page(args: argparse.Namespace) -> None:
     from ..report import page
 
-    shown = page.build(args.results, load_config(args), json.loads(args.families), args.out)
+    # the rule's JSON is already the config the page shows (validating it again would put back the
+    # run-only settings it leaves out, as their defaults)
+    shown_config = json.loads(args.config_json) if args.config_json else cfg.result_settings(cfg.load(args.config))
+    shown = page.build(args.results, shown_config, json.loads(args.families), args.out)
     print(f"{args.out}: {len(shown['tables'])} tables, {shown['claims']} claims, {shown['pictures']} pictures")
 
 
