@@ -209,7 +209,9 @@ def test_the_results_page_shows_the_config_without_its_run_only_settings():
     """What made the results, as the page shows it: threads, devices, memory bounds, decode batch,
     review-picture sizes and a model's workers left out (editing them reruns nothing), the rest kept."""
     cfg = config.load(REPO / "config" / "config.yaml")
-    shown = config.result_settings(cfg)
+    from bgshift.run_settings import result_settings
+
+    shown = result_settings(cfg)
     assert "threads" not in shown["train"] and "device" not in shown["train"] and "mem_mb" not in shown["train"]
     assert "batch_size" not in shown["segment"]["deeplabv3"] and "contact_sheet" not in shown["variants"]
     assert "group_mb" not in shown["variants"] and all("workers" not in m for m in shown["train"]["models"].values())

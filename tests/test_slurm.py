@@ -71,7 +71,7 @@ def test_pipeline_through_slurm_matches_a_local_run(cluster, slurm_pipeline, tmp
     shutil.copy(CLUSTER / "config.yaml", local / "cluster.yaml")
     jobids = set(re.findall(r"has been submitted with SLURM jobid (\d+)", out))
     assert jobids and jobids <= submitted_ids(cluster) - before  # SLURM's own record of every submission
-    local_rules = {"all", "set_definition", "variant_manifest"}  # `localrules` in the Snakefile: small JSON files
+    local_rules = {"all", "set_definition", "variant_manifest", "results_page"}  # `localrules` in the Snakefile: small jobs
     rules = set(planned_jobs(local, "--configfile", "cluster.yaml")) - local_rules
     # each submission line names its job's log folder: slurm_logs/rule_<rule>/ or slurm_logs/group_<group>_<rule>/
     submitted_rules = {a or b for a, b in re.findall(r"slurm_logs/(?:rule_(\w+)|group_\w+?_shards_(\w+))/", out)}

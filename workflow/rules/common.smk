@@ -2,7 +2,7 @@ import json
 import math
 import re
 
-from bgshift.config import learnt_settings, result_settings
+from bgshift.run_settings import learnt_settings, result_settings
 from bgshift.findings.claims import check as check_claims, parse as parse_claims
 from bgshift.metric_names import check as check_metric_names
 from bgshift.pretrained import PRETRAINED, PRETRAINED_SEED, check as check_pretrained, evaluated_only, runs as planned_runs, training_sets_of

@@ -38,10 +38,11 @@ def cmd_plots(args: argparse.Namespace) -> None:
     ("--out", {"required": True})])
 def cmd_results_page(args: argparse.Namespace) -> None:
     from ..report import page
+    from ..run_settings import result_settings
 
     # the rule's JSON is already the config the page shows (validating it again would put back the
     # run-only settings it leaves out, as their defaults)
-    shown_config = json.loads(args.config_json) if args.config_json else cfg.result_settings(cfg.load(args.config))
+    shown_config = json.loads(args.config_json) if args.config_json else result_settings(cfg.load(args.config))
     shown = page.build(args.results, shown_config, json.loads(args.families), args.out)
     print(f"{args.out}: {len(shown['tables'])} tables, {shown['claims']} claims, {shown['pictures']} pictures")
 

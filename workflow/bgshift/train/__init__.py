@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import learnt_settings
+from ..run_settings import learnt_settings
 from ..io import inside_results, read_categories, write_json
 from .. import devices
 
