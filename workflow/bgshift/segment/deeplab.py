@@ -127,7 +127,7 @@ def load(settings: dict, device: torch.device, trained: Path | None = None) -> S
 
 def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int, out: Path, device: torch.device) -> dict:
     """Fine-tune a binary DeepLabV3(+) on (image, foreground mask) pairs on `device`; save a weights-only checkpoint."""
-    from .io import write_torch
+    from ..io import write_torch
 
     t = settings["train"]
     if not samples:
