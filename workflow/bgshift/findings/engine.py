@@ -89,19 +89,20 @@ class Study:
         table = self.table(cell.model, cell.trainset, self.run_seed(cell, seed))
         return np.unique(table.filter(pc.equal(table.column("testset"), cell.testset)).column("unit").to_numpy())
 
-    def shared_units(self, claim: Claim, seeds: list[int]) -> np.ndarray | None:
+    def shared_units(self, claim: Claim, seeds: list[int]) -> tuple[np.ndarray | None, int]:
         """The test images every cell of a claim scored, when its cells' test sets differ
         (an original kept whole beside variants of its QC-passed images): each arm is measured
-        on these, so the comparison stays paired. None: every cell scored the same images."""
+        on these, so the comparison stays paired. None: every cell scored the same images.
+        With their number either way."""
         unit_sets = [self.test_units(cell, seed) for cell in claim.cells for seed in seeds]
         if all(np.array_equal(units, unit_sets[0]) for units in unit_sets):
-            return None
+            return None, len(unit_sets[0])
         shared = unit_sets[0]
         for units in unit_sets[1:]:
             shared = np.intersect1d(shared, units, assume_unique=True)
         if not len(shared):
             raise ConfigError(f"{self.label}: claim {claim.name}: its cells' test sets share no test image")
-        return shared
+        return shared, len(shared)
 
     def _evaluations_of(self, cell: Cell, seed: int, checkpoint: str, units: np.ndarray | None) -> list[resample.Evaluation]:
         key = (cell.model, cell.trainset, seed, cell.testset, checkpoint, None if units is None else units.tobytes())
@@ -166,13 +167,12 @@ def measure(study: Study, claim: Claim) -> dict:
     seeds = sorted(set.intersection(*(study.seeds(cell) for cell in trained))) if trained else [PRETRAINED_SEED]
     if not seeds or not all(study.seeds(cell) for cell in claim.cells):
         raise ConfigError(f"{study.label}: claim {claim.name}: no seed was run for every cell it compares")
-    units = study.shared_units(claim, seeds)
+    units, images = study.shared_units(claim, seeds)
     plus, plus_reps = _side(study, claim, claim.plus, seeds, units)
     minus, minus_reps = _side(study, claim, claim.minus, seeds, units)
     per_seed = plus - minus
     replicates = plus_reps - minus_reps
     finite = np.isfinite(replicates).all(1)  # a resample without any object of a class leaves AP undefined
-    images = len(study.test_units(claim.cells[0], seeds[0])) if units is None else len(units)
     est = stats.estimate(per_seed, replicates[finite], images, fixed=not trained)
     return {"seeds": seeds, "per_seed": per_seed.tolist(), "estimate": est, "resamples": int(finite.sum()), "test_images": images,
             "p_improvement": stats.probability_of_improvement(plus, minus)}
