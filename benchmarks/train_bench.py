@@ -61,7 +61,7 @@ def bench_train() -> None:
         counter = iter(range(100))
 
         def frcnn_stage():
-            frcnn.train(settings, set_dir, root / f"run{next(counter)}", 0, False, cats)
+            frcnn.FAMILY.train(settings, set_dir, root / f"run{next(counter)}", 0, False, cats)
 
         t_floor, t_stage = best_of(frcnn_floor, frcnn_stage, rounds=2)
         images = settings["iterations"] * settings["batch"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / ".mutation"
-MODULES = ["drops.py", "splits.py", "sets.py", "export.py", "metrics.py", "evaluate.py", "variants/catalog.py"]
+MODULES = ["drops.py", "splits.py", "sets.py", "export.py", "metrics.py", "evaluate.py", "variants/catalog.py", "variants/families.py"]
 TESTS = ["tests/test_sets.py", "tests/test_evaluate.py", "tests/test_variants.py", "tests/test_accounting.py"]
 # Snakemake runs (demo fixture) and training: out of reach of the mutants, and slow
 DESELECT = "not demo_detections and not ultralytics_validator"

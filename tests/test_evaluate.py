@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from bgshift.variants import families
 from bgshift import evaluate, metrics
 from bgshift.report import plots, tables as report
 from bgshift.io import write_json
@@ -131,7 +132,8 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
         {"checkpoint": "best", "step": 10, "test_set": "test_only_bg_t", "detections": "best/test_only_bg_t.json", "ground_truth": str(gt_path)}]}
     write_json(tmp_path / "run" / "manifest.json", manifest)
     config = {"evaluate": {"score_threshold": 0.5}}
-    assert evaluate.score(config, tmp_path / "run" / "manifest.json", tmp_path / "m.parquet", tmp_path / "per_image.parquet") > 10
+    assert evaluate.score(config, tmp_path / "run" / "manifest.json", tmp_path / "m.parquet", tmp_path / "per_image.parquet",
+                          background_only=("test_only_bg_t",)) > 10
     frame = pd.read_parquet(tmp_path / "m.parquet")
     per_image = pq.read_table(tmp_path / "per_image.parquet")  # one row per test image and evaluation, its run in the metadata
     assert per_image.num_rows == 2 * len(gt.getImgIds()) and per_image.schema.metadata[b"bgshift.seed"] == b"3"
@@ -325,7 +327,8 @@ def test_faster_coco_eval_scores_the_demo_detections_exactly_as_pycocotools(demo
         manifest = json.loads(manifest_path.read_text())
         for e in manifest["evaluations"]:
             detections = json.loads((manifest_path.parent / e["detections"]).read_text())
-            background_only = e["test_set"].removeprefix("test_").startswith(metrics.BACKGROUND_ONLY_FAMILIES)
+            definition = json.loads((workdir / "results" / "definitions" / f"{e['test_set']}.json").read_text())
+            background_only = families.background_only([v["family"] for v in definition["made_of"]["variants"].values()])
             _engines_agree(workdir / e["ground_truth"], detections, background_only)
             scored += 1
     assert scored >= 4 * 12

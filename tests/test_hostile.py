@@ -133,7 +133,7 @@ def test_malicious_torch_checkpoints_are_refused(tmp_path):
     with pytest.raises(UnsafeWeights):
         frcnn.build_model(frcnn_settings["train"]["models"]["f"], 2)
     with pytest.raises(UnsafeWeights):
-        frcnn.load_predictor(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
+        frcnn.FAMILY.load_predictor(frcnn_settings["train"]["models"]["f"], evil, [{"index": 0, "category_id": 1}], cuda=False)
     classifier_settings = config.validate({"dataset": {"kind": "synthetic"}, "train": {"models": {"c": {"family": "classifier", "weights": str(evil)}}}})
     with pytest.raises(UnsafeWeights):
         classifier.build_model(classifier_settings["train"]["models"]["c"], 2)

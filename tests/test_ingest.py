@@ -315,7 +315,7 @@ def test_malformed_yolo_yaml_names_file_and_line(tmp_path, yolo_dataset):
 
 
 def test_coco_input_count_is_cached_until_the_file_changes(tmp_path, monkeypatch):
-    from bgshift import ingest as ingest_pkg
+    from bgshift.ingest import formats as ingest_pkg
 
     monkeypatch.setattr(ingest_pkg, "COUNT_CACHE", tmp_path / "cache" / "counts.json")
     path = tmp_path / "a.json"

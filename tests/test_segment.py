@@ -77,10 +77,10 @@ def test_contact_sheet_is_drawn_from_the_stored_masks_with_failures_framed(tmp_p
     sheet = tmp_path / "sheet.png"
     segment.write_contact_sheet(tmp_path / "ingest", tmp_path / "seg" / "m.parquet", sheet, images=5, thumb=48)
     picture = cv2.imread(str(sheet))[..., ::-1]
-    tile_h, tile_w = 48 + 4, 2 * 48 + 4 + 4  # a pair, padded by 2 on every side
-    assert picture.shape == (2 * tile_h, 4 * tile_w, 3)  # 5 images: 2 rows of 4
+    tile_h, tile_w = 48 + 4, 2 * 48 + 4 + 4  # a pair and the 4-pixel gap that make_grid puts before it
+    assert picture.shape == (2 * tile_h + 4, 4 * tile_w + 4, 3)  # 5 images: 2 rows of 4
     for k, row in enumerate(rows[:5]):
-        corner = picture[(k // 4) * tile_h + 2, (k % 4) * tile_w + 2]
+        corner = picture[(k // 4) * tile_h + 4, (k % 4) * tile_w + 4]
         assert (tuple(corner) == (255, 0, 0)) == (not row["qc_pass"]), (k, row["qc_reason"], corner)
     assert sum(r["qc_pass"] for r in rows[:5]) == 1
 
@@ -178,12 +178,14 @@ def test_trained_deeplab_segments_unseen_images(tmp_path):
     cfg = config.validate({**cfg, "seed": 0, "shard_size": 4, "segment": {
         "method": "deeplabv3", "deeplabv3": {"weights": "train", "train": {"input_size": 128, "epochs": 25, "colour_jitter": 0.3}}}})
     dataset = tables.Dataset.load(tmp_path / "ingest")
-    samples = segment.training_samples(cfg, tmp_path / "ingest")[:16]
+    first_16 = tables.Dataset.load(tmp_path / "ingest", image_ids=range(1, 17))
+    samples = segment.MaskedImages(first_16, cfg["segment"], 128)
     model = tmp_path / "model.pt"
-    history = deeplab.train(samples, cfg["segment"]["deeplabv3"], 0, model, torch.device("cpu"))["loss"]
-    assert history[-1] < history[0] / 2
+    segment.model.fit(samples, cfg["segment"]["deeplabv3"]["train"], 0, tmp_path / "run", model, torch.device("cpu"))
     checkpoint = torch.load(model, weights_only=True)  # a weights-only checkpoint
-    assert checkpoint["arch"] == "DeepLabV3Plus" and checkpoint["input_size"] == 128
+    history = checkpoint["loss"]  # per iteration: 2 batches of 8 per epoch
+    assert len(history) == 50 and np.mean(history[-5:]) < np.mean(history[:5]) / 2
+    assert checkpoint["arch"] == "DeepLabV3Plus" and checkpoint["input_size"] == 128 and not (tmp_path / "run").exists()
     _, rows = run(tmp_path, cfg, shard=4, model=model)  # images 17..20, never trained on
     assert [r["image_id"] for r in rows] == [17, 18, 19, 20] and {r["mask_source"] for r in rows} == {"deeplabv3"}
     ious = [i["iou_vs_gt"] for r in rows for i in r["instances"]]

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bgshift import config, drops, images, ingest, masks, segment
-from bgshift.variants import catalog, context, drawing, engine, expand, manifest
+from bgshift.variants import catalog, context, drawing, engine, expand, families, manifest, objects
 from conftest import REPO, digest
 
 DEMO = config.load(REPO / "config" / "config.yaml")
@@ -65,7 +65,7 @@ def composites(cfg, root):
     for image_id in job.shard_images:
         ctx = job.context(image_id)
         for spec in job.specs:
-            yield spec, ctx, catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
+            yield spec, ctx, families.FAMILIES[spec.family].draw(ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
 
 
 def test_pixel_invariants_of_every_family(world):
@@ -76,10 +76,12 @@ def test_pixel_invariants_of_every_family(world):
             continue
         fg = ctx.foreground.astype(bool)
         out = result.pixels
-        if spec.family in catalog.BACKGROUND_VARIANTS:
+        record = families.FAMILIES[spec.family]
+        assert (result.objects == "none") == record.background_only, spec.name  # the record says what the drawing does
+        if record.keeps == "foreground":
             assert np.array_equal(out[fg], ctx.pixels[fg]), spec.name  # objects untouched
             assert not np.array_equal(out[~fg], ctx.pixels[~fg]), spec.name  # background changed
-        if spec.family in catalog.FOREGROUND_REMOVAL_VARIANTS:
+        if record.keeps == "background":
             assert np.array_equal(out[~fg], ctx.pixels[~fg]) and (out[fg] == 0).all(), spec.name
         if spec.family in ("only_bg_b", "only_bg_t"):
             boxes = ctx.boxes_mask.astype(bool)
@@ -95,7 +97,7 @@ def test_pixel_invariants_of_every_family(world):
         if spec.family == "original":
             assert np.array_equal(out, ctx.pixels)
         seen[spec.family] += 1
-    assert set(seen) == set(catalog.FAMILIES)
+    assert set(seen) == set(families.FAMILIES)
 
 
 def test_feather_softens_only_the_edge(world):
@@ -304,7 +306,7 @@ def test_mixed_variants_paste_objects_on_the_donors_only_bg_t(world):
     job = make_job(cfg, root)
     checked = 0
     for spec, ctx, result in composites(cfg, root):
-        if spec.family not in engine.MIXED or spec.params["feather"]:
+        if families.DONORS not in families.FAMILIES[spec.family].needs or spec.params["feather"]:
             continue
         donor = job.context(result.donor.image_id)
         fg, donor_boxes = ctx.foreground.astype(bool), donor.boxes_mask.astype(bool)
@@ -324,7 +326,7 @@ def test_equal_pixels_are_encoded_once_and_give_the_same_bytes(world):
         assert rows["only_fg"]["image"]["bytes"] == rows["bg_color_black"]["image"]["bytes"]  # the same composite
         ctx = job.context(image_id)
         for spec in job.specs:  # every row holds exactly the encoding of its own pixels, drawn afresh
-            result = catalog.FAMILIES[spec.family](ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
+            result = families.FAMILIES[spec.family].draw(ctx, spec.params, engine.variant_rng(3, image_id, spec.name))
             assert images.encode_jpeg_bgr(result.pixels, quality) == rows[spec.name]["image"]["bytes"], spec.name
     assert job.encodes < len(job.shard_images) * len(job.specs)
 
@@ -335,7 +337,7 @@ def test_equal_pixels_are_encoded_once_and_give_the_same_bytes(world):
     unl = [s for s in job.specs if s.family.startswith("unl_")]
     assert len(unl) >= 5 and source is not None
     for spec in unl:
-        result = catalog.FAMILIES[spec.family](whole, spec.params, engine.variant_rng(3, image_id, spec.name))
+        result = families.FAMILIES[spec.family].draw(whole, spec.params, engine.variant_rng(3, image_id, spec.name))
         assert result.image is whole.pixels and drawing.identity(result.image)[0] == source[0], spec.name
     writeable = whole.pixels.copy()
     assert drawing.identity(writeable) is None  # a private array has no key: it is always encoded
@@ -350,7 +352,7 @@ def test_a_crop_reaching_every_border_is_the_source_itself(world):
     whole = catalog.bg_crop(ctx, {"margin": max(h, w)}, None)
     assert whole.image is ctx.pixels and drawing.identity(whole.image) == drawing.identity(catalog.original(ctx, {}, None).image)
     cropped_whole = catalog.Result(ctx.pixels, objects="crop", crop=(0, 0, w, h))
-    assert catalog.transform_objects(whole, ctx, job.category_index) == catalog.transform_objects(cropped_whole, ctx, job.category_index)
+    assert objects.transform_objects(whole, ctx, job.category_index) == objects.transform_objects(cropped_whole, ctx, job.category_index)
     assert catalog.bg_crop(ctx, {"margin": 0}, None).image.shape[:2] != (h, w)  # here objects leave a border: a real crop
 
 
@@ -444,3 +446,10 @@ def test_a_multi_split_run_has_no_cross_split_donor(tmp_path):
             for row in pq.read_table(path, columns=["image_id", "donor_id"]).to_pylist()]
     assert len(rows) > 60 and {split_of[r["image_id"]] for r in rows} == {"train", "val", "test"}
     assert all(split_of[r["donor_id"]] == split_of[r["image_id"]] for r in rows)
+
+
+def test_a_test_set_is_background_only_by_its_families_records_not_its_name():
+    """evaluate scores a set by false positives alone when every variant's family leaves no object."""
+    assert families.background_only(["only_bg_t", "no_fg"]) and families.background_only(["only_bg_b"])
+    assert not families.background_only(["only_bg_t", "original"]) and not families.background_only([])
+    assert {r.name for r in families.RECORDS if r.background_only} == {"only_bg_b", "only_bg_t", "no_fg"}

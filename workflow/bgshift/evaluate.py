@@ -10,7 +10,7 @@ from pathlib import Path
 from .findings import per_image
 from .pretrained import PRETRAINED, PRETRAINED_SEED, label_map
 from .progress import progress
-from .metrics import BACKGROUND_ONLY_FAMILIES, COCO, classification_outcomes, classification_rows, load_coco, metric_rows
+from .metrics import COCO, classification_outcomes, classification_rows, load_coco, metric_rows
 
 
 def adopt(config: dict, model_name: str, categories_path: str | Path, done: str | Path) -> dict:
@@ -65,9 +65,9 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
                       if ckpt["label"] == "best" or name.removeprefix("test_") in sweep}
             predictor = models.load_predictor(settings, ckpt["path"], categories, cuda, mapping)
             for name, folder in wanted.items():
-                truth = ground_truth(models.TASK, folder)
+                truth = ground_truth(models.task, folder)
                 predictions = predictor(truth)
-                if models.TASK == "detection":
+                if models.task == "detection":
                     predictions = [{**d, "bbox": [round(v, 2) for v in d["bbox"]], "score": round(d["score"], 5)} for d in predictions]
                 target = out_dir / ckpt["label"] / f"{name}.json"
                 write_json(target, predictions, indent=None)
@@ -75,7 +75,7 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
                                  "detections": str(target.relative_to(out_dir)), "ground_truth": str(truth)})
     finally:
         allocation.release()
-    summary = {"model": model_name, "set": done["set"], "seed": done["seed"], "task": models.TASK, "evaluations": manifest}
+    summary = {"model": model_name, "set": done["set"], "seed": done["seed"], "task": models.task, "evaluations": manifest}
     write_json(out_dir / "manifest.json", summary)
     return summary
 
@@ -87,7 +87,7 @@ def _ground_truth(gts: dict, path: str, engine: str) -> COCO:
     return gts[path, engine]
 
 
-def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict) -> tuple[list, list[dict], list[str]]:
+def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict, background_only: bool) -> tuple[list, list[dict], list[str]]:
     """One stored evaluation's metric rows, its per-image records (the findings' resampling
     units) and its class names in the scorer's order."""
     if task == "classification":
@@ -98,15 +98,17 @@ def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict) 
         return rows, units, outcomes["names"]
     gt, reference = (_ground_truth(gts, e["ground_truth"], engine) for engine in ("faster-coco-eval", "pycocotools"))
     names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
-    background_only = e["test_set"].removeprefix("test_").startswith(BACKGROUND_ONLY_FAMILIES)
     rows = metric_rows(gt, predictions, threshold, names, background_only)
     units = per_image.detection_rows(reference, predictions, threshold, background_only)
     return rows, units, [names[cid] for cid in sorted(names)]
 
 
-def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_out: str | Path) -> int:
+def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_out: str | Path,
+          background_only: tuple[str, ...] = ()) -> int:
     """Metrics of every stored evaluation (no inference): one long-format Parquet per run, and
-    beside it what each test image contributed (per_image.parquet, for the findings)."""
+    beside it what each test image contributed (per_image.parquet, for the findings).
+    `background_only`: the test sets whose every variant removes the objects (their families'
+    records, variants/families.py), scored by false positives alone."""
     import pyarrow as pa
 
     from .io import write_parquet
@@ -118,7 +120,8 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
     gts: dict[tuple[str, str], COCO] = {}
     for e in progress(manifest["evaluations"], desc="score", unit="evaluation"):
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
-        rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts)
+        rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts,
+                                                        e["test_set"] in background_only)
         where = {"checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"]}
         units += [{**where, **unit} for unit in units_of_set]
         for metric, value in rows_of_set:

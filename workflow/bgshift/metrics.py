@@ -143,9 +143,6 @@ def tide_errors(gt: COCO, detections: list[dict]) -> dict[str, float]:
     return {name: errors[name] / 100 for name in TIDE_ERRORS}
 
 
-BACKGROUND_ONLY_FAMILIES = ("only_bg_b", "only_bg_t", "no_fg")
-
-
 def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[int, str], background_only: bool) -> list[tuple[str, float]]:
     """Every figure of one (checkpoint, test set): COCO stats, per-class AP, count MAE, FP per
     image, TIDE's errors (tide/<error>)."""

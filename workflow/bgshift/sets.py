@@ -58,12 +58,13 @@ def definitions(config: dict) -> dict[str, dict]:
     depends on exactly this and the upstream tables, so it is also what the export records in
     its summary.json."""
     from .variants import expand
+    from .variants.families import DONORS, FAMILIES
 
     variants = {v.name: v for v in expand(config["variants"])}
     return {spec.name: {**asdict(spec), "made_of": {
         "seed": config["seed"], "jpeg_quality": config["variants"]["jpeg_quality"],
         "variants": {v: {"family": variants[v].family, "params": variants[v].params,
-                         **({"donors": "same split"} if variants[v].family.startswith("mixed_") else {})} for v in spec.variants}}}
+                         **({"donors": "same split"} if DONORS in FAMILIES[variants[v].family].needs else {})} for v in spec.variants}}}
         for spec in resolve(config, list(variants))}
 
 

@@ -46,6 +46,20 @@ def weights_file(weights: str, enum, what: str, otherwise: str = "") -> Path:
     return path
 
 
+def starting_state(weights: str, what: str, enum, otherwise: str = ", or set the model's weights to a checkpoint path or 'none'") -> tuple[str, dict | None, str]:
+    """What a model starts from: ("none", None) from scratch, ("torchvision", state) torchvision's
+    weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file, with the
+    file's path (for errors); a missing file is a WeightsMissing error naming the file to place.
+    The one resolver of every torchvision family's and DeepLab's `weights` setting."""
+    if weights == "none":
+        return "none", None, ""
+    path = weights_file(weights, enum, what, otherwise)
+    if weights == "torchvision":
+        return "torchvision", load_state(path), str(path)
+    state = load_state(path)
+    return "checkpoint", state.get("model", state), str(path)  # our checkpoints wrap the state dict
+
+
 class BadWeights(ValueError):
     """A weights file torch cannot read, or whose tensors do not fit the model it is meant for."""
 

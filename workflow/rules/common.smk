@@ -8,8 +8,9 @@ from bgshift.metric_names import check as check_metric_names
 from bgshift.pretrained import PRETRAINED, PRETRAINED_SEED, check as check_pretrained, evaluated_only, runs as planned_runs, training_sets_of
 from bgshift.ingest import count_inputs, image_listing, input_files, summary_line as ingest_summary_line
 from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of, trained_sets
-from bgshift.train import CLASSIFICATION_FAMILIES
+from bgshift.train.families import CLASSIFICATION_FAMILIES, record as family_record
 from bgshift.variants import expand as expand_variants, scene_files
+from bgshift.variants.families import background_only as background_only_families
 from bgshift.variants.manifest import shard_folder
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
@@ -114,12 +115,10 @@ def training_set(wildcards):
 
 
 def starting_weights(wildcards):
-    """The weights file a model starts from, when it names one (a YOLO .pt, a torchvision family's
-    checkpoint or backbone file): an input, so placing a new file retrains."""
+    """The weights file a model starts from, when its settings name one (its family's record says
+    which setting): an input, so placing a new file retrains."""
     settings = config["train"]["models"][wildcards.model]
-    if settings["family"] == "yolo":  # a .yaml builds from scratch
-        return [settings["model"]] if settings["model"].endswith(".pt") else []
-    return [] if settings["weights"] in ("none", "torchvision") else [settings["weights"]]
+    return family_record(settings["family"]).weight_files(settings)
 
 
 def test_sets_of(wildcards):
@@ -141,6 +140,14 @@ TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
 TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
 
 
+# Every rule's wildcards take only the names this config defines (train and adopt narrow them
+# further: which of the two makes a run's done.json).
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    set="|".join(map(re.escape, SETS + ([PRETRAINED] if EVALUATE_ONLY else []))),
+    seed=r"\d+",
+
+
 def test_set_family(name):
     """A test set's column group on the results page: its variants' family, "pooled" where they differ."""
     families = {variant["family"] for variant in SET_DEFINITIONS[name]["made_of"]["variants"].values()}
@@ -148,6 +155,9 @@ def test_set_family(name):
 
 
 TEST_SET_FAMILIES = {name: test_set_family(name) for name in TEST_SETS} | {CHALLENGE_SET: "challenge"}
+# Test sets with no object left in them (every variant's family record says so): scored by false positives.
+BACKGROUND_ONLY_TEST_SETS = [name for name in TEST_SETS if background_only_families(
+    [variant["family"] for variant in SET_DEFINITIONS[name]["made_of"]["variants"].values()])]
 EVAL_METRICS = [f"{RESULTS}/eval/{run}/metrics.parquet" for run in RUNS]
 EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]
 EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]

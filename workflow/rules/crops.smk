@@ -8,8 +8,6 @@ rule crops:
         directory(f"{RESULTS}/crops/{{set}}"),
     params:
         config=job_config(classify=section("classify", "challenge"), sets={"part_rows": config["sets"]["part_rows"]}),
-    wildcard_constraints:
-        set="|".join(map(re.escape, SETS)),
     benchmark:
         f"{RESULTS}/benchmarks/crops/{{set}}.tsv"
     log:

@@ -12,10 +12,6 @@ rule detect:
             evaluate={"sweep_test_sets": config["evaluate"]["sweep_test_sets"]},
         ),
         out=lambda wildcards, output: Path(output.manifest).parent,
-    wildcard_constraints:
-        model="|".join(map(re.escape, MODELS)),
-        set="|".join(map(re.escape, RUN_SETS)),
-        seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
         gpu=1,
@@ -42,10 +38,7 @@ rule score:
         per_image=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/per_image.parquet",
     params:
         config=job_config(evaluate={"score_threshold": config["evaluate"]["score_threshold"]}),
-    wildcard_constraints:
-        model="|".join(map(re.escape, MODELS)),
-        set="|".join(map(re.escape, RUN_SETS)),
-        seed=r"\d+",
+        background_only=BACKGROUND_ONLY_TEST_SETS,  # from their variants' families, not their names
     benchmark:
         f"{RESULTS}/benchmarks/score/{{model}}/{{set}}/seed{{seed}}.tsv"
     log:
@@ -53,4 +46,5 @@ rule score:
     conda:
         "../envs/bgshift.yaml"
     shell:
-        "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} --per-image {output.per_image:q} > {log:q} 2>&1"
+        "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} --per-image {output.per_image:q}"
+        " --background-only {params.background_only:q} > {log:q} 2>&1"

@@ -10,8 +10,6 @@ rule set_definition:
         f"{RESULTS}/definitions/{{set}}.json",
     params:
         definition=lambda wildcards: json.dumps(SET_DEFINITIONS[wildcards.set], indent=2, sort_keys=True, ensure_ascii=False),
-    wildcard_constraints:
-        set="|".join(map(re.escape, SETS)),
     benchmark:
         f"{RESULTS}/benchmarks/set_definition/{{set}}.tsv"
     log:
@@ -37,8 +35,6 @@ rule export:
         directory(f"{RESULTS}/sets/{{set}}"),
     params:
         config=job_config(sets=section("sets", "train", "test", "pooled")),
-    wildcard_constraints:
-        set="|".join(map(re.escape, SETS)),
     benchmark:
         f"{RESULTS}/benchmarks/export/{{set}}.tsv"
     log:

@@ -9,10 +9,9 @@ rule train:
     params:
         config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
         run_dir=lambda wildcards, output: Path(output.done).parent,
-    wildcard_constraints:
+    wildcard_constraints:  # narrower than the global ones: a run's done.json is trained or adopted
         model="|".join(map(re.escape, TRAINED_MODELS)),
         set="|".join(map(re.escape, TRAIN_SETS)),
-        seed=r"\d+",
     threads: config["train"]["threads"]
     resources:
         gpu=1,

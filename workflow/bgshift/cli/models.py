@@ -55,8 +55,10 @@ def cmd_detect(args: argparse.Namespace) -> None:
 
 
 @command("score", "metrics from stored detections (no inference), and each test image's part in them", True, [
-    ("--manifest", {"required": True}), ("--out", {"required": True}), ("--per-image", {"required": True})])
+    ("--manifest", {"required": True}), ("--out", {"required": True}), ("--per-image", {"required": True}),
+    ("--background-only", {"nargs": "*", "default": [], "help": "test sets with no object left (scored by false positives)"})])
 def cmd_score(args: argparse.Namespace) -> None:
     from .. import evaluate
 
-    print(f"{evaluate.score(load_config(args), args.manifest, args.out, args.per_image)} metric rows")
+    rows = evaluate.score(load_config(args), args.manifest, args.out, args.per_image, tuple(args.background_only))
+    print(f"{rows} metric rows")

@@ -53,7 +53,7 @@ def cmd_results_page(args: argparse.Namespace) -> None:
     ("--sets", {"nargs": "+", "required": True}), ("--out", {"required": True})])
 def cmd_accounting(args: argparse.Namespace) -> None:
     from .. import accounting
-    from ..variants.catalog import MASK_FREE_FAMILIES
+    from ..variants.families import MASK_FREE_FAMILIES
 
     if len(args.families) != len(args.variants):
         raise SystemExit(f"accounting: {len(args.variants)} variants but {len(args.families)} families")

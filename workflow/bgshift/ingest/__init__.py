@@ -1,14 +1,15 @@
-"""Ingest: any supported dataset -> canonical tables (images, annotations, categories, rejects)."""
+"""Ingest: any supported dataset -> canonical tables (images, annotations, categories, rejects).
+
+File formats (COCO, VOC, YOLO) are records of formats.py; `sources` combines datasets of those
+formats, `synthetic` generates a world."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
-import ijson
-
-from . import coco, sources, synthetic, voc, yolo
+from . import sources, synthetic, yolo
+from .formats import FORMATS
 from ..io import write_json
 from .collector import Collector, IngestError
 
@@ -30,7 +31,8 @@ def summary_line(summary: dict, rejects: str | Path) -> str:
 def run(config: dict, out_dir: str | Path) -> dict:
     """Read the configured dataset and write the canonical tables to out_dir; returns the summary."""
     dataset, out_dir = config["dataset"], Path(out_dir)
-    collector = Collector.from_settings(out_dir if dataset["kind"] == "synthetic" else _root(dataset), config["ingest"])
+    root = {"synthetic": out_dir, "sources": Path(".")}.get(dataset["kind"]) or FORMATS[dataset["kind"]].root(dataset)
+    collector = Collector.from_settings(root, config["ingest"])
     record = None
     if dataset["kind"] == "synthetic":
         synthetic.read(collector, out_dir, config["seed"], dataset["synthetic"])
@@ -47,22 +49,10 @@ def run(config: dict, out_dir: str | Path) -> dict:
     return summary
 
 
-def _root(dataset: dict) -> Path:
-    """The folder a dataset's (or a source's) file names are relative to."""
-    return Path({"coco": lambda: dataset["images"], "voc": lambda: dataset["root"], "yolo": lambda: Path(dataset["data_yaml"]).parent,
-                 "sources": lambda: "."}[dataset["kind"]]())
-
-
 def _read_one(collector: Collector, dataset: dict) -> None:
     """One COCO, VOC or YOLO dataset (or source) into the collector, its file names relative to its root."""
-    collector.root = _root(dataset)
-    if dataset["kind"] == "coco":
-        coco.read(collector, Path(dataset["annotations"]))
-    elif dataset["kind"] == "voc":
-        voc.read(collector, Path(dataset["root"]), dataset["annotations_dir"], dataset["images_dir"],
-                 dataset["segmentation_dir"], dataset["image_sets"], dataset.get("classes"))
-    else:
-        yolo.read(collector, Path(dataset["data_yaml"]))
+    collector.root = FORMATS[dataset["kind"]].root(dataset)
+    FORMATS[dataset["kind"]].read(collector, dataset)
 
 
 def _apply_group(collector: Collector, column: str) -> None:
@@ -74,18 +64,11 @@ def _apply_group(collector: Collector, column: str) -> None:
 def count_inputs(config: dict) -> int:
     """Number of image records in the input, cheaply, so the DAG's shard count is known before ingest."""
     dataset = config["dataset"]
-    kind = dataset["kind"]
-    if kind == "sources":
+    if dataset["kind"] == "sources":
         return sum(count_inputs({"dataset": source}) for source in dataset["sources"].values())
-    if kind == "coco":
-        return _cached(Path(dataset["annotations"]), _coco_image_count)
-    if kind == "voc":
-        return len(list((Path(dataset["root"]) / dataset["annotations_dir"]).glob("*.xml")))
-    if kind == "yolo":
-        data = yolo.load_data_yaml(Path(dataset["data_yaml"]))
-        root = yolo.dataset_root(Path(dataset["data_yaml"]), data)
-        return sum(len(yolo.split_images(root, data[s])) for s in ("train", "val", "test") if data.get(s))
-    return dataset["synthetic"]["num_images"]
+    if dataset["kind"] == "synthetic":
+        return dataset["synthetic"]["num_images"]
+    return FORMATS[dataset["kind"]].count(dataset)
 
 
 def image_listing(config: dict) -> str:
@@ -95,9 +78,7 @@ def image_listing(config: dict) -> str:
     dataset = config["dataset"]
     if dataset["kind"] == "sources":
         return hashlib.sha256("".join(image_listing({"dataset": s}) for s in dataset["sources"].values()).encode()).hexdigest()[:16]
-    folders = {"coco": lambda: [Path(dataset["images"])],
-               "voc": lambda: [Path(dataset["root"]) / dataset["images_dir"]],
-               "yolo": lambda: [Path(dataset["data_yaml"]).parent]}.get(dataset["kind"], lambda: [])()
+    folders = FORMATS[dataset["kind"]].image_folders(dataset) if dataset["kind"] in FORMATS else []
     digest = hashlib.sha256()
     for folder in folders:
         for directory, _, files in sorted(os.walk(folder)):
@@ -112,50 +93,6 @@ def input_files(config: dict) -> list[str]:
     """The dataset files whose content ingest reads (annotations, not pixels), so that editing
     one of them reruns ingest and everything downstream (Snakemake's input-change trigger)."""
     dataset = config["dataset"]
-    kind = dataset["kind"]
-    if kind == "sources":
+    if dataset["kind"] == "sources":
         return [path for source in dataset["sources"].values() for path in input_files({"dataset": source})]
-    if kind == "coco":
-        return [dataset["annotations"]]
-    if kind == "voc":
-        root = Path(dataset["root"])
-        files = sorted((root / dataset["annotations_dir"]).glob("*.xml"))
-        files += [root / rel for rel in dataset["image_sets"].values()]
-        files += sorted((root / dataset["segmentation_dir"]).glob("*.png"))
-        return [str(p) for p in files]
-    if kind == "yolo":
-        return [dataset["data_yaml"], *map(str, yolo.label_files(Path(dataset["data_yaml"])))]
-    return []
-
-
-def _coco_image_count(path: Path) -> int:
-    """The length of the json's "images" list, parsed as a stream that stops at its end: COCO's
-    448 MB train json lists its images first, so the annotations are never read (or held)."""
-    with open(path, "rb") as fh:
-        try:
-            images = next(ijson.items(fh, "images"), [])
-        except ijson.JSONError:
-            return 0  # ingest reports the error with its position
-    return len(images) if isinstance(images, list) else 0
-
-
-COUNT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bgshift" / "input-counts.json"
-
-
-def _cached(path: Path, count) -> int:
-    """count(path), remembered by the file's path, size and mtime: Snakemake evaluates the
-    workflow (and so this count) at every start and inside every cluster job, and parsing a
-    full COCO json takes seconds."""
-    stat = path.stat()
-    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    try:
-        cache = json.loads(COUNT_CACHE.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if key not in cache:
-        cache[key] = count(path)
-        try:
-            write_json(COUNT_CACHE, cache)
-        except (OSError, ValueError):
-            pass  # a read-only home (or one outside the results folder): count again next time
-    return cache[key]
+    return FORMATS[dataset["kind"]].label_files(dataset) if dataset["kind"] in FORMATS else []

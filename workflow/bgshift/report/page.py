@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from .. import images as imgs
-from ..variants.catalog import FAMILIES
+from ..variants.families import FAMILIES
 from . import provenance
 from .tables import background_gap, load_metrics
 

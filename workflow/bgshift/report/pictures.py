@@ -1,29 +1,25 @@
 """Pictures of what the models did: the first test images of every test set, the ground truth
 beside each model's detections (class names and scores), drawn by torchvision's
-`draw_bounding_boxes` and laid out by `make_grid`, the one montage helper of the reports."""
+`draw_bounding_boxes` and laid out by the montage helper (bgshift.montage)."""
 from __future__ import annotations
 
 import functools
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .. import images as imgs
 from ..io import write_bytes
+from ..montage import fit_square, grid
 
 TILE = 256  # each image is fitted into a TILE x TILE square, so labels stay readable at any source size
 TRUTH, DETECTION = (255, 255, 255), (0, 200, 0)
 
 
 def fitted(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """An image scaled to fit a TILE square (padded grey) and the scale applied to its boxes."""
-    scale = TILE / max(rgb.shape[:2])
-    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    square = np.full((TILE, TILE, 3), 96, np.uint8)
-    square[: small.shape[0], : small.shape[1]] = small
-    return square, scale
+    """An image fitted into a TILE square (padded grey) and the scale applied to its boxes."""
+    return fit_square(rgb, TILE)
 
 
 def drawn(square: np.ndarray, boxes: list[list[float]], labels: list[str], colour: tuple[int, int, int], scale: float):
@@ -50,12 +46,7 @@ def label_font() -> str:
 
 def montage(tiles: list, columns: int, title: str) -> np.ndarray:
     """Tiles (CHW tensors) in rows of `columns`, under a title strip; RGB HWC."""
-    from torchvision.utils import make_grid
-
-    grid = make_grid(tiles, nrow=columns, padding=4, pad_value=255).permute(1, 2, 0).numpy()
-    strip = np.full((24, grid.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, title, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([strip, grid])
+    return grid(tiles, columns, title)
 
 
 def stacked(rows: list[np.ndarray]) -> np.ndarray:

@@ -12,11 +12,11 @@ model.py: fine-tuning it; sheets.py: contact sheets; summary.py: the QC report, 
 background and the mask-quality table; schema.py: what a shard writes.
 """
 from .grabcut import grabcut_instance, split_by_boxes
-from .model import train_model, training_samples
+from .model import MaskedImages, train_model
 from .schema import MEAN_IMAGE_SIZE, SEGMENT_SCHEMA
 from .shard import Shard, decode, run_shard
 from .sheets import contact_sheet, write_contact_sheet
 from .summary import summarise
 
-__all__ = ["MEAN_IMAGE_SIZE", "SEGMENT_SCHEMA", "Shard", "contact_sheet", "decode", "grabcut_instance", "run_shard", "split_by_boxes",
-           "summarise", "train_model", "training_samples", "write_contact_sheet"]
+__all__ = ["MEAN_IMAGE_SIZE", "MaskedImages", "SEGMENT_SCHEMA", "Shard", "contact_sheet", "decode", "grabcut_instance", "run_shard", "split_by_boxes",
+           "summarise", "train_model", "write_contact_sheet"]

@@ -5,8 +5,8 @@ Three ways to get a model, all offline-safe:
   enums, loaded from the torch hub cache (never downloaded here; the error names the file);
 - `weights: <path>`: a checkpoint under resources/weights/ (a torchvision state dict, or
   one written by `train`);
-- `weights: train`: fine-tune a segmentation-models-pytorch DeepLabV3+ on the images that
-  have masks, then apply it to those that have none.
+- `weights: train`: a segmentation-models-pytorch DeepLabV3+ fine-tuned on the images that
+  have masks (model.py), applied to those that have none.
 Foreground is every non-background class (torchvision) or the single logit (trained).
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torchvision.models.segmentation as tv_seg
 
-from ..progress import progress
-from ..weights import WeightsMissing, fit, hub_checkpoint, load_state
+from ..weights import WeightsMissing, fit, hub_checkpoint, load_state, starting_state, weights_file
+
+OTHERWISE = ", or set segment.deeplabv3.weights to a checkpoint under resources/weights/, or to 'train'"
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -95,74 +96,34 @@ def build_binary_model(arch: str, encoder: str, encoder_weights: str | None) -> 
 
 def load(settings: dict, device: torch.device, trained: Path | None = None) -> Segmenter:
     """Build the configured model with its weights (see module docstring) on `device`."""
-    weights = settings["weights"]
-    if weights == "train":
+    if settings["weights"] == "train":
         if trained is None or not Path(trained).is_file():
             raise WeightsMissing(f"trained segmentation model {trained} is missing: run the segment_model rule first")
-        ckpt = load_state(Path(trained))
-        model = build_binary_model(ckpt["arch"], ckpt["encoder"], None)
-        fit(model, ckpt["state_dict"], trained, f"{ckpt['arch']} {ckpt['encoder']}")
-        kind, size = "binary", int(ckpt["input_size"])
+        model, kind, size = _binary(load_state(Path(trained)), trained)
     else:
         builder, enum = TORCHVISION_MODELS[settings["arch"]]
-        path = torchvision_weights_file(settings["arch"]) if weights == "torchvision" else Path(weights)
-        if not path.is_file():
-            raise WeightsMissing(
-                f"DeepLabv3 weights not found offline: place {path.name} (torchvision {enum}, from {enum.url}) at {path}, "
-                f"or set segment.deeplabv3.weights to a checkpoint under resources/weights/, or to 'train'"
-            )
-        state = load_state(path)
-        if "state_dict" in state and "arch" in state:  # a checkpoint written by `train`
-            model = build_binary_model(state["arch"], state["encoder"], None)
-            fit(model, state["state_dict"], path, f"{state['arch']} {state['encoder']}")
-            kind, size = "binary", int(state["input_size"])
+        _, state, source = starting_state(settings["weights"], "DeepLabv3", enum, OTHERWISE)
+        if "state_dict" in state and "arch" in state:  # a checkpoint written by the segment_model job
+            model, kind, size = _binary(state, source)
         else:
             model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]),
                             aux_loss=any(k.startswith("aux_classifier") for k in state))
-            fit(model, state, path, f"torchvision {settings['arch']}")
+            fit(model, state, source, f"torchvision {settings['arch']}")
             kind, size = "torchvision", settings["input_size"]
     model = model.to(device, memory_format=torch.channels_last).eval()
     return Segmenter(model, kind, size, device)
 
 
-def train(samples: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int, out: Path, device: torch.device) -> dict:
-    """Fine-tune a binary DeepLabV3(+) on (image, foreground mask) pairs on `device`; save a weights-only checkpoint."""
-    from ..io import write_torch
+def _binary(checkpoint: dict, source) -> tuple[torch.nn.Module, str, int]:
+    model = build_binary_model(checkpoint["arch"], checkpoint["encoder"], None)
+    fit(model, checkpoint["state_dict"], source, f"{checkpoint['arch']} {checkpoint['encoder']}")
+    return model, "binary", int(checkpoint["input_size"])
 
-    t = settings["train"]
-    if not samples:
-        raise ValueError("segment.deeplabv3.weights is 'train' but no image has a ground-truth mask to learn from")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = build_binary_model(t["arch"], t["encoder"], t.get("encoder_weights")).to(device, memory_format=torch.channels_last)
-    segmenter = Segmenter(model, "binary", t["input_size"], device)
-    size = (t["input_size"], t["input_size"])
-    targets = torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) for _, m in samples]))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
-    steps = t["epochs"] * max(1, -(-len(samples) // t["batch_size"]))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=t["lr"], total_steps=steps)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
-    history = []
-    model.train()
-    for epoch in progress(range(1, t["epochs"] + 1), desc="segmentation model", unit="epoch"):
-        order = rng.permutation(len(samples))
-        epoch_loss = 0.0
-        for start in range(0, len(order), t["batch_size"]):
-            idx = order[start : start + t["batch_size"]]
-            flips = rng.random(len(idx)) < 0.5  # horizontal flip augmentation
-            imgs = [colour_jitter(samples[i][0][:, ::-1] if f else samples[i][0], rng, t["colour_jitter"]) for i, f in zip(idx, flips)]
-            y = torch.stack([targets[i].flip(-1) if f else targets[i] for i, f in zip(idx, flips)])[:, None].to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                loss = loss_fn(model(segmenter.preprocess(imgs)).float(), y)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            schedule.step()
-            epoch_loss += float(loss.detach()) * len(idx)
-        history.append(epoch_loss / len(samples))
-        print(f"epoch {epoch}/{t['epochs']}: loss {history[-1]:.4f} ({len(samples)} images)", flush=True)  # the job's log
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    write_torch(out, {"arch": t["arch"], "encoder": t["encoder"], "input_size": t["input_size"], "state_dict": state, "loss": history})
-    return {"loss": history, "samples": len(samples)}
+
+def available(settings: dict) -> bool:
+    """Whether the weights a torchvision or checkpoint `weights` setting names are on disk."""
+    try:
+        weights_file(settings["weights"], TORCHVISION_MODELS[settings["arch"]][1], "DeepLabv3")
+    except WeightsMissing:
+        return False
+    return True

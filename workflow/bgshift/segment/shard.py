@@ -191,5 +191,4 @@ def _model_available(settings: dict, trained: str | Path | None) -> bool:
         return trained is not None and Path(trained).is_file()
     from . import deeplab
 
-    path = deeplab.torchvision_weights_file(settings["deeplabv3"]["arch"]) if weights == "torchvision" else Path(weights)
-    return path.is_file()
+    return deeplab.available(settings["deeplabv3"])

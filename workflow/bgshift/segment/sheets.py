@@ -11,34 +11,27 @@ import pyarrow.parquet as pq
 from .. import images as imgs
 from .. import masks
 from ..io import write_bytes
+from ..montage import fit_square, grid
 
 
 def contact_sheet(entries: list[tuple[np.ndarray, np.ndarray, bool]], thumb: int) -> np.ndarray:
-    """Pairs of (image, mask overlay) thumbnails; a red frame marks images failing QC."""
+    """Pairs of (image, mask overlay) thumbnails, four pairs to a row; a red frame marks images failing QC."""
     tiles = []
     for rgb, fg, passed in entries:
-        scale = thumb / max(rgb.shape[:2])
-        size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        m = cv2.resize(fg, size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        small, _ = fit_square(rgb, thumb, fill=0)
+        m, _ = fit_square(np.repeat(fg[..., None], 3, axis=2) * np.uint8(255), thumb, fill=0)
+        m = m[..., 0] > 127
         overlay = small.copy()
         overlay[m] = (0.45 * overlay[m] + 0.55 * np.array([255, 0, 160])).astype(np.uint8)
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(overlay, contours, -1, (255, 255, 0), 1)
-        pair = np.zeros((thumb, 2 * thumb + 4, 3), np.uint8)
-        pair[: size[1], : size[0]] = small
-        pair[: size[1], thumb + 4 : thumb + 4 + size[0]] = overlay
+        pair = np.hstack([small, np.zeros((thumb, 4, 3), np.uint8), overlay])
         if not passed:
             cv2.rectangle(pair, (0, 0), (pair.shape[1] - 1, pair.shape[0] - 1), (255, 0, 0), 3)
         tiles.append(pair)
     if not tiles:
         return np.zeros((thumb, 2 * thumb + 4, 3), np.uint8)
-    cols = 4
-    while len(tiles) % cols:
-        tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.hstack([np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=40) for t in tiles[r : r + cols]])
-            for r in range(0, len(tiles), cols)]
-    return np.vstack(rows)
+    return grid(tiles, 4)
 
 
 def write_contact_sheet(ingest_dir: str | Path, masks_path: str | Path, out: str | Path, images: int, thumb: int) -> None:

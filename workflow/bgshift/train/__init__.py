@@ -1,23 +1,12 @@
 """Train: one run per (model, training set, seed), on the GPU a lock gives it, or the CPU.
 
-A model family is one module of this package (yolo, frcnn, retinanet, classifier) with one interface:
-    TASK: "detection" (trained on a set's export, results/sets/<set>) or "classification"
-        (on its crops, results/crops/<set>),
-    train(settings, set_dir, run_dir, seed, cuda, categories) -> run summary (checkpoints,
-        best, exact resume from run_dir),
-    load_predictor(settings, checkpoint, categories, cuda, label_map=None) -> function of a test
-        split's ground truth (ground_truth below) returning prediction records (COCO results for
-        detectors, {index, label, probabilities} per sample for classifiers); with a label_map
-        (model class -> category id) the weights of an evaluate-only model as they are,
-    checkpoints(done, run_dir) -> [{label, step, path}], best first,
-    own_classes(settings) -> (weights file, {model label: class name} or None when the classes
-        are the dataset's): what an evaluate-only model is (bgshift.pretrained).
-Adding a family is a new module here plus its schema entry.
+A model family is one module of this package (yolo, frcnn, retinanet, classifier) whose FAMILY
+implements interface.ModelFamily, and one record in families.py; the loop the torchvision
+families share is engine.py, their detection data and predictor detection.py.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import random
@@ -29,6 +18,7 @@ import numpy as np
 from ..run_settings import learnt_settings
 from ..io import inside_results, read_categories, write_json
 from .. import devices
+from .families import family
 
 
 def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categories: str | Path, run_dir: str | Path,
@@ -57,15 +47,6 @@ def run(config: dict, model_name: str, set_dir: str | Path, seed: int, categorie
     return summary
 
 
-def family(name: str):
-    """The module of a model family (yolo, frcnn, retinanet, classifier)."""
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; known: {FAMILIES}")
-    return importlib.import_module(f".{name}", __name__)
-
-
-FAMILIES = ("yolo", "frcnn", "retinanet", "classifier")
-CLASSIFICATION_FAMILIES = ("classifier",)
 
 
 def ground_truth(task: str, set_dir: str | Path) -> Path:

@@ -20,8 +20,9 @@ import torchvision.models as tvm
 from ..images import decode_rgb
 from .. import pretrained
 from ..progress import progress
-from ..weights import fit, load_state
+from ..weights import fit, load_state, starting_state
 from . import engine
+from .interface import FamilyCode
 
 TASK = "classification"
 ARCHS = {
@@ -39,7 +40,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     """The architecture with `num_classes` outputs, weights per settings["weights"]; `num_classes`
     None keeps torchvision's ImageNet head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
-    kind, state, source = engine.initial_weights(settings["weights"], f"classifier {settings['arch']}", enum)
+    kind, state, source = starting_state(settings["weights"], f"classifier {settings['arch']}", enum)
     if kind == "torchvision":
         model = builder(weights=None, num_classes=len(enum.meta["categories"]))
         fit(model, state, source, f"ImageNet {settings['arch']}")
@@ -166,4 +167,4 @@ def own_classes(settings: dict) -> tuple[Path, dict[int, str] | None]:
     return pretrained.torchvision_classes(settings["weights"], ARCHS[settings["arch"]][1], f"classifier {settings['arch']}")
 
 
-checkpoints = engine.checkpoints
+FAMILY = FamilyCode(TASK, train, load_predictor, engine.checkpoints, own_classes)

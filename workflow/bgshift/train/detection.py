@@ -1,7 +1,6 @@
 """The torchvision detectors' side of training (Faster R-CNN, RetinaNet): a COCO split as
 images and box targets, the detection training data (loss, val COCO AP), the predictor that
-turns a checkpoint into COCO results records, and the family object behind the family
-interface (bgshift.train). The loop itself: engine.py."""
+turns a checkpoint into COCO results records, and the family object (interface.ModelFamily). The loop itself: engine.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,14 +14,14 @@ from .. import metrics, pretrained
 from ..progress import progress
 from ..weights import fit, load_state
 from .engine import checkpoints, train
+from .interface import Predictor
 
 BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
-Predictor = Callable[[Path], list[dict]]  # a test set's folder -> prediction records on its test split
 
 
 @dataclass(frozen=True)
 class TorchvisionFamily:
-    """A torchvision detector family behind the family interface (bgshift.train): its name, its
+    """A torchvision detector family (interface.ModelFamily): its name, its
     model builder, and the model label of class index 0 (1 where label 0 is the background)."""
 
     name: str

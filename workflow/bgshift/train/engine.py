@@ -26,7 +26,7 @@ import torch
 
 from ..io import link_file, write_json, write_torch
 from ..progress import progress
-from ..weights import fit, load_state, weights_file
+from ..weights import fit, load_state
 
 
 class TrainingData(Protocol):
@@ -39,19 +39,6 @@ class TrainingData(Protocol):
     def loss(self, model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor: ...
 
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None: ...  # None without val samples
-
-
-def initial_weights(weights: str, what: str, enum) -> tuple[str, dict | None, str]:
-    """What a model starts from: ("none", None) from scratch, ("torchvision", state) torchvision's
-    weights `enum` from the torch hub cache, or ("checkpoint", state) a state-dict file, with the
-    file's path (for errors); a missing file is a WeightsMissing error naming the file to place."""
-    if weights == "none":
-        return "none", None, ""
-    path = weights_file(weights, enum, what, ", or set the model's weights to a checkpoint path or 'none'")
-    if weights == "torchvision":
-        return "torchvision", load_state(path), str(path)
-    state = load_state(path)
-    return "checkpoint", state.get("model", state), str(path)  # our checkpoints wrap the state dict
 
 
 def lr_schedule(optimiser: torch.optim.Optimizer, total: int, settings: dict) -> torch.optim.lr_scheduler.LRScheduler:

@@ -11,8 +11,8 @@ import torch
 import torchvision.models.detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
-from ..weights import fit
-from . import detection, engine
+from ..weights import fit, starting_state
+from . import detection
 
 LABEL_OFFSET = 1
 ARCHS = {
@@ -27,7 +27,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
     `num_classes` None keeps torchvision's COCO head (an evaluate-only model)."""
     builder, enum = ARCHS[settings["arch"]]
     sizes = {"min_size": settings["min_size"], "max_size": settings["max_size"], **settings["model_kwargs"]}
-    kind, state, source = engine.initial_weights(settings["weights"], "Faster R-CNN", enum)
+    kind, state, source = starting_state(settings["weights"], "Faster R-CNN", enum)
     if kind == "torchvision":
         model = builder(weights=None, weights_backbone=None, num_classes=len(enum.meta["categories"]), **sizes)
         fit(model, state, source, f"COCO {settings['arch']}")
@@ -43,5 +43,3 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
 
 
 FAMILY = detection.TorchvisionFamily("frcnn", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
-TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
-    FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

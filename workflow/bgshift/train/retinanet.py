@@ -20,8 +20,8 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from ..weights import fit
-from . import detection, engine
+from ..weights import fit, starting_state
+from . import detection
 from .losses import NEGATIVE, classification_loss, mark_confusion
 
 LABEL_OFFSET = 0
@@ -102,7 +102,7 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
                         confusion_iou=settings["confusion_iou"], confusion_weight=settings["confusion_weight"],
                         recalibration_threshold=settings["recalibration_threshold"], **settings["model_kwargs"])
     channels = settings["fpn_channels"]
-    kind, state, source = engine.initial_weights(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
+    kind, state, source = starting_state(settings["weights"], "RetinaNet", detector_weights or backbone_weights)
     if (kind == "torchvision" and detector_weights is None) or (kind == "checkpoint" and is_backbone_state(state)):
         backbone = _resnet_backbone(depth, pretrained=True, channels=channels)  # a trained body, new FPN and heads
         fit(backbone.body, {k: v for k, v in state.items() if not k.startswith("fc.")}, source, f"{depth} body")
@@ -124,5 +124,3 @@ def build_model(settings: dict, num_classes: int) -> torch.nn.Module:
 
 
 FAMILY = detection.TorchvisionFamily("retinanet", build_model, label_offset=LABEL_OFFSET, detector_weights=lambda s: ARCHS[s["arch"]][1])
-TASK, train, load_predictor, checkpoints, own_classes = (  # the family interface
-    FAMILY.task, FAMILY.train, FAMILY.load_predictor, FAMILY.checkpoints, FAMILY.own_classes)

@@ -12,6 +12,7 @@ from typing import Callable
 
 from ..metrics import load_coco
 from ..weights import WeightsMissing, forbid_unpickling, load_yolo
+from .interface import FamilyCode
 
 TASK = "detection"
 
@@ -90,3 +91,6 @@ def predict(model, imgsz: int, coco_json: Path, category_of: dict[int, int], dev
                 results.append({"image_id": im["id"], "category_id": category_of[int(cls)],
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
     return results
+
+
+FAMILY = FamilyCode(TASK, train, load_predictor, checkpoints, own_classes)

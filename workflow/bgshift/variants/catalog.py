@@ -1,5 +1,6 @@
-"""The variant catalog: each variant is a pure function of (image context, spec, rng)
-(the context: context.py; pixels and composites: drawing.py).
+"""How each variant family draws: a pure function of (image context, spec, rng) (the context:
+context.py; pixels and composites: drawing.py; the families' records: families.py; the objects a
+variant keeps, in its frame: objects.py).
 
 A variant returns its image and says what happens to the objects (kept, removed,
 only the labelled ones, or moved by a crop). Expensive intermediates (the tiled
@@ -25,12 +26,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import masks
-from .context import Donor, ImageContext, Instance
+from .context import Donor
 from .drawing import Composite, patch_fill, solid
 
 
-@dataclass
 @dataclass
 class Result:
     image: np.ndarray | Composite
@@ -47,7 +46,7 @@ class Result:
 
 
 
-# ------------------------------------------------------------------ the catalog
+# ------------------------------------------------------------------ the draw functions
 def original(ctx, p, rng):
     return Result(ctx.pixels)
 
@@ -139,63 +138,3 @@ def unl_patch(ctx, p, rng):
 def unl_blur(ctx, p, rng):
     hidden = ctx.hidden(p.get("drop"))
     return Result(ctx.composite(ctx.blurred(p["sigma"]), ctx.pixels, ctx.hidden_mask(hidden), p["feather"]), objects="visible", hidden=hidden)
-
-
-FAMILIES = {
-    "original": original,
-    "only_bg_b": only_bg_b,
-    "only_bg_t": only_bg_t,
-    "no_fg": no_fg,
-    "only_fg": only_fg,
-    "mixed_same": mixed,
-    "mixed_rand": mixed,
-    "mixed_next": mixed,
-    "bg_color": bg_color,
-    "bg_mean": bg_mean,
-    "bg_noise": bg_noise,
-    "bg_blur": bg_blur,
-    "bg_crop": bg_crop,
-    "bg_scene": bg_scene,
-    "bg_gray": bg_gray,
-    "unl_black": unl_black,
-    "unl_color": unl_color,
-    "unl_patch": unl_patch,
-    "unl_blur": unl_blur,
-}
-# Families that read only the annotated boxes, never a mask: made of every image that decodes,
-# those that failed segmentation QC too, so `original` holds the whole dataset (the
-# background-augmentation report trains on all originals plus the QC-passed augmented ones).
-MASK_FREE_FAMILIES = frozenset({"original", "only_bg_b", "only_bg_t"})
-# Variants whose foreground pixels must equal the source's (background replaced) and
-# those whose background pixels must (foreground removed): the invariants the tests check.
-BACKGROUND_VARIANTS = {"only_fg", "mixed_same", "mixed_rand", "mixed_next", "bg_color", "bg_mean", "bg_noise",
-                       "bg_blur", "bg_scene", "bg_gray"}
-FOREGROUND_REMOVAL_VARIANTS = {"no_fg"}
-
-
-def transform_objects(result: Result, ctx: ImageContext, categories: dict[int, int]) -> list[dict]:
-    """The objects row of a variant: what is still visible, in the variant's frame.
-
-    Lists that do not depend on the variant (all objects, labelled ones) are built once
-    per image and shared by its variants.
-    """
-    if result.objects == "none":
-        return []
-    if result.objects != "crop":
-        cache = ctx.__dict__.setdefault("_objects", {})
-        key = (result.objects, result.hidden)
-        if key not in cache:
-            cache[key] = [_object_row(i, i.bbox, i.rle, i.area, categories) for i in ctx.instances if i.ann_id not in result.hidden]
-        return cache[key]
-    x0, y0, x1, y1 = result.crop
-    out = []
-    for inst in ctx.instances:
-        cropped = inst.mask[y0:y1, x0:x1]
-        bbox = [inst.bbox[0] - x0, inst.bbox[1] - y0, inst.bbox[2], inst.bbox[3]]
-        out.append(_object_row(inst, bbox, masks.encode(cropped), float(np.count_nonzero(cropped)), categories))
-    return out
-
-
-def _object_row(inst: Instance, bbox, rle: dict, area: float, categories: dict[int, int]) -> dict:
-    return {"ann_id": inst.ann_id, "bbox": [float(v) for v in bbox], "category": categories[inst.category_id],
-            "category_id": inst.category_id, "area": area, "iscrowd": inst.iscrowd, "segmentation": rle, "labelled": inst.labelled}

@@ -26,12 +26,11 @@ from ..ingest.tables import Dataset, image_ids, shard_image_ids
 from . import VariantSpec, expand, manifest
 from ..splits import load as load_splits
 from .donors import main_classes, plan_donors
-from .catalog import FAMILIES, MASK_FREE_FAMILIES, transform_objects
+from .families import DONORS, FAMILIES, MASK_FREE_FAMILIES, SCENES
+from .objects import transform_objects
 from .context import Donor, ImageContext, Instance
 from .drawing import Canvas, Composite, identity, only_bg_t_background
 from .schema import ROW_SCHEMA
-
-MIXED = ("mixed_same", "mixed_rand", "mixed_next")
 
 
 class LazyGenerator:
@@ -112,7 +111,7 @@ class ShardJob:
         self.eligible = [i for i in every_image if i not in failed]  # donors: QC-passed images
         self.classes: dict[int, int] = {}
         self.donors: dict[str, dict[int, int]] = {}
-        if any(s.family in MIXED for s in self.specs):
+        if any(DONORS in FAMILIES[s.family].needs for s in self.specs):
             self.classes = main_classes(ingest_dir)
             self.donors = plan_donors(self.classes, self.eligible, self.seed, load_splits(splits) if splits else None)
         # only this shard's images and their donors are read into Python
@@ -123,7 +122,7 @@ class ShardJob:
         self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
         self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
         self.mean_image = imgs.read_bgr(mean_background)
-        self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if s.family == "bg_scene"}
+        self.scenes = {s.params["scene"]: imgs.read_bgr(s.params["scene_path"]) for s in self.specs if SCENES in FAMILIES[s.family].needs}
         self.fit_cache: dict = {}
         self.dropped = dropped_ids(drops) if drops else {}
         needed = {s.params["drop"] for s in self.specs if s.params.get("drop")}
@@ -183,7 +182,7 @@ class ShardJob:
         seg = self.segments[image_id]
         encoded: dict[tuple, tuple[bytes, object]] = {}
         for spec in self.specs if seg["qc_pass"] else self.mask_free:
-            result = FAMILIES[spec.family](ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
+            result = FAMILIES[spec.family].draw(ctx, spec.params, variant_rng(self.seed, image_id, spec.name))
             image = result.image
             key, keep = identity(image) or (None, None)
             if key in encoded:
