@@ -1,6 +1,7 @@
 """What the benches share: a best-of timer and the synthetic worlds they measure on."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -22,6 +23,32 @@ def best_of(*fns, rounds: int = 3, between=None) -> list[float]:
         if between:
             between()
     return best
+
+
+@contextlib.contextmanager
+def peak_memory():
+    """[MiB resident before, peak MiB while] the block runs in this process, sampled every 2 ms
+    (getrusage's high-water mark would include the process start); filled when the block ends."""
+    import threading
+
+    import psutil
+
+    me, done = psutil.Process(), threading.Event()
+    measured = [me.memory_info().rss / 2**20, 0.0]
+
+    def sample():
+        while not done.is_set():
+            measured[1] = max(measured[1], me.memory_info().rss / 2**20)
+            done.wait(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield measured
+    finally:
+        done.set()
+        sampler.join()
+        measured[1] = max(measured[1], measured[0])
 
 
 def demo_world(root: Path, n: int, width: int, height: int, method: str = "gt", shards: int = 1) -> dict:

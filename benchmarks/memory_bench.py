@@ -6,39 +6,24 @@ import tempfile
 from pathlib import Path
 
 from bgshift import config, segment
-from common import demo_world, segment_world
+from common import demo_world, peak_memory, segment_world
 
 
 def _stage_peak(stage: str, root: str) -> tuple[float, float]:
     """(resident MiB before, peak resident MiB while) one stage runs, in this fresh process,
     sampled every 2 ms (getrusage's high-water mark would include the process start)."""
-    import threading
-
-    import psutil
-
     from bgshift.variants import engine
 
     root_path, seg = Path(root), Path(root) / "seg"
     cfg = config.validate(json.loads((root_path / "config.json").read_text()))
-    me, done, peak = psutil.Process(), threading.Event(), [0.0]
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], me.memory_info().rss / 2**20)
-            done.wait(0.002)
-
-    before = me.memory_info().rss / 2**20
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    if stage == "segment":
-        out = root_path / "seg2"
-        segment.run_shard(cfg, root_path / "ingest", 0, out / "0.parquet", out / "stats.parquet")
-    else:
-        engine.run_shard(cfg, root_path / "ingest", seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png",
-                         root_path / "variants", root_path / "variants" / "00000.json", root_path / "drops.parquet")
-    done.set()
-    sampler.join()
-    return before, peak[0]
+    with peak_memory() as measured:
+        if stage == "segment":
+            out = root_path / "seg2"
+            segment.run_shard(cfg, root_path / "ingest", 0, out / "0.parquet", out / "stats.parquet")
+        else:
+            engine.run_shard(cfg, root_path / "ingest", seg / "0.parquet", 0, seg / "summary.json", seg / "mean_background.png",
+                             root_path / "variants", root_path / "variants" / "00000.json", root_path / "drops.parquet")
+    return measured[0], measured[1]
 
 
 def bench_memory() -> None:

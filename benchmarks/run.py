@@ -18,11 +18,12 @@ from findings_bench import bench_findings  # noqa: E402
 from memory_bench import bench_memory  # noqa: E402
 from planning_bench import bench_planning  # noqa: E402
 from segment_bench import bench_segment  # noqa: E402
+from segment_model_bench import bench_segment_model  # noqa: E402
 from shard_reads_bench import bench_shard_reads  # noqa: E402
 from train_bench import bench_train  # noqa: E402
 from variants_bench import bench_variants  # noqa: E402
 
-BENCHES = {"findings": bench_findings, "planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory,
+BENCHES = {"findings": bench_findings, "planning": bench_planning, "variants": bench_variants, "segment": bench_segment, "train": bench_train, "evaluate": bench_evaluate, "memory": bench_memory, "segment_model": bench_segment_model,
            "shard_reads": bench_shard_reads}
 
 

@@ -1,9 +1,12 @@
 """Metrics on hand-made detections with known answers, and exact table aggregation."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -43,6 +46,39 @@ def test_perfect_detections_score_one_and_shifted_ones_zero(tmp_path):
     m = metrics.coco_metrics(gt, shifted)  # IoU = 0.3/1.7 < 0.5 everywhere
     assert m["AP"] == pytest.approx(0.0) and m["AP50"] == pytest.approx(0.0)
     assert metrics.coco_metrics(gt, [])["AP"] == pytest.approx(0.0)
+
+
+def test_ap_at_each_iou_threshold_steps_where_the_boxes_overlap_exactly(tmp_path):
+    """Every detection overlaps its object with IoU exactly 0.70 (70% of its width, full height):
+    AP is 1 at IoU thresholds .50 to .70 and 0 from .75, so AP (their mean) is 0.5 and the
+    per-threshold rows agree with COCO's own AP50 and AP75."""
+    _, gt = ground_truth(tmp_path)
+    narrowed = [{**d, "bbox": [d["bbox"][0], d["bbox"][1], d["bbox"][2] * 0.7, d["bbox"][3]]} for d in perfect(gt)]
+    rows = dict(metrics.metric_rows(gt, narrowed, 0.5, {3: "sheep", 7: "cone"}, background_only=False))
+    assert [rows[f"AP_iou{t}"] for t in range(50, 100, 5)] == pytest.approx([1.0] * 5 + [0.0] * 5)
+    assert rows["AP"] == pytest.approx(0.5) and rows["AP_iou50"] == rows["AP50"] and rows["AP_iou75"] == rows["AP75"]
+
+
+def test_recall_and_predictions_per_image_at_the_score_threshold(tmp_path):
+    """Three objects: one found above the threshold, one found only below it, one missed, and a
+    false positive above it: recall50 1/3, predictions per image 2/2 (AP alone would credit the
+    low-scored find)."""
+    from pycocotools.coco import COCO as Reference
+
+    from bgshift.findings import per_image
+
+    path, gt = ground_truth(tmp_path)
+    sheep, cone, _ = gt.dataset["annotations"]
+    detections = [{"image_id": 1, "category_id": 3, "bbox": sheep["bbox"], "score": 0.9},
+                  {"image_id": 1, "category_id": 7, "bbox": cone["bbox"], "score": 0.3},
+                  {"image_id": 2, "category_id": 3, "bbox": [150, 0, 20, 20], "score": 0.8}]
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = Reference(str(path))
+    units = per_image.detection_rows(reference, detections, 0.5, background_only=False)
+    assert dict(per_image.threshold_rows(units, 0.5, background_only=False)) == pytest.approx(
+        {"recall50": 1 / 3, "predictions_per_image": 1.0})
+    at_low_threshold = per_image.detection_rows(reference, detections, 0.2, background_only=True)
+    assert per_image.threshold_rows(at_low_threshold, 0.2, background_only=True) == [("predictions_per_image", 1.5)]
 
 
 def test_tide_assigns_each_constructed_error_to_its_kind(tmp_path):
@@ -139,7 +175,8 @@ def test_score_recomputes_metrics_from_stored_detections(tmp_path):
     assert per_image.num_rows == 2 * len(gt.getImgIds()) and per_image.schema.metadata[b"bgshift.seed"] == b"3"
     ap = frame[(frame.metric == "AP") & (frame.testset == "test_original")].value.item()
     assert ap == pytest.approx(1.0) and set(frame.seed) == {3}
-    assert frame[frame.testset == "test_only_bg_t"].metric.tolist() == ["fp_per_image"]
+    assert frame[frame.testset == "test_only_bg_t"].metric.tolist() == ["fp_per_image", "predictions_per_image"]
+    assert {"recall50", "AP_iou50", "AP_iou95"} <= set(frame[frame.testset == "test_original"].metric)
 
 
 LEARNING_CHECK = {"trainset": "orig", "testset": "test_original", "ap50_floor": 0.25, "accuracy_floor": 0.5}
@@ -205,10 +242,12 @@ def test_table_files_in_three_formats(tmp_path):
 
 
 # ------------------------------------------- against ultralytics' own validator
-# absolute AP. Measured on this test's model (README, "Cross-checks"): AP 0.599 vs 0.598, AP50
-# 0.913 vs 0.914, AP75 0.759 vs 0.738; the largest gap, 0.021, is the validator's own design
-# (letterboxed batches, 300 detections per image against COCOeval's 100), plus margin.
-YOLO_TOLERANCE = 0.03
+# absolute AP. Measured over five training seeds (0-4) of this test's model, 2026-12-04: the largest
+# gaps were AP 0.033, AP50 0.024, AP75 0.046 (seed 0, the one tested: 0.005, 0.001, 0.001); they are
+# the validator's own design (letterboxed batches, 300 detections per image against COCOeval's 100,
+# its own PR interpolation), largest at the strict IoU of AP75. The tolerance is the largest of the
+# fifteen gaps rounded up; scoring another model or mis-mapped classes differs by the whole AP.
+YOLO_TOLERANCE = 0.05
 
 
 def squares_dataset(root, n: int = 32, size: int = 128):
@@ -332,3 +371,73 @@ def test_faster_coco_eval_scores_the_demo_detections_exactly_as_pycocotools(demo
             _engines_agree(workdir / e["ground_truth"], detections, background_only)
             scored += 1
     assert scored >= 4 * 12
+
+
+def test_ap_by_iou_plot_draws_each_training_sets_mean_curve(tmp_path, monkeypatch):
+    """One line per training set through the seed means of AP_iou50 .. AP_iou95 on test_original."""
+    curves = {"normal": np.linspace(0.9, 0.2, 10), "extreme": np.linspace(0.7, 0.05, 10)}
+    rows = [("retina", trainset, seed, "best", 9, "test_original", f"AP_iou{50 + 5 * k}", value + 0.02 * seed)
+            for trainset, curve in curves.items() for seed in (0, 1) for k, value in enumerate(curve)]
+    rows += [("retina", "normal", 0, "best", 9, "test_bg_color_red", "AP_iou50", 0.0)]  # another test set: not drawn
+    drawn = {}
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: drawn.update(
+        {line.get_label(): line.get_ydata() for line in fig.axes[0].get_lines()}))
+    plots.plot_ap_by_iou(pd.DataFrame(rows, columns=report.COLUMNS), tmp_path / "ap_by_iou.png")
+    assert set(drawn) == {"normal", "extreme"}
+    for trainset, curve in curves.items():
+        assert drawn[trainset] == pytest.approx(curve + 0.01)
+
+
+def test_loss_curves_read_every_families_components_and_average_the_seeds(tmp_path, monkeypatch):
+    """torchvision runs' loss_components.json (per iteration) and YOLO's results.csv (per epoch):
+    one picture per model, one line per training set through the seeds' mean."""
+    from bgshift.report import curves
+
+    done_files = []
+    for seed, offset in ((0, 0.0), (1, 0.2)):
+        run = tmp_path / "frcnn" / "original" / f"seed{seed}"
+        write_json(run / "loss_components.json", {"loss_classifier": [1.0 + offset] * 40, "loss_objectness": [0.5 + offset] * 40})
+        write_json(run / "done.json", {"model": "frcnn", "set": "original", "seed": seed, "family": "frcnn"})
+        done_files.append(run / "done.json")
+    yolo = tmp_path / "yolo" / "original" / "seed0"
+    (yolo / "yolo").mkdir(parents=True)
+    (yolo / "yolo" / "results.csv").write_text("epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/mAP50(B)\n"
+                                               "1,2.0,3.0,1.5,0.1\n2,1.8,2.5,1.4,0.2\n")
+    write_json(yolo / "done.json", {"model": "yolo", "set": "original", "seed": 0, "family": "yolo", "results_csv": "yolo/results.csv"})
+    done_files.append(yolo / "done.json")
+    drawn = {}
+    monkeypatch.setattr(curves, "save_png", lambda fig, path: drawn.update(
+        {path.stem: {ax.get_title(): ax.get_lines()[0].get_ydata() for ax in fig.axes}}))
+    assert curves.curves(done_files, tmp_path / "curves") == ["frcnn", "yolo"]
+    assert drawn["frcnn"]["loss_classifier"] == pytest.approx([1.1] * 40)
+    assert drawn["frcnn"]["loss_objectness"] == pytest.approx([0.6] * 40)
+    assert list(drawn["yolo"]) == ["box_loss", "cls_loss", "dfl_loss"] and drawn["yolo"]["cls_loss"] == pytest.approx([3.0, 2.5])
+
+
+def test_per_class_tables_where_table_metrics_name_per_class_metrics(tmp_path):
+    """`AP/*` tables every class, `AP/sheep` the classes named: rows model x training set x class."""
+    rows = [("m", "orig", seed, "best", 9, test, f"AP/{cls}", value + 0.1 * seed)
+            for seed in (0, 1) for test in ("test_original", "test_bg_color_red") for cls, value in (("sheep", 0.5), ("cone", 0.2))]
+    frame = pd.concat([long_frame(), pd.DataFrame(rows, columns=report.COLUMNS)], ignore_index=True)
+    frame.to_parquet(tmp_path / "m.parquet")
+    settings = {"window": {"start": None, "stop": None}, "learning_check": LEARNING_CHECK}
+    written = report.tables([tmp_path / "m.parquet"], tmp_path / "all", {**settings, "table_metrics": ["AP", "AP/*"]})
+    assert written[0] == "AP_per_class" and "AP" in written
+    table = report.per_class_table(frame[frame.checkpoint == "best"], "AP", None)
+    assert table[["class", "test_original"]].values.tolist() == [["cone", "0.250 ± 0.071 (n=2)"], ["sheep", "0.550 ± 0.071 (n=2)"]]
+    assert "| sheep   | 0.550 ± 0.071 (n=2)" in (tmp_path / "all" / "AP_per_class.md").read_text()
+    report.tables([tmp_path / "m.parquet"], tmp_path / "one", {**settings, "table_metrics": ["AP/sheep"]})
+    assert "sheep" in (tmp_path / "one" / "AP_per_class.md").read_text() and "cone" not in (tmp_path / "one" / "AP_per_class.md").read_text()
+
+
+def test_per_class_plot_draws_each_class_mean_per_test_set(tmp_path, monkeypatch):
+    rows = [("m", "orig", seed, "best", 9, test, f"AP/{cls}", value + 0.1 * seed + (0.3 if test == "test_original" else 0))
+            for seed in (0, 1) for test in ("test_original", "test_bg_color_red") for cls, value in (("sheep", 0.5), ("cone", 0.2))]
+    from matplotlib.container import BarContainer
+
+    heights = {}
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: heights.update(
+        {c.get_label(): [bar.get_height() for bar in c] for c in fig.axes[0].containers if isinstance(c, BarContainer)}))
+    plots.plot_per_class(pd.DataFrame(rows, columns=report.COLUMNS), "AP", None, tmp_path / "per_class_AP.png")
+    assert set(heights) == {"bg_color_red", "original"}  # bars per class: cone, sheep
+    assert heights["bg_color_red"] == pytest.approx([0.25, 0.55]) and heights["original"] == pytest.approx([0.55, 0.85])

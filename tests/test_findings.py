@@ -63,6 +63,9 @@ def test_unit_weight_ap_is_the_scored_ap(tmp_path, seed):
         assert resample.point(evaluation, metric) == reference[metric]
         assert resample.point(evaluation, metric) == pytest.approx(scored[metric], abs=1e-15)
         assert resample.replicates(evaluation, metric, ones) == pytest.approx(np.full(3, scored[metric]), abs=1e-12)
+    for metric in ("AP_iou60", "AP_iou95"):  # AP at one IoU threshold, claimable like AP50
+        assert resample.point(evaluation, metric) == pytest.approx(scored[metric], abs=1e-15)
+        assert resample.replicates(evaluation, metric, ones) == pytest.approx(np.full(3, scored[metric]), abs=1e-12)
     assert resample.point(evaluation, "AP/person") == pytest.approx(scored["AP/person"], abs=1e-15)
     assert resample.point(evaluation, "count_mae") == pytest.approx(scored["count_mae"], abs=1e-12)
     assert resample.point(evaluation, "count_mae/dog") == pytest.approx(scored["count_mae/dog"], abs=1e-12)

@@ -70,6 +70,23 @@ def test_brl_total_on_a_known_set_of_anchors():
     assert total.item() == pytest.approx(positive + confusion, rel=1e-5)
 
 
+def test_brl_minus_keeps_only_the_mirrored_branch_on_a_known_set_of_anchors():
+    """BRL⁻ (the paper's Table 3 ablation): the confident confusion anchor (p = 0.9) costs what it
+    costs under BRL; the unsure one (p = 0.3 <= 1 - t) costs nothing, where BRL charges its
+    negative focal term; the positive anchor's focal term is unchanged. Hand-computed."""
+    alpha, gamma, weight = 0.25, 2.0, 0.1
+    p = torch.tensor([[0.6], [0.9], [0.3]])
+    logits = torch.log(p / (1 - p))
+    states = torch.tensor([0, CONFUSION, CONFUSION])
+    positive = alpha * (1 - 0.6) ** gamma * -math.log(0.6)
+    mirrored = weight * (1 - alpha) * (1 - 0.9) ** gamma * -math.log(0.9)
+    hard_negative = weight * (1 - alpha) * 0.3 ** gamma * -math.log(1 - 0.3)
+    brl_minus = classification_loss(logits, torch.tensor([0]), states, "brl_minus", confusion_weight=weight)
+    brl = classification_loss(logits, torch.tensor([0]), states, "brl", confusion_weight=weight)
+    assert brl_minus.item() == pytest.approx(positive + mirrored, rel=1e-5)
+    assert brl.item() == pytest.approx(positive + mirrored + hard_negative, rel=1e-5)
+
+
 def test_gradient_on_a_confident_confusion_anchor_pushes_it_up_not_down():
     logit = torch.tensor([[2.5]], requires_grad=True)  # p = 0.92 > 1 - t
     classification_loss(logit, torch.zeros(0, dtype=torch.long), torch.tensor([CONFUSION]), "brl").backward()

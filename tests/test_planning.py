@@ -29,7 +29,7 @@ def test_the_paper_scale_grid_plans_the_expected_jobs_per_rule(tmp_path):
     shards = math.ceil(images / 64)
     sets, runs = 18 + 18, 18 * 3 * 3
     assert jobs == {
-        "ingest": 1, "splits": 1, "drops": 1,
+        "ingest": 1, "splits": 1, "drops": 1, "drop_sheet": 1,
         "segment": shards, "segment_sheet": 8, "segment_summary": 1,  # sheets: a sample of shards for review
         "variants": shards, "variant_manifest": 1, "variant_sheet": 1,
         "set_definition": sets, "export": sets, "accounting": 1,

@@ -211,7 +211,24 @@ def test_grabcut_on_coco128_against_ground_truth_polygons(tmp_path, capsys):
     mean_iou = float(overall.split("|")[4])
     with capsys.disabled():
         print(f"\nGrabCut vs COCO ground truth, first 24 coco128 images: mean IoU {mean_iou:.3f}\n{table}")
-    assert mean_iou > 0.45  # measured 0.54 on these images; a broken GrabCut or scorer falls far below
+    # The floor is derived, not fitted: a GrabCut that gives up and returns its starting mask, the
+    # box, scores the box's IoU with the object (mask area / box area). Where GrabCut has the pixels
+    # to model colours from (COCO's large objects, box >= 96x96) it must beat that. Measured
+    # 2026-12-04: large 0.614 vs the box's 0.531 (56 objects); medium 0.497 vs 0.529 and small
+    # 0.519 vs 0.621, where the box is the better mask (docs/findings.md).
+    annotations = {a["ann_id"]: a for a in pq.read_table(tmp_path / "ingest" / "annotations.parquet").to_pylist()}
+
+    def box_area(instance):
+        return annotations[instance["ann_id"]]["bbox"][2] * annotations[instance["ann_id"]]["bbox"][3]
+
+    scored = [i for r in rows for i in r["instances"] if i["iou_vs_gt"] is not None]
+    for name, low, high in (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.inf)):
+        band = [i for i in scored if low <= box_area(i) < high]
+        grabcut = np.mean([i["iou_vs_gt"] for i in band])
+        box = np.mean([masks.decode(annotations[i["ann_id"]]["segmentation"]).sum() / box_area(i) for i in band])
+        print(f"{name} objects ({len(band)}): GrabCut mean IoU {grabcut:.3f}, the box itself {box:.3f}")
+    assert len(band) >= 30 and grabcut > box  # the large objects
+    assert mean_iou == pytest.approx(np.mean([i["iou_vs_gt"] for i in scored]), abs=1e-4)  # the table's "all" row
 
 
 def test_an_instance_without_mask_pixels_fails_qc_whatever_the_method():

@@ -398,3 +398,31 @@ def test_a_set_whose_split_holds_no_image_stops_its_export_naming_both(demo_sets
     monkeypatch.setenv(io.RESULTS_ENV, str(tmp_path))  # outputs stay inside the results folder
     cli.main(splits_cli)
     assert "warning: the val split holds no image" in capsys.readouterr().err
+
+
+def test_the_drop_sheet_draws_kept_boxes_green_and_erased_ones_red(tmp_path, monkeypatch):
+    """Each scheme's row shows its first images that lose a box; the bottom-right corner of every
+    box drawn there is green where the scheme keeps it and red where it erases it."""
+    from bgshift import ingest
+    from bgshift.report import pictures
+    from bgshift.montage import TITLE_HEIGHT
+
+    monkeypatch.setenv(io.RESULTS_ENV, str(tmp_path))
+    cfg = config.validate({"seed": 0, "dataset": {"kind": "synthetic", "synthetic": {"num_images": 6, "width": 160, "height": 120}},
+                           "drops": {"extreme": {"kind": "extreme"}}})
+    ingest.run(cfg, tmp_path / "ingest")
+    drops.run(cfg, tmp_path / "ingest" / "annotations.parquet", tmp_path / "drops.parquet", tmp_path / "tables")
+    assert pictures.drop_overlays(tmp_path / "ingest", tmp_path / "drops.parquet", tmp_path / "sheet.png", 2) == ["extreme"]
+    sheet = images.read_rgb(tmp_path / "sheet.png")
+    decisions = pq.read_table(tmp_path / "drops.parquet").to_pylist()
+    first = min(d["image_id"] for d in decisions if d["dropped"])
+    boxes = {a["ann_id"]: a["bbox"] for a in pq.read_table(tmp_path / "ingest" / "annotations.parquet").to_pylist()}
+    scale = pictures.TILE / 160
+    checked = 0
+    for d in (d for d in decisions if d["image_id"] == first):
+        x, y, w, h = boxes[d["ann_id"]]
+        row, column = TITLE_HEIGHT + 4 + int((y + h) * scale) - 1, 4 + int((x + w) * scale) - 1
+        expected = pictures.ERASED if d["dropped"] else pictures.KEPT
+        assert np.abs(sheet[row, column].astype(int) - expected).max() < 60, (d, sheet[row, column])
+        checked += 1
+    assert checked >= 2

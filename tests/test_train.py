@@ -75,6 +75,10 @@ def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_
     assert (tmp_path / "run" / "best.pt").samefile(tmp_path / "run" / "checkpoints" / done["best"]["name"])
     losses = json.loads((tmp_path / "run" / "losses.json").read_text())
     assert len(losses) == 16 and sum(losses[-4:]) < sum(losses[:4])
+    components = json.loads((tmp_path / "run" / "loss_components.json").read_text())  # torchvision's loss dict, kept
+    assert set(components) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    for k, total in enumerate(losses):  # they sum to the loss that was optimised (each rounded to 5 places)
+        assert sum(values[k] for values in components.values()) == pytest.approx(total, abs=3e-5)
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "iter_000016.pt", weights_only=True)
     assert ckpt["iteration"] == 16 and any(k.startswith("roi_heads") for k in ckpt["model"])
     assert done["family"] == "frcnn"

@@ -38,11 +38,11 @@ def test_dry_run_plans_every_job_of_the_demo(tmp_path):
     jobs = planned_jobs(tmp_path)
     per_shard = {rule: 6 for rule in ("segment", "segment_sheet", "variants")}
     per_run = {rule: 4 for rule in ("train", "detect", "score")}
-    once = {rule: 1 for rule in ("ingest", "splits", "drops", "segment_model", "segment_summary", "variant_manifest", "variant_sheet",
+    once = {rule: 1 for rule in ("ingest", "splits", "drops", "drop_sheet", "segment_model", "segment_summary", "variant_manifest", "variant_sheet",
                                  "accounting", "report_tables", "plots", "findings", "results_page", "summary", "all")}
     per_set = {rule: 18 for rule in ("set_definition", "export")}
     assert jobs == {**per_shard, **per_run, **once, **per_set}
-    assert sum(jobs.values()) == 80
+    assert sum(jobs.values()) == 81
 
 
 DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"

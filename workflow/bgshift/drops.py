@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .io import write_parquet, write_text
+from .io import write_parquet, write_table
 
 DROPS_SCHEMA = pa.schema([("scheme", pa.string()), ("ann_id", pa.int64()), ("image_id", pa.int64()), ("dropped", pa.bool_())])
 
@@ -60,8 +60,7 @@ def run(config: dict, annotations_path: str | Path, out: str | Path, table_dir: 
                       "dropped_percent": round(100.0 * len(dropped) / max(1, len(candidates)), 2)})
     write_parquet(out, pa.Table.from_pylist(rows, schema=DROPS_SCHEMA))
     table = pd.DataFrame(stats)
-    write_text(Path(table_dir) / "drop_statistics.csv", table.to_csv(index=False))
-    write_text(Path(table_dir) / "drop_statistics.md", table.to_markdown(index=False) + "\n")
+    write_table(table, Path(table_dir) / "drop_statistics")
     return {s["scheme"]: s["dropped_percent"] for s in stats}
 
 

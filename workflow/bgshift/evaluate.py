@@ -100,6 +100,7 @@ def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict, 
     names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
     rows = metric_rows(gt, predictions, threshold, names, background_only)
     units = per_image.detection_rows(reference, predictions, threshold, background_only)
+    rows += per_image.threshold_rows(units, threshold, background_only)
     return rows, units, [names[cid] for cid in sorted(names)]
 
 

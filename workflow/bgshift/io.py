@@ -115,6 +115,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def write_table(table, stem: str | os.PathLike, formats: tuple[str, ...] = ("csv", "md"), caption: str | None = None) -> None:
+    """A pandas table as stem.csv / .md / .tex / .html (those named in `formats`), under its
+    caption where the format has one: the one table writer of the stages and the report."""
+    stem = Path(stem)
+    text = {"csv": lambda: table.to_csv(index=False),
+            "md": lambda: (f"{caption}\n\n" if caption else "") + table.to_markdown(index=False) + "\n",
+            "tex": lambda: _latex(table, caption or ""),
+            "html": lambda: (f"<h3>{caption}</h3>\n" if caption else "") + table.to_html(border=0, classes="metrics", index=False) + "\n"}
+    for kind in formats:
+        write_text(stem.with_suffix(f".{kind}"), text[kind]())
+
+
+def _latex(table, caption: str) -> str:
+    latex = (table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+             .set_caption(caption.replace("±", "$\\pm$")).to_latex(hrules=True))
+    return latex.replace(" ± ", " $\\pm$ ") + "\n"
+
+
 def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     """Write JSON with sorted keys so equal content gives equal bytes."""
     write_text(path, json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n")

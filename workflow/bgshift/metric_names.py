@@ -6,12 +6,16 @@ from .config import ConfigError
 
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]  # COCOeval's stats
 TIDE_ERRORS = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss", "FalsePos", "FalseNeg")
+IOU_PERCENTS = tuple(range(50, 100, 5))  # COCO's IoU thresholds .50:.05:.95
+AP_PER_IOU = tuple(f"AP_iou{t}" for t in IOU_PERCENTS)  # AP at one IoU threshold (the BRL paper's Fig 3)
+# at the score threshold: the share of objects found (IoU >= .5) and how many boxes a model puts out
+THRESHOLD_METRICS = ("recall50", "predictions_per_image")
 WRITTEN = {
-    "detection": [*STAT_NAMES, "count_mae", "fp_per_image", *(f"tide/{e}" for e in TIDE_ERRORS)],
+    "detection": [*STAT_NAMES, *AP_PER_IOU, "count_mae", "fp_per_image", *THRESHOLD_METRICS, *(f"tide/{e}" for e in TIDE_ERRORS)],
     "classification": ["accuracy", "challenge_accuracy"],
 }
 PER_CLASS = {"detection": ("AP", "count_mae"), "classification": ("accuracy",)}  # also written as <metric>/<class>
-USUAL = {"detection": ["AP", "AP50", "AP75", "count_mae", "fp_per_image"], "classification": ["accuracy", "challenge_accuracy"]}
+USUAL = {"detection": ["AP", "AP50", "AP75", "count_mae", "fp_per_image", *THRESHOLD_METRICS], "classification": ["accuracy", "challenge_accuracy"]}
 
 
 def check(names: list[str], tasks: set[str], where: str) -> None:

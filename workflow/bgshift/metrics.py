@@ -18,7 +18,7 @@ import numpy as np
 import pycocotools.coco
 import pycocotools.cocoeval
 
-from .metric_names import STAT_NAMES, TIDE_ERRORS
+from .metric_names import AP_PER_IOU, STAT_NAMES, TIDE_ERRORS
 
 # engine -> (its COCO ground-truth class, its COCOeval)
 ENGINES = {
@@ -70,6 +70,17 @@ def _per_class(evaluator) -> dict[int, float]:
         values = precision[:, :, k]
         values = values[values > -1]
         out[int(cid)] = float(values.mean()) if values.size else -1.0
+    return out
+
+
+def _ap_per_iou(evaluator) -> dict[str, float]:
+    """AP at each IoU threshold (.50, .55, ... .95), averaged as COCO averages AP: over the recall
+    thresholds and the classes that have objects (area all, 100 detections); their mean is AP."""
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # T x R x K
+    out = {}
+    for name, values in zip(AP_PER_IOU, precision):
+        valid = values[values > -1]
+        out[name] = float(valid.mean()) if valid.size else -1.0
     return out
 
 
@@ -149,7 +160,7 @@ def metric_rows(gt: COCO, detections: list[dict], threshold: float, names: dict[
     if background_only:  # no objects to find: only false positives can be measured
         return [("fp_per_image", false_positives_per_image(gt, detections, threshold))]
     evaluator = _cocoeval(gt, detections)
-    rows = list(_summary(evaluator).items())
+    rows = list(_summary(evaluator).items()) + list(_ap_per_iou(evaluator).items())
     rows += [(f"AP/{names[cid]}", ap) for cid, ap in sorted(_per_class(evaluator).items())]
     errors = count_errors(gt, detections, threshold)
     rows.append(("count_mae", errors[None]))

@@ -18,3 +18,23 @@ rule drops:
     shell:
         "bgshift drops --config-json {params.config:q} --annotations {input.annotations:q} --out {output.drops:q}"
         " --tables {params.tables:q} > {log:q} 2>&1"
+
+
+rule drop_sheet:
+    """What each drop scheme erases, drawn (kept boxes green, erased red; the BRL paper's Fig 1)."""
+    input:
+        **INGEST_TABLES,
+        drops=rules.drops.output.drops,
+    output:
+        report(f"{RESULTS}/plots/drop_overlays.png", caption="../report/drop_overlays.rst", category="Data"),
+    params:
+        images=config["evaluate"]["example_images"],
+        ingest=lambda wildcards, input: Path(input.images).parent,
+    benchmark:
+        f"{RESULTS}/benchmarks/drop_sheet/drop_sheet.tsv"
+    log:
+        f"{RESULTS}/logs/drop_sheet.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "bgshift drop-sheet --ingest {params.ingest:q} --drops {input.drops:q} --out {output:q} --images {params.images:q} > {log:q} 2>&1"

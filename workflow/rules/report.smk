@@ -25,15 +25,18 @@ rule plots:
     input:
         metrics=EVAL_METRICS,
         manifests=EVAL_MANIFESTS,
+        runs=TRAIN_RUNS,  # their loss components lie beside them
     output:
         by_trainset=report(f"{RESULTS}/plots/ap_by_trainset.png", caption="../report/ap_by_trainset.rst", category="Results"),
         by_drop=report(f"{RESULTS}/plots/ap_by_drop_scheme.png", caption="../report/ap_by_drop.rst", category="Results"),
         mae=report(f"{RESULTS}/plots/mae_by_checkpoint.png", caption="../report/mae_by_checkpoint.rst", category="Results"),
         tide=report(f"{RESULTS}/plots/tide_errors.png", caption="../report/tide_errors.rst", category="Results"),
+        ap_by_iou=report(f"{RESULTS}/plots/ap_by_iou.png", caption="../report/ap_by_iou.rst", category="Results"),
         examples=report(f"{RESULTS}/plots/detections.png", caption="../report/detections.rst", category="Results"),
         detections=directory(f"{RESULTS}/plots/detections"),  # one picture per test set (the results page shows them)
+        curves=directory(f"{RESULTS}/plots/curves"),  # one picture of loss components per trained model
     params:
-        config=job_config(evaluate={key: config["evaluate"][key] for key in ("score_threshold", "example_images")}),
+        config=job_config(evaluate={key: config["evaluate"][key] for key in ("score_threshold", "example_images", "table_metrics")}),
         drop_of=json.dumps({name: SET_SPECS[name].drop for name in TRAIN_SETS}, sort_keys=True),
         out=lambda wildcards, output: Path(output.by_trainset).parent,
     benchmark:
@@ -45,6 +48,7 @@ rule plots:
     shell:
         "bgshift plots --config-json {params.config:q} --metrics {input.metrics:q} --manifests {input.manifests:q}"
         " --out {params.out:q} --examples {output.examples:q} --detections {output.detections:q} --drop-of {params.drop_of:q}"
+        " --runs {input.runs:q} --curves {output.curves:q}"
         " > {log:q} 2>&1"
 
 
@@ -83,6 +87,7 @@ rule results_page:
         plots=rules.plots.output,
         findings=rules.findings.output if CLAIMS else [],
         contact_sheet=rules.variant_sheet.output,
+        drop_sheet=rules.drop_sheet.output,
     output:
         page=report(f"{RESULTS}/index.html", caption="../report/index.rst", category="1 Results page"),
     params:

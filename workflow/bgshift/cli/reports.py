@@ -22,15 +22,29 @@ def cmd_report_tables(args: argparse.Namespace) -> None:
     ("--metrics", {"nargs": "+", "required": True}), ("--manifests", {"nargs": "+", "required": True}),
     ("--out", {"required": True}), ("--examples", {"required": True, "help": "the test_original picture"}),
     ("--detections", {"required": True, "help": "folder of one picture per test set"}),
-    ("--drop-of", {"required": True, "help": "JSON: training set -> its drop scheme"})])
+    ("--drop-of", {"required": True, "help": "JSON: training set -> its drop scheme"}),
+    ("--runs", {"nargs": "*", "default": [], "help": "the runs' done.json (their loss curves)"}),
+    ("--curves", {"required": True, "help": "folder of one loss-curve picture per model"})])
 def cmd_plots(args: argparse.Namespace) -> None:
-    from ..report import pictures, plots
+    from ..report import curves, pictures, plots
+
+    from ..report.tables import per_class_names
 
     config = load_config(args)
-    plots.plots(args.metrics, args.out, json.loads(args.drop_of))
+    plots.plots(args.metrics, args.out, json.loads(args.drop_of), per_class_names(config["evaluate"]["table_metrics"] or []))
+    print(f"loss curves of {curves.curves(args.runs, args.curves)}")
     drawn = pictures.detection_pictures(args.manifests, args.examples, args.detections, config["evaluate"]["score_threshold"],
                                         config["evaluate"]["example_images"])
     print(f"detections drawn on {len(drawn)} test sets")
+
+
+@command("drop-sheet", "each drop scheme's first images that lose a box: kept boxes green, erased red", False, [
+    ("--ingest", {"required": True}), ("--drops", {"required": True}), ("--out", {"required": True}),
+    ("--images", {"type": int, "required": True, "help": "images per scheme (evaluate.example_images)"})])
+def cmd_drop_sheet(args: argparse.Namespace) -> None:
+    from ..report import pictures
+
+    print(f"drop schemes drawn: {pictures.drop_overlays(args.ingest, args.drops, args.out, args.images)}")
 
 
 @command("results-page", "results/index.html: learning check, findings, heatmap tables, pictures, provenance", True, [

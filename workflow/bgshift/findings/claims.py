@@ -12,9 +12,10 @@ import itertools
 from dataclasses import dataclass
 
 from ..config import ConfigError
+from ..metric_names import AP_PER_IOU
 from ..pretrained import PRETRAINED
 
-DETECTION_METRICS = {"AP", "AP50", "AP75", "count_mae", "fp_per_image"}
+DETECTION_METRICS = {"AP", "AP50", "AP75", *AP_PER_IOU, "count_mae", "fp_per_image"}
 CLASSIFICATION_METRICS = {"accuracy", "challenge_accuracy"}
 
 

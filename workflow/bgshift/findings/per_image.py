@@ -81,6 +81,20 @@ def detection_rows(gt, detections: list[dict], threshold: float, background_only
     return rows
 
 
+def threshold_rows(rows: list[dict], threshold: float, background_only: bool) -> list[tuple[str, float]]:
+    """What AP hides, at the score threshold, from one test set's per-image records: recall50, the
+    share of the objects AP counts that a detection at or above the threshold matches at IoU .5
+    (COCO's matching; each object matched at most once), and predictions_per_image, the boxes
+    at or above it per image (on a background-only set, every one is a false positive)."""
+    volume = ("predictions_per_image", sum(sum(r["detected"]) for r in rows) / len(rows) if rows else float("nan"))
+    if background_only:
+        return [volume]
+    objects = sum(sum(r["npos"]) for r in rows)
+    found = sum(1 for r in rows for score, matched, ignored in zip(r["det_score"], r["det_matched"], r["det_ignored"])
+                if score >= threshold and matched & 1 and not ignored & 1)
+    return [("recall50", found / objects if objects else float("nan")), volume]
+
+
 def classification_rows(labels: np.ndarray, correct: np.ndarray, image_ids: list[int], ann_ids: list[int],
                         names: list[str], challenge: bool) -> list[dict]:
     """One row per source image: per class its samples and correct predictions; on the

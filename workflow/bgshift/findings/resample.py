@@ -20,11 +20,13 @@ import pyarrow.compute as pc
 import scipy.sparse
 
 from . import kernel
+from ..metric_names import AP_PER_IOU
 from .claims import metric_family
 from .per_image import IOU_THRESHOLDS, classes_of
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101)  # COCO's recThrs, built as pycocotools builds it
-IOU_INDEX = {"AP": list(range(IOU_THRESHOLDS)), "AP50": [0], "AP75": [5]}  # .50:.95, .50, .75
+IOU_INDEX = {"AP": list(range(IOU_THRESHOLDS)), "AP50": [0], "AP75": [5],  # .50:.95, .50, .75
+             **{name: [k] for k, name in enumerate(AP_PER_IOU)}}  # AP_iou50 ... AP_iou95
 THREADS = 2  # classes computed side by side: the machines this runs on have 2 cores
 
 

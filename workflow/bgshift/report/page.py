@@ -125,6 +125,7 @@ def pictures(results: Path, testsets: list[str]) -> list[dict]:
     found = [("Variants of the same images", results / "variants" / "contact_sheet.png")]
     found += [(f"Detections on {name}", results / "plots" / "detections" / f"{name}.png") for name in testsets]
     found += [(path.stem.replace("_", " "), path) for path in sorted((results / "plots").glob("*.png")) if path.stem != "detections"]
+    found += [(f"Loss components of {path.stem}", path) for path in sorted((results / "plots" / "curves").glob("*.png"))]
     return [{"title": title, "uri": image_uri(path)} for title, path in found if path.is_file()]
 
 

@@ -15,6 +15,7 @@ from ..montage import fit_square, grid
 
 TILE = 256  # each image is fitted into a TILE x TILE square, so labels stay readable at any source size
 TRUTH, DETECTION = (255, 255, 255), (0, 200, 0)
+KEPT, ERASED = (0, 200, 0), (230, 0, 0)
 
 
 def fitted(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -100,3 +101,31 @@ def detection_pictures(manifests: list[str | Path], out: str | Path, out_dir: st
         write_bytes(Path(out_dir) / f"{test_set}.png", imgs.encode_png(stacked(picture)))
     write_bytes(out, imgs.encode_png(stacked(rows.get("test_original", []))))
     return sorted(rows)
+
+
+def drop_overlays(ingest_dir: str | Path, drops_path: str | Path, out: str | Path, images: int) -> list[str]:
+    """One row per drop scheme: its first `images` images that lose a box (the first images where
+    it drops none), kept boxes green and erased ones red, each with its class (the BRL paper's
+    Fig 1). Returns the schemes drawn."""
+    import pyarrow.parquet as pq
+
+    ingest_dir = Path(ingest_dir)
+    paths = {r["image_id"]: r["path"] for r in pq.read_table(ingest_dir / "images.parquet", columns=["image_id", "path"]).to_pylist()}
+    names = {r["category_id"]: r["name"] for r in pq.read_table(ingest_dir / "categories.parquet").to_pylist()}
+    boxes = {r["ann_id"]: (r["bbox"], names[r["category_id"]])
+             for r in pq.read_table(ingest_dir / "annotations.parquet", columns=["ann_id", "bbox", "category_id"]).to_pylist()}
+    table = pq.read_table(drops_path).to_pandas()
+    rows = []
+    for scheme, decisions in table.groupby("scheme", sort=False):
+        losing = sorted(decisions[decisions.dropped].image_id.unique()) or sorted(decisions.image_id.unique())
+        tiles = []
+        for image_id in losing[:images]:
+            square, scale = fitted(imgs.read_rgb(paths[image_id]))
+            of_image = decisions[decisions.image_id == image_id]
+            for dropped, colour in ((False, KEPT), (True, ERASED)):
+                chosen = [boxes[a] for a in of_image[of_image.dropped == dropped].ann_id]
+                square = drawn(square, [b for b, _ in chosen], [n for _, n in chosen], colour, scale).permute(1, 2, 0).numpy()
+            tiles.append(square)
+        rows.append(montage(tiles, images, f"{scheme}: kept boxes green, erased red ({int(decisions.dropped.sum())} of {len(decisions)} erased)"))
+    write_bytes(out, imgs.encode_png(stacked(rows)))
+    return list(table.scheme.unique())

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import metric_names
-from ..io import write_parquet, write_text
+from ..io import write_parquet, write_table as write_table_as, write_text
 
 COLUMNS = ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
 
@@ -81,6 +81,29 @@ def background_gap(frame: pd.DataFrame) -> pd.DataFrame:
     return gap.assign(testset="bg_gap")
 
 
+def per_class_names(names: list[str]) -> dict[str, list[str] | None]:
+    """The per-class families that table_metrics names ("AP/sheep", or "AP/*" for every class):
+    family -> the classes named (None: all)."""
+    chosen: dict[str, list[str] | None] = {}
+    for name in names:
+        family, _, cls = name.partition("/")
+        if cls:
+            chosen[family] = None if cls == "*" or chosen.get(family, []) is None else [*chosen.get(family, []), cls]
+    return chosen
+
+
+def per_class_table(best: pd.DataFrame, family: str, classes: list[str] | None) -> pd.DataFrame:
+    """Rows model x training set x class, columns test sets, cells mean ± std over seeds."""
+    rows = best[best.metric.str.startswith(f"{family}/")]
+    rows = rows.assign(**{"class": rows.metric.str.removeprefix(f"{family}/")})
+    if classes is not None:
+        rows = rows[rows["class"].isin(classes)]
+    if rows.empty:
+        return pd.DataFrame()
+    cells = rows.groupby(["model", "trainset", "class", "testset"])["value"].apply(mean_std).unstack("testset")
+    return cells.rename_axis(columns=None).reset_index().rename(columns={"trainset": "training set"})
+
+
 TIDE_MAIN = ["Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"]
 
 
@@ -96,11 +119,7 @@ def tide_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, stem: Path, caption: str) -> None:
-    write_text(stem.with_suffix(".md"), f"{caption}\n\n" + table.to_markdown(index=False) + "\n")
-    latex = (table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-             .set_caption(caption.replace("±", "$\\pm$")).to_latex(hrules=True))
-    write_text(stem.with_suffix(".tex"), latex.replace(" ± ", " $\\pm$ ") + "\n")
-    write_text(stem.with_suffix(".html"), f"<h3>{caption}</h3>\n" + table.to_html(border=0, classes="metrics", index=False) + "\n")
+    write_table_as(table, stem, ("md", "tex", "html"), caption)
 
 
 def _remove_stale_tables(out_dir: Path, written: list[str]) -> None:
@@ -121,7 +140,12 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     written = []
     best = frame[frame.checkpoint == "best"]
     names = metric_names.usual(set(frame.metric)) if settings["table_metrics"] is None else settings["table_metrics"]
-    for metric in names:
+    for family, classes in per_class_names(names).items():
+        table = per_class_table(best, family, classes)
+        if not table.empty:
+            write_table(table, out_dir / f"{family}_per_class", f"{family} per class (best checkpoint by validation), mean ± std over seeds")
+            written.append(f"{family}_per_class")
+    for metric in (name for name in names if "/" not in name):
         per_seed = best[best.metric == metric][["model", "trainset", "seed", "testset", "value"]]
         if per_seed.empty:
             continue

@@ -64,12 +64,12 @@ class SegmentationData:
 
         batch = [sample for sample in batch if sample is not None]
         if not batch:  # every image of the batch failed to decode: a step that changes nothing
-            return sum(p.sum() for p in model.parameters()) * 0.0
+            return {"bce": sum(p.sum() for p in model.parameters()) * 0.0}
         jittered = [colour_jitter(rgb, np.random.default_rng(int(torch.randint(2**31, ()))), self.colour_jitter)
                     for rgb, _ in batch]
         x = Segmenter(model, "binary", self.samples.size, device).preprocess(jittered)
         y = torch.from_numpy(np.stack([np.ascontiguousarray(t) for _, t in batch]))[:, None].to(device)
-        return torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
+        return {"bce": torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)}
 
     @staticmethod
     def val_score(model, device) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .. import images as imgs
-from ..io import write_bytes, write_json, write_text
+from ..io import write_bytes, write_json, write_table
 from .schema import MEAN_IMAGE_SIZE
 
 
@@ -61,5 +61,4 @@ def write_quality_table(scores: dict[tuple[str, str], list[float]], tables_dir: 
     overall = frame.assign(**{"class": "all"}).groupby(["method", "class"])["iou"].agg(
         instances="count", mean_iou="mean", median_iou="median")
     table = pd.concat([per_class, overall]).reset_index().round(4)
-    write_text(tables_dir / "segmentation_quality.csv", table.to_csv(index=False))
-    write_text(tables_dir / "segmentation_quality.md", table.to_markdown(index=False) + "\n")
+    write_table(table, tables_dir / "segmentation_quality")

@@ -127,10 +127,10 @@ class CropData:
         self.val = CropSplit(set_dir / "parquet" / "val")
 
     @staticmethod
-    def loss(model: torch.nn.Module, batch: list[tuple[torch.Tensor, int]], device: torch.device) -> torch.Tensor:
+    def loss(model: torch.nn.Module, batch: list[tuple[torch.Tensor, int]], device: torch.device) -> dict[str, torch.Tensor]:
         images = torch.stack([image for image, _ in batch]).to(device)
         labels = torch.tensor([label for _, label in batch], device=device)
-        return torch.nn.functional.cross_entropy(model(images), labels)
+        return {"cross_entropy": torch.nn.functional.cross_entropy(model(images), labels)}
 
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
         if not len(self.val):

@@ -108,10 +108,12 @@ class DetectionData:
         self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
 
     @staticmethod
-    def loss(model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor:
+    def loss(model: torch.nn.Module, batch: list, device: torch.device) -> dict[str, torch.Tensor]:
+        """torchvision's loss dict (Faster R-CNN: loss_classifier, loss_box_reg, loss_objectness,
+        loss_rpn_box_reg; RetinaNet: classification, bbox_regression)."""
         images = [s[0].to(device) for s in batch]
         targets = [{k: v.to(device) for k, v in s[1].items()} for s in batch]
-        return sum(model(images, targets).values())
+        return model(images, targets)
 
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None:
         if not len(self.val):

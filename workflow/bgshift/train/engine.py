@@ -30,13 +30,13 @@ from ..weights import fit, load_state
 
 
 class TrainingData(Protocol):
-    """What the loop trains on: samples keyed (index, flip), the loss of a batch (the list of its
-    samples), a checkpoint's val score."""
+    """What the loop trains on: samples keyed (index, flip), the loss components of a batch (the
+    list of its samples; the loop optimises their sum and keeps each), a checkpoint's val score."""
 
     metric: str  # the name of val_score's figure (higher is better)
     samples: torch.utils.data.Dataset
 
-    def loss(self, model: torch.nn.Module, batch: list, device: torch.device) -> torch.Tensor: ...
+    def loss(self, model: torch.nn.Module, batch: list, device: torch.device) -> dict[str, torch.Tensor]: ...
 
     def val_score(self, model: torch.nn.Module, device: torch.device) -> float | None: ...  # None without val samples
 
@@ -113,7 +113,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = run_dir / "last.pt"
     state = _resume(last, model, optimiser, schedule, scaler, device, total) if last.is_file() else \
-        {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": []}
+        {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": [], "components": {}}
     started = time.perf_counter()
     seen = 0
     model.train()
@@ -128,7 +128,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
             break
         it = state["iteration"]
         with mixed_precision(device, settings):
-            loss = data.loss(model, batch, device)
+            loss = sum(value.float() for value in (components := data.loss(model, batch, device)).values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss is {float(loss)} at iteration {it} (learning rate too high?); "
                                      f"the last checkpoint is {last if last.is_file() else 'not written yet'}")
@@ -141,7 +141,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
         schedule.step()
         seen += len(batch)
         state["iteration"] = it + 1
-        state["losses"].append(round(float(loss.detach()), 5))
+        _record(state, loss, components)
         if state["iteration"] % settings["checkpoint_every"] == 0 or state["iteration"] == total:
             _checkpoint(model, data, device, ckpt_dir, state)
             model.train()
@@ -152,7 +152,15 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
                "loss_first": state["losses"][0] if state["losses"] else None, "loss_last": state["losses"][-1] if state["losses"] else None,
                "train_images_per_s_this_session": round(seen / elapsed, 3) if elapsed > 0 and seen else None}
     write_json(run_dir / "losses.json", state["losses"])
+    write_json(run_dir / "loss_components.json", state["components"])  # per iteration; they sum to losses.json
     return summary
+
+
+def _record(state: dict, loss: torch.Tensor, components: dict[str, torch.Tensor]) -> None:
+    """This iteration's loss and each of its components (the curves and the runs' summaries)."""
+    state["losses"].append(round(float(loss.detach()), 5))
+    for name, value in components.items():
+        state["components"].setdefault(name, []).append(round(float(value.detach()), 5))
 
 
 def _resume(last: Path, model, optimiser, schedule, scaler, device: torch.device, total: int) -> dict:

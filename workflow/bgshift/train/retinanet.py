@@ -28,7 +28,7 @@ LABEL_OFFSET = 0
 
 
 class RecalibratedRetinaNet(tvd.RetinaNet):
-    """torchvision's RetinaNet whose classification loss is focal, brl or ignore_confusion."""
+    """torchvision's RetinaNet whose classification loss is focal, brl, brl_minus or ignore_confusion (losses.py)."""
 
     def __init__(self, *args, loss: str = "focal", confusion_iou: float = 0.1, confusion_weight: float = 0.1,
                  recalibration_threshold: float = 0.5, **kwargs):
