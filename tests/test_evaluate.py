@@ -441,3 +441,14 @@ def test_per_class_plot_draws_each_class_mean_per_test_set(tmp_path, monkeypatch
     plots.plot_per_class(pd.DataFrame(rows, columns=report.COLUMNS), "AP", None, tmp_path / "per_class_AP.png")
     assert set(heights) == {"bg_color_red", "original"}  # bars per class: cone, sheep
     assert heights["bg_color_red"] == pytest.approx([0.25, 0.55]) and heights["original"] == pytest.approx([0.55, 0.85])
+
+
+def test_the_results_page_has_a_per_class_panel_where_a_per_class_table_was_written():
+    from bgshift.report import page
+
+    rows = [("m", "orig", seed, "best", 9, test, f"AP/{cls}", value + 0.1 * seed)
+            for seed in (0, 1) for test in ("test_original", "test_bg_color_red") for cls, value in (("sheep", 0.5), ("cone", 0.2))]
+    frame = pd.DataFrame(rows, columns=report.COLUMNS)
+    sections = page.metric_tables(frame, ["AP_per_class"], {"test_original": "original", "test_bg_color_red": "bg_color"})
+    assert [s["metric"] for s in sections] == ["AP_per_class"]
+    assert "m · sheep" in sections[0]["html"] and "m · cone" in sections[0]["html"] and "0.550" in sections[0]["html"]

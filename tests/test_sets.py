@@ -75,6 +75,26 @@ def test_drop_table_and_seed(tmp_path):
     assert drops.dropped_ids(tmp_path / "d2.parquet")["easy"] != first["easy"]
 
 
+def test_a_categories_scheme_removes_every_annotation_of_the_named_classes_and_nothing_else(tmp_path):
+    """The context-class experiment's drop: with "sea" (class 1) named, the 6 labelled class-1 boxes
+    go, the 9 class-0 ones, the unlabelled and the crowd one stay as they were; an unknown class
+    stops the job naming the scheme, the class and the dataset's classes."""
+    from bgshift.ingest.tables import ANNOTATIONS_SCHEMA
+    from bgshift.io import write_parquet
+
+    anns = [{**a, "bbox": [0, 0, 1, 1], "area": 1.0, "segmentation": None, "difficult": False, "truncated": False}
+            for a in constructed_annotations()]
+    write_parquet(tmp_path / "a.parquet", pa.Table.from_pylist(anns, schema=ANNOTATIONS_SCHEMA))
+    pq.write_table(pa.table({"category_id": [0, 1], "name": ["whale", "sea"], "index": [0, 1]}), tmp_path / "categories.parquet")
+    cfg = {"seed": 0, "drops": {"no_sea": {"kind": "categories", "categories": ["sea"], "fraction": 0.5}}}
+    assert drops.run(cfg, tmp_path / "a.parquet", tmp_path / "d.parquet", tmp_path) == {"no_sea": 40.0}
+    removed = drops.dropped_ids(tmp_path / "d.parquet")["no_sea"]
+    assert removed == {a["ann_id"] for a in anns if a["category_id"] == 1 and a["labelled"] and not a["iscrowd"]} and len(removed) == 6
+    cfg["drops"]["no_sea"]["categories"] = ["sky"]
+    with pytest.raises(ValueError, match=r"drops.no_sea.categories: \['sky'\] \(the dataset's classes: \['sea', 'whale'\]"):
+        drops.run(cfg, tmp_path / "a.parquet", tmp_path / "d.parquet", tmp_path)
+
+
 def test_ratio_group_and_predefined_splits():
     imgs = [{"image_id": i, "group": "a" if i <= 30 else "b", "split": None} for i in range(1, 41)]
     ratio = splits.assign(imgs, {"method": "ratio", "ratios": {"train": 0.5, "val": 0.25, "test": 0.25}}, seed=0)

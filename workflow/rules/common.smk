@@ -83,7 +83,9 @@ def segment_model_input(wildcards):
 
 VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
 VARIANT_FAMILIES = [spec.family for spec in expand_variants(config["variants"])]  # in VARIANTS' order
-SCENE_FILES = [str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()]
+# the pictures the variant jobs paint in: variants.scenes_dir and every bg_pool's folder
+SCENE_FILES = sorted({*(str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()),
+                      *(path for spec in expand_variants(config["variants"]) for path in spec.params.get("pool", {}).values())})
 # What each set's content depends on (its spec, and every variant's family and parameters),
 # written by the set_definition rule; editing one variant re-exports only the sets made of it.
 SET_DEFINITIONS = set_definitions(config)
@@ -94,7 +96,7 @@ SETS = list(SET_SPECS)
 def set_scene_files(wildcards):
     """The scene images a set's bg_scene variants paint in."""
     made_of = SET_DEFINITIONS[wildcards.set]["made_of"]["variants"]
-    return sorted({v["params"]["scene_path"] for v in made_of.values() if "scene_path" in v["params"]})
+    return sorted({path for v in made_of.values() for path in [v["params"].get("scene_path"), *v["params"].get("pool", {}).values()] if path})
 
 
 MODELS = list(config["train"]["models"])

@@ -2,6 +2,7 @@ rule drops:
     """Annotation-drop schemes, kept/dropped per annotation, and the share each drops."""
     input:
         annotations=rules.ingest.output.annotations,
+        categories=rules.ingest.output.categories,  # the classes a `categories` scheme names
     output:
         drops=f"{RESULTS}/drops/drops.parquet",
         table=f"{RESULTS}/tables/drop_statistics.csv",

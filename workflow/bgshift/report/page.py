@@ -25,6 +25,7 @@ from .tables import background_gap, load_metrics
 LOWER_IS_BETTER = ("count_mae", "fp_per_image", "tide/")
 BOUNDED = ("AP", "AR", "accuracy")  # metrics in [0, 1]: one colour scale for every table of them
 BASELINE = "test_original"
+PER_CLASS = "_per_class"  # the stem of a per-class table (tables.per_class_table)
 LEAD = ("AP50", "accuracy")  # the headline metrics of detection and classification lead the tables
 GROUP_ORDER = ["original", *[f for f in FAMILIES if f != "original"], "pooled", "challenge"]
 VERDICT_COLOURS = {"holds": "#c7e9c0", "equivalent": "#c6dbef", "reversed": "#fcbba1", "inconclusive": "#eeeeee"}
@@ -97,11 +98,15 @@ def metric_tables(metrics: pd.DataFrame, names: list[str], families: dict[str, s
     """One heatmap per table metric at the best checkpoint, and the BG-gap where it is defined."""
     best = metrics[metrics.checkpoint == "best"]
     sections = []
-    for metric in names:
-        per_seed = best[best.metric == metric][["model", "trainset", "seed", "testset", "value"]]
+    for name in names:
+        metric, per_seed = name, best[best.metric == name][["model", "trainset", "seed", "testset", "value"]]
+        if name.endswith(PER_CLASS):  # a per-class table: one row per model · class and training set
+            metric = name.removesuffix(PER_CLASS)
+            rows = best[best.metric.str.startswith(f"{metric}/")]
+            per_seed = rows.assign(model=rows.model + " · " + rows.metric.str.removeprefix(f"{metric}/"))
+            per_seed = per_seed[["model", "trainset", "seed", "testset", "value"]]
         if not per_seed.empty:
-            sections.append({"metric": metric, "html": heatmap(per_seed, metric, families),
-                             "lower": metric.startswith(LOWER_IS_BETTER)})
+            sections.append({"metric": name, "html": heatmap(per_seed, metric, families), "lower": metric.startswith(LOWER_IS_BETTER)})
     gap = background_gap(metrics)
     if not gap.empty:
         sections.append({"metric": "bg_gap", "html": heatmap(gap, "bg_gap", {**families, "bg_gap": "mixed_same − mixed_rand"}),
@@ -136,7 +141,7 @@ def build(results: str | Path, config: dict, families: dict[str, str], out: str 
     results = Path(results)
     metrics = load_metrics([results / "tables" / "metrics.parquet"])
     learning = json.loads((results / "tables" / "learning.json").read_text())
-    written = [n for n in json.loads((results / "tables" / "index.json").read_text()) if n in set(metrics.metric)]
+    written = [n for n in json.loads((results / "tables" / "index.json").read_text()) if n in set(metrics.metric) or n.endswith(PER_CLASS)]
     names = sorted(written, key=lambda n: n not in LEAD)  # the headline metric first, then as the tables were written
     findings_path = results / "findings.json"
     findings = json.loads(findings_path.read_text()) if findings_path.is_file() else None

@@ -110,6 +110,14 @@ def bg_scene(ctx, p, rng):
     return Result(ctx.composite(ctx.pixels, ctx.fitted(ctx.scenes[p["scene"]]), ctx.foreground, p["feather"]), background=p["scene"])
 
 
+def bg_pool(ctx, p, rng):
+    """The objects on a picture drawn from a pool of unrelated scenes (seeded per image and
+    variant; its name recorded as the background), as the deck's generic backgrounds."""
+    names = sorted(p["pool"])
+    chosen = names[int(rng.integers(len(names)))]
+    return Result(ctx.composite(ctx.pixels, ctx.fitted(ctx.scenes[chosen]), ctx.foreground, p["feather"]), background=chosen)
+
+
 def bg_gray(ctx, p, rng):
     return Result(ctx.composite(ctx.pixels, ctx.gray, ctx.foreground, p["feather"]))
 
@@ -128,8 +136,15 @@ def unl_color(ctx, p, rng):
 
 
 def unl_patch(ctx, p, rng):
+    """Unlabelled objects covered by real background: a patch from elsewhere in the same image, or
+    with `textures`, a texture picture drawn (seeded) from that folder (the sheep study's grass)."""
     hidden = ctx.hidden(p.get("drop"))
     mask = ctx.hidden_mask(hidden)
+    if p.get("pool"):
+        names = sorted(p["pool"])
+        texture = names[int(rng.integers(len(names)))]
+        return Result(ctx.composite(ctx.fitted(ctx.scenes[texture]), ctx.pixels, mask, p["feather"]), objects="visible",
+                      hidden=hidden, background=texture)
     patched = patch_fill(ctx, mask, rng)  # differs from the image only inside the mask: the hard-edged composite itself
     return Result(ctx.composite(patched, ctx.pixels, mask, p["feather"]) if p["feather"] > 0 else patched, objects="visible",
                   hidden=hidden)

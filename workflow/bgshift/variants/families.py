@@ -48,6 +48,7 @@ RECORDS = (
     VariantFamily("bg_blur", catalog.bg_blur, keeps="foreground"),
     VariantFamily("bg_crop", catalog.bg_crop),
     VariantFamily("bg_scene", catalog.bg_scene, naming.scenes, needs=frozenset({MASKS, SCENES}), keeps="foreground"),
+    VariantFamily("bg_pool", catalog.bg_pool, naming.pool, needs=frozenset({MASKS, SCENES}), keeps="foreground"),
     VariantFamily("bg_gray", catalog.bg_gray, keeps="foreground"),
     VariantFamily("unl_black", catalog.unl_black, naming.grid_per_drop),
     VariantFamily("unl_color", catalog.unl_color, naming.grid_per_drop),

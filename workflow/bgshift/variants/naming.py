@@ -63,9 +63,25 @@ def scenes(family: str, params: dict, scenes_dir: str | Path) -> Choices:
 
 
 def grid_per_drop(family: str, params: dict, scenes_dir: str | Path) -> Choices:
-    """Masking unlabelled objects after a drop scheme: the grid, once per scheme named in `drop`."""
+    """Masking unlabelled objects after a drop scheme: the grid, once per scheme named in `drop`;
+    `textures` (unl_patch): a folder whose pictures become the variant's pool."""
+    if "textures" in params:
+        textures = {k: v for k, v in params.items() if k != "textures"}
+        pictures = pool(family, {"folder": params["textures"]}, scenes_dir)[0][1]["pool"]
+        return [(suffix, {**chosen, "pool": pictures}) for suffix, chosen in grid_per_drop(family, textures, scenes_dir)]
     if "drop" not in params:
         return grid(family, params, scenes_dir)
     rest = {k: v for k, v in params.items() if k != "drop"}
     return [(suffix + ("" if scheme == "none" else f"_{scheme}"), {**chosen, "drop": None if scheme == "none" else scheme})
             for scheme in listed(params["drop"]) for suffix, chosen in grid(family, rest, scenes_dir)]
+
+
+def pool(family: str, params: dict, scenes_dir: str | Path) -> Choices:
+    """One variant whose every image gets a picture drawn (seeded) from a folder: `folder`, or
+    variants.scenes_dir."""
+    folder = params.get("folder") or scenes_dir
+    available = scene_files(folder)
+    if not available:
+        raise ValueError(f"variants.catalog.{family}: no background picture (.jpg/.png) in {folder}/")
+    named = {check_name(name, f"variants.catalog.{family}: picture {path}"): str(path) for name, path in available.items()}
+    return [("", {**{k: v for k, v in params.items() if k != "folder"}, "pool": named})]
