@@ -114,8 +114,7 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
     last = run_dir / "last.pt"
     state = _resume(last, model, optimiser, schedule, scaler, device, total) if last.is_file() else \
         {"iteration": 0, "checkpoints": [], "best": {"iteration": None, data.metric: -1.0}, "stale": 0, "losses": [], "components": {}}
-    started = time.perf_counter()
-    seen = 0
+    started, seen = time.perf_counter(), 0
     model.train()
     batches = torch.utils.data.DataLoader(
         data.samples, collate_fn=as_list, num_workers=settings["workers"],
@@ -128,7 +127,8 @@ def train(name: str, build: Callable[[], torch.nn.Module], data: TrainingData, s
             break
         it = state["iteration"]
         with mixed_precision(device, settings):
-            loss = sum(value.float() for value in (components := data.loss(model, batch, device)).values())
+            components = data.loss(model, batch, device)
+        loss = sum(value.float() for value in components.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss is {float(loss)} at iteration {it} (learning rate too high?); "
                                      f"the last checkpoint is {last if last.is_file() else 'not written yet'}")
