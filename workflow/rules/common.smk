@@ -142,11 +142,17 @@ TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
 TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names, and nothing at all when there are none
+    (an empty constraint would leave the wildcard unconstrained)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
 # Every rule's wildcards take only the names this config defines (train and adopt narrow them
 # further: which of the two makes a run's done.json).
 wildcard_constraints:
-    model="|".join(map(re.escape, MODELS)),
-    set="|".join(map(re.escape, SETS + ([PRETRAINED] if EVALUATE_ONLY else []))),
+    model=one_of(MODELS),
+    set=one_of(SETS + ([PRETRAINED] if EVALUATE_ONLY else [])),
     seed=r"\d+",
 
 

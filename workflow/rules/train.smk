@@ -10,8 +10,8 @@ rule train:
         config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
         run_dir=lambda wildcards, output: Path(output.done).parent,
     wildcard_constraints:  # narrower than the global ones: a run's done.json is trained or adopted
-        model="|".join(map(re.escape, TRAINED_MODELS)),
-        set="|".join(map(re.escape, TRAIN_SETS)),
+        model=one_of(TRAINED_MODELS),
+        set=one_of(TRAIN_SETS),
     threads: config["train"]["threads"]
     resources:
         gpu=1,
@@ -42,7 +42,7 @@ rule adopt:
     params:
         config=lambda wildcards: job_config(train={"models": {wildcards.model: model_settings(wildcards.model)}}),
     wildcard_constraints:
-        model="|".join(map(re.escape, EVALUATE_ONLY)),
+        model=one_of(EVALUATE_ONLY),
     benchmark:
         f"{RESULTS}/benchmarks/adopt/{{model}}.tsv"
     log:
