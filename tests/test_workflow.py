@@ -152,13 +152,15 @@ def test_demo_ends_with_metrics_tables_plots_and_report(demo_run, tmp_path):
     assert set(metrics.seed) == {0, 1} and metrics.testset.nunique() == 12
     swept = metrics[(metrics.testset == "test_original") & (metrics.checkpoint != "best")]
     assert swept.checkpoint.nunique() >= 2  # the sweep test set is evaluated at every kept checkpoint
-    assert set(metrics[metrics.testset == "test_only_bg_t"].metric) == {"fp_per_image"}
+    assert set(metrics[metrics.testset == "test_only_bg_t"].metric) == {"fp_per_image", "predictions_per_image"}
+    assert {"recall50", "AP_iou50", "AP_iou95"} <= set(metrics[metrics.testset == "test_original"].metric)
     for stem in ("AP", "AP50", "AP75", "count_mae", "fp_per_image", "bg_gap"):
         for suffix in (".md", ".tex", ".html"):
             assert (results / "tables" / f"{stem}{suffix}").is_file(), stem + suffix
     assert "± " in (results / "tables" / "AP.md").read_text()
-    for png in ("ap_by_trainset", "ap_by_drop_scheme", "mae_by_checkpoint", "detections"):
-        assert (results / "plots" / f"{png}.png").stat().st_size > 5_000
+    for png in ("ap_by_trainset", "ap_by_drop_scheme", "mae_by_checkpoint", "detections", "ap_by_iou", "drop_overlays",
+                "curves/yolo_n", "curves/frcnn_mobile"):
+        assert (results / "plots" / f"{png}.png").stat().st_size > 5_000, png
     manifests = list((results / "eval").glob("*/*/*/manifest.json"))
     assert len(manifests) == 4 and all(json.loads(m.read_text())["evaluations"] for m in manifests)
     # the demo's declared claims, measured over both seeds and the 24 test images
@@ -200,7 +202,7 @@ def test_the_workflow_follows_the_catalogs_standardized_usage():
 def test_long_stages_report_progress_in_their_logs(demo_run):
     """A user tailing a job's log sees tqdm's progress, with its rate, one line per update."""
     logs = demo_run[0] / "results" / "logs"
-    expected = {"segment_model.log": "segmentation model: 100%", "segment/00000.log": "segment: 100%",
+    expected = {"segment_model.log": "train segmentation model: 100%", "segment/00000.log": "segment: 100%",
                 "variants/00000.log": "variants: 100%", "export/original.log": "export original train:",
                 "train/frcnn_mobile/original/seed0.log": "train frcnn: 100%", "detect/frcnn_mobile/original/seed0.log": "detect test_original",
                 "score/frcnn_mobile/original/seed0.log": "score: 100%"}
