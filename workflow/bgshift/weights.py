@@ -42,7 +42,8 @@ def weights_file(weights: str, enum, what: str, otherwise: str = "") -> Path:
         return path
     path = Path(weights)
     if not path.is_file():
-        raise WeightsMissing(f"{what} checkpoint {path} not found: place it there (e.g. under resources/weights/)")
+        raise WeightsMissing(f"{what} weights {path} not found offline: place {path.name} at {path} (e.g. under "
+                             f"resources/weights/){otherwise}")
     return path
 
 

@@ -87,9 +87,7 @@ def build_binary_model(arch: str, encoder: str, encoder_weights: str | None) -> 
     cls = {"DeepLabV3": smp.DeepLabV3, "DeepLabV3Plus": smp.DeepLabV3Plus}[arch]
     model = cls(encoder_name=encoder, encoder_weights=None, classes=1)
     if encoder_weights:
-        path = Path(encoder_weights)
-        if not path.is_file():
-            raise WeightsMissing(f"encoder weights {path} not found: place the {encoder} state dict there or set encoder_weights: null")
+        path = weights_file(encoder_weights, None, f"{encoder} encoder", ", or set encoder_weights: null")
         fit(model.encoder, load_state(path), path, f"{encoder} encoder")
     return model
 

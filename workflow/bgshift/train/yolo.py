@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..metrics import load_coco
-from ..weights import WeightsMissing, forbid_unpickling, load_yolo
+from ..weights import forbid_unpickling, load_yolo, weights_file
 from .interface import FamilyCode
 
 TASK = "detection"
@@ -24,9 +24,8 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, c
     from ultralytics import YOLO
 
     model_spec = settings["model"]
-    if model_spec.endswith(".pt") and not Path(model_spec).is_file():
-        raise WeightsMissing(f"YOLO weights {model_spec} not found offline: place {Path(model_spec).name} at {model_spec} "
-                             f"(ultralytics .pt files cannot be downloaded here), or use a model .yaml to train from scratch")
+    if model_spec.endswith(".pt"):  # ultralytics .pt files cannot be downloaded here
+        weights_file(model_spec, None, "YOLO", ", or use a model .yaml to train from scratch")
     weights = run_dir / "yolo" / "weights"
     last = weights / "last.pt"
     if last.is_file() and not (run_dir / "yolo" / "finished").exists():
@@ -67,9 +66,7 @@ def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cud
 
 def own_classes(settings: dict) -> tuple[Path, dict[int, str]]:
     """An evaluate-only YOLO's .pt and the classes it was trained on (its `names`)."""
-    path = Path(settings["model"])
-    if not path.is_file():
-        raise WeightsMissing(f"YOLO weights {path} not found offline: place {path.name} at {path}")
+    path = weights_file(settings["model"], None, "YOLO")
     return path, {int(label): str(name) for label, name in load_yolo(path).names.items()}
 
 
