@@ -11,6 +11,7 @@ from bgshift.sets import CHALLENGE_SET, definitions as set_definitions, spec_of,
 from bgshift.train.families import CLASSIFICATION_FAMILIES, record as family_record
 from bgshift.variants import expand as expand_variants, scene_files
 from bgshift.variants.families import background_only as background_only_families
+from bgshift.variants.naming import pictures as variant_pictures
 from bgshift.variants.manifest import shard_folder
 
 RESULTS = config["results"]  # "results" or a folder inside it (schema-checked)
@@ -81,11 +82,12 @@ def segment_model_input(wildcards):
     return []
 
 
-VARIANTS = [spec.name for spec in expand_variants(config["variants"])]
-VARIANT_FAMILIES = [spec.family for spec in expand_variants(config["variants"])]  # in VARIANTS' order
+VARIANT_SPECS = expand_variants(config["variants"])
+VARIANTS = [spec.name for spec in VARIANT_SPECS]
+VARIANT_FAMILIES = [spec.family for spec in VARIANT_SPECS]  # in VARIANTS' order
 # the pictures the variant jobs paint in: variants.scenes_dir and every bg_pool's folder
 SCENE_FILES = sorted({*(str(path) for path in scene_files(config["variants"]["scenes_dir"]).values()),
-                      *(path for spec in expand_variants(config["variants"]) for path in spec.params.get("pool", {}).values())})
+                      *variant_pictures(spec.params for spec in VARIANT_SPECS).values()})
 # What each set's content depends on (its spec, and every variant's family and parameters),
 # written by the set_definition rule; editing one variant re-exports only the sets made of it.
 SET_DEFINITIONS = set_definitions(config)
@@ -96,7 +98,7 @@ SETS = list(SET_SPECS)
 def set_scene_files(wildcards):
     """The scene images a set's bg_scene variants paint in."""
     made_of = SET_DEFINITIONS[wildcards.set]["made_of"]["variants"]
-    return sorted({path for v in made_of.values() for path in [v["params"].get("scene_path"), *v["params"].get("pool", {}).values()] if path})
+    return sorted(set(variant_pictures(v["params"] for v in made_of.values()).values()))
 
 
 MODELS = list(config["train"]["models"])

@@ -27,20 +27,11 @@ from . import VariantSpec, expand, manifest
 from ..splits import load as load_splits
 from .donors import main_classes, plan_donors
 from .families import DONORS, FAMILIES, MASK_FREE_FAMILIES
+from .naming import pictures
 from .objects import transform_objects
 from .context import Donor, ImageContext, Instance
 from .drawing import Canvas, Composite, identity, only_bg_t_background
 from .schema import ROW_SCHEMA
-
-
-def scene_paths(specs: list) -> dict[str, str]:
-    """Picture name -> file of every picture the specs paint with (a scene, a pool of them)."""
-    paths: dict[str, str] = {}
-    for spec in specs:
-        paths.update(spec.params.get("pool") or {})  # bg_pool's pictures, unl_patch's textures
-        if "scene_path" in spec.params:
-            paths[spec.params["scene"]] = spec.params["scene_path"]
-    return paths
 
 
 class LazyGenerator:
@@ -132,7 +123,7 @@ class ShardJob:
         self.category_name = {cid: c["name"] for cid, c in self.dataset.categories.items()}
         self.mean_colour = np.array(summary["background_mean_rgb"], np.float64)
         self.mean_image = imgs.read_bgr(mean_background)
-        self.scenes = {name: imgs.read_bgr(path) for name, path in scene_paths(self.specs).items()}
+        self.scenes = {name: imgs.read_bgr(path) for name, path in pictures(s.params for s in self.specs).items()}
         self.fit_cache: dict = {}
         self.dropped = dropped_ids(drops) if drops else {}
         needed = {s.params["drop"] for s in self.specs if s.params.get("drop")}

@@ -85,3 +85,14 @@ def pool(family: str, params: dict, scenes_dir: str | Path) -> Choices:
         raise ValueError(f"variants.catalog.{family}: no background picture (.jpg/.png) in {folder}/")
     named = {check_name(name, f"variants.catalog.{family}: picture {path}"): str(path) for name, path in available.items()}
     return [("", {**{k: v for k, v in params.items() if k != "folder"}, "pool": named})]
+
+
+def pictures(params_of_variants) -> dict[str, str]:
+    """Picture name -> file of every picture these variants paint with (a bg_scene's scene,
+    a bg_pool's or a textured unl_patch's pool): the variant job's and the export's inputs."""
+    paths: dict[str, str] = {}
+    for params in params_of_variants:
+        paths.update(params.get("pool") or {})
+        if "scene_path" in params:
+            paths[params["scene"]] = params["scene_path"]
+    return paths
