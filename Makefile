@@ -30,16 +30,17 @@ report: $(STAMP)
 test: $(STAMP)
 	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
 
-# The findings at CPU scale (docs/findings.md): three synthetic worlds (YOLO, RetinaNet, a ResNet-18
-# classifier), seeds per world in each config; each config declares its claims, and one findings run
-# judges all 21 together (results/study/findings.md). The farms world's finding (b) needs detectors
+# The findings at CPU scale (docs/findings.md): four synthetic worlds (YOLO, RetinaNet, a ResNet-18
+# classifier, Faster R-CNN beside a labelled context class), seeds per world in each config; each
+# config declares its claims, and one findings run judges all 26 together (results/study/findings.md). The farms world's finding (b) needs detectors
 # that transfer to its unseen farm, which CPU training does not reach (config/study/farms.yaml):
 # `make study-farms` runs it and judges its 6 claims on their own (a GPU run).
 study: $(STAMP)
 	snakemake --cores $(CORES) --configfile config/study/lab.yaml
 	snakemake --cores $(CORES) --configfile config/study/brl.yaml
 	snakemake --cores $(CORES) --configfile config/study/classify.yaml
-	bgshift findings --configs config/study/lab.yaml config/study/brl.yaml config/study/classify.yaml --out results/study
+	snakemake --cores $(CORES) --configfile config/study/context.yaml
+	bgshift findings --configs config/study/lab.yaml config/study/brl.yaml config/study/classify.yaml config/study/context.yaml --out results/study
 
 study-farms: $(STAMP)
 	snakemake --cores $(CORES) --configfile config/study/farms.yaml

@@ -397,18 +397,23 @@ def test_loss_curves_read_every_families_components_and_average_the_seeds(tmp_pa
     for seed, offset in ((0, 0.0), (1, 0.2)):
         run = tmp_path / "frcnn" / "original" / f"seed{seed}"
         write_json(run / "loss_components.json", {"loss_classifier": [1.0 + offset] * 40, "loss_objectness": [0.5 + offset] * 40})
-        write_json(run / "done.json", {"model": "frcnn", "set": "original", "seed": seed, "family": "frcnn"})
+        write_json(run / "done.json", {"model": "frcnn", "set": "original", "seed": seed, "family": "frcnn", "checkpoints": [
+            {"name": f"iter_0000{k}0.pt", "iteration": k * 10, "val_loss": {"loss_classifier": k + offset, "loss_objectness": 1.0}}
+            for k in (2, 4)]})
         done_files.append(run / "done.json")
     yolo = tmp_path / "yolo" / "original" / "seed0"
     (yolo / "yolo").mkdir(parents=True)
-    (yolo / "yolo" / "results.csv").write_text("epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/mAP50(B)\n"
-                                               "1,2.0,3.0,1.5,0.1\n2,1.8,2.5,1.4,0.2\n")
+    (yolo / "yolo" / "results.csv").write_text("epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/mAP50(B),val/cls_loss\n"
+                                               "1,2.0,3.0,1.5,0.1,4.0\n2,1.8,2.5,1.4,0.2,3.5\n")
     write_json(yolo / "done.json", {"model": "yolo", "set": "original", "seed": 0, "family": "yolo", "results_csv": "yolo/results.csv"})
     done_files.append(yolo / "done.json")
     drawn = {}
     monkeypatch.setattr(curves, "save_png", lambda fig, path: drawn.update(
-        {path.stem: {ax.get_title(): ax.get_lines()[0].get_ydata() for ax in fig.axes}}))
+        {path.stem: {ax.get_title(): [line.get_ydata() for line in ax.get_lines()] for ax in fig.axes}}))
     assert curves.curves(done_files, tmp_path / "curves") == ["frcnn", "yolo"]
+    assert drawn["frcnn"]["loss_classifier"][1] == pytest.approx([2.1, 4.1])  # the val loss at each checkpoint, seeds' mean
+    assert drawn["yolo"]["cls_loss"][1] == pytest.approx([4.0, 3.5]) and len(drawn["yolo"]["box_loss"]) == 1
+    drawn = {model: {title: lines[0] for title, lines in panels.items()} for model, panels in drawn.items()}
     assert drawn["frcnn"]["loss_classifier"] == pytest.approx([1.1] * 40)
     assert drawn["frcnn"]["loss_objectness"] == pytest.approx([0.6] * 40)
     assert list(drawn["yolo"]) == ["box_loss", "cls_loss", "dfl_loss"] and drawn["yolo"]["cls_loss"] == pytest.approx([3.0, 2.5])
@@ -452,3 +457,43 @@ def test_the_results_page_has_a_per_class_panel_where_a_per_class_table_was_writ
     sections = page.metric_tables(frame, ["AP_per_class"], {"test_original": "original", "test_bg_color_red": "bg_color"})
     assert [s["metric"] for s in sections] == ["AP_per_class"]
     assert "m · sheep" in sections[0]["html"] and "m · cone" in sections[0]["html"] and "0.550" in sections[0]["html"]
+
+
+def test_loss_rows_average_the_training_loss_between_checkpoints_and_carry_the_val_loss(tmp_path):
+    """Known answer: components 1..6 over six iterations, checkpoints at 3 and 6 (best: 3)."""
+    from bgshift.training_losses import loss_rows
+
+    components = {"loss_objectness": [1, 2, 3, 4, 5, 6], "loss_classifier": [6, 5, 4, 3, 2, 1]}
+    (tmp_path / "loss_components.json").write_text(json.dumps(components))
+    done = {"family": "frcnn", "model": "m", "set": "original", "seed": 0, "best": {"iteration": 3},
+            "checkpoints": [{"name": "iter_000003.pt", "iteration": 3, "val_loss": {"loss_objectness": 0.5, "loss_classifier": 0.7}},
+                            {"name": "iter_000006.pt", "iteration": 6, "val_loss": {"loss_objectness": 0.4, "loss_classifier": 0.9}}]}
+    (tmp_path / "done.json").write_text(json.dumps(done))
+    rows = {(c, step, t, m): v for c, step, t, m, v in loss_rows(tmp_path / "done.json")}
+    assert rows[("iter_000003", 3, "train", "loss/loss_objectness")] == pytest.approx(2.0)
+    assert rows[("iter_000006", 6, "train", "loss/loss_objectness")] == pytest.approx(5.0)  # the final loss: its last stretch
+    assert rows[("iter_000006", 6, "train", "loss/loss_classifier")] == pytest.approx(2.0)
+    assert rows[("iter_000006", 6, "val", "val_loss/loss_classifier")] == pytest.approx(0.9)
+    assert rows[("best", 3, "val", "val_loss/loss_objectness")] == pytest.approx(0.5)
+    assert rows[("best", 3, "train", "loss/loss_objectness")] == pytest.approx(2.0)
+    assert len(rows) == 12  # 2 checkpoints x 2 components x (train, val), and best's 4
+    yolo = tmp_path / "yolo"  # best.pt: the epoch of highest fitness (0.1 mAP50 + 0.9 mAP50-95), its own row
+    (yolo / "yolo").mkdir(parents=True)
+    (yolo / "yolo" / "results.csv").write_text("epoch,train/box_loss,val/box_loss,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+                                               "1,3.0,3.5,0.2,0.1\n2,2.0,2.5,0.5,0.3\n3,1.0,2.8,0.6,0.25\n")
+    write_json(yolo / "done.json", {"family": "yolo", "model": "y", "set": "original", "seed": 0, "results_csv": "yolo/results.csv",
+                                    "best": {"name": "yolo/weights/best.pt"}, "checkpoints": [{"name": "yolo/weights/epoch2.pt", "epoch": 3}]})
+    rows = {(c, step, t, m): v for c, step, t, m, v in loss_rows(yolo / "done.json")}
+    assert rows == {("epoch2", 3, "train", "loss/box_loss"): 2.0, ("epoch2", 3, "val", "val_loss/box_loss"): 2.8,
+                    ("best", 2, "train", "loss/box_loss"): 2.0, ("best", 2, "val", "val_loss/box_loss"): 2.5}
+
+
+def test_a_study_of_classifiers_alone_gets_an_empty_detections_folder(tmp_path, monkeypatch):
+    """The plots rule declares the folder: with no detector to draw it must still exist (the
+    classification world failed its plots job on this before 2026-12-05)."""
+    from bgshift.io import RESULTS_ENV
+    from bgshift.report import pictures
+
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
+    assert pictures.detection_pictures([], tmp_path / "detections.png", tmp_path / "detections", 0.5, 2) == []
+    assert (tmp_path / "detections").is_dir() and not any((tmp_path / "detections").iterdir())

@@ -39,7 +39,10 @@ def assert_scored_tables(results, test_sets: int) -> None:
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
     best = metrics[metrics["checkpoint"] == "best"]
     assert set(best["model"]) == {"yolo_tiny", "frcnn_tiny", "resnet_tiny"}
-    assert best.groupby("model")["testset"].nunique().eq(test_sets).all()
+    tested = best[best["testset"].str.startswith("test_")]  # beside the runs' losses (testset train / val)
+    assert tested.groupby("model")["testset"].nunique().eq(test_sets).all()
+    losses = best[best["metric"].str.startswith(("loss/", "val_loss/"))]
+    assert set(losses["model"]) == {"yolo_tiny", "frcnn_tiny", "resnet_tiny"} and set(losses["testset"]) == {"train", "val"}
     for metric in ("AP", "AP50", "AP75"):
         values = best[best["metric"] == metric]["value"]
         assert len(values) == 2 * test_sets and values.between(0, 1).all(), metric

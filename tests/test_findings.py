@@ -283,3 +283,37 @@ def test_findings_across_configs_from_the_command_line(tmp_path, monkeypatch):
     assert [(r["study"], r["claim"]) for r in rows] == [("one", "one_red_costs"), ("two", "two_red_costs")]
     assert sorted(r["holm_level"] for r in rows) == pytest.approx([0.025, 0.05])
     assert "bgshift findings --configs" in (tmp_path / "results" / "study" / "findings.md").read_text()
+
+
+def test_a_claim_on_a_runs_loss_varies_with_the_seeds_alone(tmp_path):
+    """loss/<component> rows of each run's metrics.parquet (at best, and at each checkpoint for a
+    window claim): no test image varies them, so the effect's variance is the seeds' alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    study = constructed_study(tmp_path, {
+        "objectness_gap": {"metric": "loss/loss_objectness", "expect": "greater", "cells": {"testset": "train"},
+                           "plus": [{"trainset": "colour"}], "minus": [{"trainset": "original"}]},
+        "objectness_gap_window": {"metric": "loss/loss_objectness", "expect": "greater", "checkpoint": "window",
+                                  "cells": {"testset": "train"}, "plus": [{"trainset": "colour"}], "minus": [{"trainset": "original"}]}})
+    gaps = {0: 0.25, 1: 0.24, 2: 0.26}
+    for (_, trainset, seed), path in study.runs.items():
+        base = 0.3 + 0.01 * seed + (gaps[seed] if trainset == "colour" else 0.0)
+        rows = [{"model": "m", "trainset": trainset, "seed": seed, "checkpoint": label, "step": step, "testset": "train",
+                 "metric": "loss/loss_objectness", "value": base + (0.1 if label == "epoch10" else 0.0)}
+                for label, step in (("best", 20), ("epoch10", 10), ("epoch20", 20), ("epoch30", 30))]
+        pq.write_table(pa.Table.from_pylist(rows), path.with_name("metrics.parquet"))
+    rows = {r["claim"]: r for r in engine.run([study], tmp_path / "out", "test")}
+    gap = rows["objectness_gap"]
+    assert gap["per_seed"] == pytest.approx([0.25, 0.24, 0.26]) and gap["image_share"] == 0 and gap["test_images"] == 0
+    assert gap["verdict"] == "holds"
+    assert rows["objectness_gap_window"]["per_seed"] == pytest.approx([0.25, 0.24, 0.26])  # epoch10 lies outside the window
+    assert "A run's own figure: no test image varies it" in (tmp_path / "out" / "findings.md").read_text()
+    config = validate({"findings": {"claims": {"x": {"metric": "loss/loss_objectness", "expect": "greater", "cells": {"testset": "test_original"},
+                                                     "plus": [{"trainset": "colour"}], "minus": [{"trainset": "original"}]}}}}, partial=True)
+    iou = validate({"findings": {"claims": {"x": {**STUDY["red_costs"], "metric": "AP_iou70"}}}}, partial=True)
+    claims_module.check(iou, claims_module.parse(iou["findings"]["claims"], ["m"]), ["original"], ["test_original", "test_bg_color_red"],
+                        {"m": "detection"})  # every IoU threshold's AP is claimable
+    with pytest.raises(ConfigError, match="is a run's loss: name its component .* and testset 'train'"):
+        claims_module.check(config, claims_module.parse(config["findings"]["claims"], ["m"]), ["original", "colour"],
+                            ["test_original"], {"m": "detection"})

@@ -33,7 +33,7 @@ def test_the_paper_scale_grid_plans_the_expected_jobs_per_rule(tmp_path):
         "segment": shards, "segment_sheet": 8, "segment_summary": 1,  # sheets: a sample of shards for review
         "variants": shards, "variant_manifest": 1, "variant_sheet": 1,
         "set_definition": sets, "export": sets, "accounting": 1,
-        "train": runs, "detect": runs, "score": runs,
+        "train": runs, "detect": runs, "saliency": runs, "score": runs,
         "report_tables": 1, "plots": 1, "results_page": 1, "summary": 1, "all": 1,
     }
 

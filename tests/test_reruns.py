@@ -38,11 +38,13 @@ def _add_model(config: dict) -> None:
 # edit -> the jobs a dry run must list (rule -> count); {} is "Nothing to be done"
 EDITS = {
     "score threshold": (_set("evaluate.score_threshold", 0.3), {"score": 4, **AFTER_TRAINING}),
-    "new seed": (_set("train.seeds", [0, 1, 2]), {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
-    "new test set": (_add_test_set, {"set_definition": 1, "export": 1, "accounting": 1, "detect": 4, "score": 4, **AFTER_TRAINING}),
-    "new model": (_add_model, {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
-    "new training set": (_set("train.sets", ["original", "masked"]), {"train": 4, "detect": 4, "score": 4, **AFTER_TRAINING}),
-    "one model's budget": (_set("train.models.frcnn_mobile.iterations", 400), {"train": 2, "detect": 2, "score": 2, **AFTER_TRAINING}),
+    "new seed": (_set("train.seeds", [0, 1, 2]), {"train": 2, "detect": 2, "saliency": 2, "score": 2, **AFTER_TRAINING}),
+    "new test set": (_add_test_set, {"set_definition": 1, "export": 1, "accounting": 1, "detect": 4, "saliency": 4, "score": 4, **AFTER_TRAINING}),
+    "new model": (_add_model, {"train": 2, "detect": 2, "saliency": 2, "score": 2, **AFTER_TRAINING}),
+    "new training set": (_set("train.sets", ["original", "masked"]), {"train": 4, "detect": 4, "saliency": 4, "score": 4, **AFTER_TRAINING}),
+    "one model's budget": (_set("train.models.frcnn_mobile.iterations", 400), {"train": 2, "detect": 2, "saliency": 2, "score": 2, **AFTER_TRAINING}),
+    # the maps are drawn again (their sample changes) and scored into the rows; nothing is retrained or re-detected
+    "saliency images": (_set("evaluate.saliency.images", 2), {"saliency": 4, "score": 4, **AFTER_TRAINING}),
     "threads": (_set("train.threads", 2), {}),
     # run-only settings are resources, not params: where a job runs and how it decodes
     "training data workers": (_set("train.models.frcnn_mobile.workers", 2), {}),
@@ -60,7 +62,7 @@ EDITS = {
                                     "results_page": 1, "all": 1}),
     "test variant's parameter": (_set("variants.catalog.bg_noise", {"feather": 2}),
                                  {"variants": 6, "variant_manifest": 1, "variant_sheet": 1, "set_definition": 1, "export": 1, "accounting": 1,
-                                  "detect": 4, "score": 4,
+                                  "detect": 4, "saliency": 4, "score": 4,
                                   **AFTER_TRAINING}),
 }
 

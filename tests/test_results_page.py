@@ -68,6 +68,8 @@ def test_the_results_page_leads_with_the_answers_in_a_real_browser(demo_run, bro
     assert "ok" in learning.get_attribute("class") and "reaches its floor" in learning.text
     images = browser.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
     assert len(images) >= 14 and all(done and w > 0 and h > 0 for done, w, h, _ in images), images  # forest, sheets, 12 test sets
+    saliency = [alt for *_, alt in images if alt.startswith("Saliency of")]
+    assert len(saliency) == 4 and "Saliency of yolo_n · original · seed0" in saliency, saliency  # one sheet per run
     findings = browser.find_element(By.CSS_SELECTOR, "table.findings").text
     assert all(claim in findings for claim in DEMO_CLAIMS), findings
     verdicts = json.loads((results / "findings.json").read_text())["claims"]

@@ -115,3 +115,34 @@ def test_object_scale_and_count_are_keys(tmp_path):
 def test_impossible_worlds_are_refused_before_any_job(key, value, message):
     with pytest.raises(config.ConfigError, match=message):
         config.validate({"dataset": {"kind": "synthetic", "synthetic": {key: value}}})
+
+
+def test_a_labelled_context_class_lies_under_most_objects_of_its_class(tmp_path):
+    """context: a pond (its own category, after the classes) under each front ball with
+    probability 0.9, elsewhere in one image without a ball in ten; the objects stand on it
+    (drawn after, so its mask is what they leave visible). Without it the world is unchanged."""
+    settings = {"num_images": 60, "classes": ["sheep", "crate", "ball"], "background_objects": [0, 0], "objects_per_image": [1, 2]}
+    _, plain = world(tmp_path, "plain", **settings)
+    _, out = world(tmp_path, "ponds", **settings, context={"beside": "ball"})
+    categories = pq.read_table(out / "categories.parquet").to_pylist()
+    assert [(c["category_id"], c["name"]) for c in categories] == [(1, "sheep"), (2, "crate"), (3, "ball"), (4, "pond")]
+    annotations = pq.read_table(out / "annotations.parquet").to_pylist()
+    balls = [a for a in annotations if a["category_id"] == 3]
+    ponds = [a for a in annotations if a["category_id"] == 4]
+    assert all(p["labelled"] for p in ponds)
+
+    def under(ball, pond) -> bool:  # the ball's foot lies inside the pond's box
+        bx, by, bw, bh = ball["bbox"]
+        px, py, pw, ph = pond["bbox"]
+        return ball["image_id"] == pond["image_id"] and px <= bx + bw / 2 <= px + pw and py <= by + bh <= py + ph + 2
+
+    standing = sum(any(under(b, p) for p in ponds) for b in balls)
+    assert len(balls) >= 15 and standing >= 0.75 * len(balls)
+    with_ball = {b["image_id"] for b in balls}
+    elsewhere = {p["image_id"] for p in ponds} - with_ball
+    assert len(elsewhere) <= 0.3 * len({a["image_id"] for a in annotations} - with_ball)
+    factors = pq.read_table(out / "world" / "factors.parquet").to_pylist()
+    assert sum(f["context_regions"] for f in factors) == len(ponds)
+    plain_annotations = pq.read_table(plain / "annotations.parquet").to_pylist()
+    assert not any(a["category_id"] == 4 for a in plain_annotations)
+    assert pq.read_table(plain / "categories.parquet").num_rows == 3

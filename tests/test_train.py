@@ -81,6 +81,30 @@ def test_frcnn_trains_with_decreasing_loss_and_keeps_checkpoints(small_set, tmp_
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "iter_000016.pt", weights_only=True)
     assert ckpt["iteration"] == 16 and any(k.startswith("roi_heads") for k in ckpt["model"])
     assert done["family"] == "frcnn"
+    for c in done["checkpoints"]:  # the val split's loss at every checkpoint, component by component
+        assert set(c["val_loss"]) == set(components) and all(v > 0 for v in c["val_loss"].values())
+
+
+@pytest.mark.parametrize("family_name", ["frcnn", "classifier"])
+def test_measuring_the_validation_loss_changes_nothing_that_follows(small_set, family_name):
+    """Train mode (the detectors return losses only then) yet the weights, batch norm's running
+    statistics and the random stream the RPN and RoI samplers draw from are as they were."""
+    from bgshift.train import classifier, detection, engine
+
+    cfg, root = small_set
+    settings = cfg["train"]["models"][family_name]
+    categories = sorted(pq.read_table(root / "ingest" / "categories.parquet").to_pylist(), key=lambda c: c["index"])
+    if family_name == "frcnn":
+        model, data = frcnn.build_model(settings, len(categories)), detection.DetectionData(root / "sets" / "original", categories, 1)
+    else:
+        model, data = classifier.build_model(settings, len(categories)), classifier.CropData(root / "crops" / "original")
+    before, rng = {k: v.clone() for k, v in model.state_dict().items()}, torch.get_rng_state()
+    losses = engine.validation_loss(model, data, torch.device("cpu"))
+    assert losses and all(math.isfinite(v) and v > 0 for v in losses.values())
+    assert torch.equal(torch.get_rng_state(), rng)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(before[name], tensor), name
+    assert engine.validation_loss(model, data, torch.device("cpu")) == losses  # deterministic
 
 
 @pytest.mark.parametrize("family", ["frcnn", "retinanet", "classifier"])

@@ -37,12 +37,12 @@ def test_dry_run_plans_every_job_of_the_demo(tmp_path):
     copy_workflow(tmp_path)
     jobs = planned_jobs(tmp_path)
     per_shard = {rule: 6 for rule in ("segment", "segment_sheet", "variants")}
-    per_run = {rule: 4 for rule in ("train", "detect", "score")}
+    per_run = {rule: 4 for rule in ("train", "detect", "saliency", "score")}
     once = {rule: 1 for rule in ("ingest", "splits", "drops", "drop_sheet", "segment_model", "segment_summary", "variant_manifest", "variant_sheet",
                                  "accounting", "report_tables", "plots", "findings", "results_page", "summary", "all")}
     per_set = {rule: 18 for rule in ("set_definition", "export")}
     assert jobs == {**per_shard, **per_run, **once, **per_set}
-    assert sum(jobs.values()) == 81
+    assert sum(jobs.values()) == 85
 
 
 DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"
@@ -60,7 +60,9 @@ DEMO_SETS = "sets: {train: {original: {variants: [original]}}, test: []}\n"
      "variants.catalog expands to duplicate variant names ['bg_blur_s5']"),
     ("variants: {catalog: {original: {}, bg_scene: {scenes: [mars]}}}\n" + DEMO_SETS, "no scene image for ['mars']"),
     ("variants: {catalog: {original: {}}}\n" + DEMO_SETS + "train: {sets: [test_original]}\n", "train.sets: ['test_original'] are not training sets"),
-], ids=["schema", "missing-file", "set-variant", "set-drop", "test-variant", "duplicate-variant", "scene", "train-set"])
+    ("variants: {catalog: {original: {}}}\n" + DEMO_SETS + "evaluate: {saliency: {test_sets: [original, mars]}}\n",
+     "evaluate.saliency.test_sets: ['original', 'mars'] are not test sets"),
+], ids=["schema", "missing-file", "set-variant", "set-drop", "test-variant", "duplicate-variant", "scene", "train-set", "saliency-set"])
 def test_bad_config_stops_before_any_job(tmp_path, config_text, message):
     copy_workflow(tmp_path)
     (tmp_path / "bad.yaml").write_text("dataset: {kind: synthetic}\n" * ("dataset:" not in config_text) + config_text)
@@ -141,6 +143,12 @@ def ap50_on_sources(results, model: str, seed: int, testset: str, sources: set[i
     return coco_metrics(load_coco(tmp_path / "gt.json"), [d for d in detections if d["image_id"] in kept])["AP50"]
 
 
+def cfg_test_sets() -> list[str]:
+    import yaml
+
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["sets"]["test"]
+
+
 def test_demo_ends_with_metrics_tables_plots_and_report(demo_run, tmp_path):
     import pandas as pd
 
@@ -149,7 +157,13 @@ def test_demo_ends_with_metrics_tables_plots_and_report(demo_run, tmp_path):
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
     assert list(metrics.columns) == ["model", "trainset", "seed", "checkpoint", "step", "testset", "metric", "value"]
     assert set(metrics.model) == {"yolo_n", "frcnn_mobile"} and set(metrics.trainset) == {"original"}
-    assert set(metrics.seed) == {0, 1} and metrics.testset.nunique() == 12
+    assert set(metrics.seed) == {0, 1} and set(metrics.testset) - {"train", "val"} == {f"test_{v}" for v in cfg_test_sets()}
+    losses = metrics[metrics.testset.isin(["train", "val"])]  # the runs' own losses, every family's components
+    assert set(losses.metric) >= {"loss/loss_objectness", "val_loss/loss_objectness", "loss/box_loss", "val_loss/box_loss"}
+    best = metrics[metrics.checkpoint == "best"]
+    attention = best[best.metric == "fg_attention"].groupby("model").value.mean()
+    assert set(best[best.metric == "fg_attention"].testset) == set(metrics.testset) - {"train", "val", "test_only_bg_t", "test_no_fg"}
+    assert attention.between(0, 1).all() and (attention > best[best.metric == "fg_area"].value.max()).all()  # maps lean on the objects
     swept = metrics[(metrics.testset == "test_original") & (metrics.checkpoint != "best")]
     assert swept.checkpoint.nunique() >= 2  # the sweep test set is evaluated at every kept checkpoint
     assert set(metrics[metrics.testset == "test_only_bg_t"].metric) == {"fp_per_image", "predictions_per_image"}

@@ -49,6 +49,8 @@ def features(class_names: list[str]) -> datasets.Features:
         "split": datasets.Value("string"),
         "repeat": datasets.Value("int32"),
         "window": datasets.List(datasets.Value("int32"), length=4),  # x0, y0, x1, y1 in the variant image
+        # the object's mask in the crop (COCO RLE, side x side; its box where it has no mask): saliency's foreground
+        "mask": {"size": datasets.List(datasets.Value("int32"), length=2), "counts": datasets.Value("string")},
     })
 
 
@@ -67,6 +69,16 @@ def window(bbox, margin: float, width: int, height: int) -> tuple[int, int, int,
 def cut(pixels: np.ndarray, corners: tuple[int, int, int, int], side: int) -> np.ndarray:
     x0, y0, x1, y1 = corners
     return cv2.resize(pixels[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def cut_mask(obj: dict, corners: tuple[int, int, int, int], side: int, width: int, height: int) -> dict:
+    """The object's mask cut and resized with its crop, as RLE; its box where it has no mask (box-only
+    datasets, and the source objects that background-only variants' windows come from)."""
+    if obj.get("segmentation"):
+        whole = masks.decode(obj["segmentation"])
+    else:
+        whole = masks.boxes_mask([obj["bbox"]], (height, width))
+    return masks.encode(cut(whole.astype(np.float32), corners, side) >= 0.5)
 
 
 def class_folder(name: str) -> str:
@@ -105,10 +117,10 @@ def sample_windows(objects: list[dict], settings: dict, width: int, height: int,
     return [(objects[0], (0, 0, width, height))]
 
 
-def record(obj: dict, index_of: dict[int, int], row: dict, corners: tuple, **provenance) -> dict:
-    """A sample's row (all but its image): the object's class, where it was cut, and `provenance`."""
+def record(obj: dict, index_of: dict[int, int], row: dict, corners: tuple, side: int, **provenance) -> dict:
+    """A sample's row (all but its image): the object's class, where it was cut, its mask there, and `provenance`."""
     return {"label": index_of[obj["category_id"]], "image_id": row["image_id"], "ann_id": obj["ann_id"],
-            "window": list(corners), **provenance}
+            "window": list(corners), "mask": cut_mask(obj, corners, side, row["width"], row["height"]), **provenance}
 
 
 def set_samples(set_dir: Path, split: str, sources: dict[int, list[dict]], index_of: dict[int, int], settings: dict,
@@ -118,7 +130,7 @@ def set_samples(set_dir: Path, split: str, sources: dict[int, list[dict]], index
         for row in pq.read_table(part).to_pylist():
             pixels = decode_rgb(row["image"]["bytes"])
             for obj, corners in sample_windows(objects_of(row, sources), settings, row["width"], row["height"], skipped):
-                yield (record(obj, index_of, row, corners, variant=row["variant"], donor_id=row["donor_id"], seed=row["seed"],
+                yield (record(obj, index_of, row, corners, settings["side"], variant=row["variant"], donor_id=row["donor_id"], seed=row["seed"],
                               set=row["set"], split=split, repeat=row["repeat"]), cut(pixels, corners, settings["side"]))
 
 
@@ -157,7 +169,7 @@ def challenge_samples(original_dir: Path, only_bg_t_dir: Path, index_of: dict[in
                 chosen = np.random.default_rng([seed, row["image_id"], obj["ann_id"]]).choice(len(others), backgrounds, replace=False)
                 for k in sorted(chosen):
                     donor = background(others[k], row["width"], row["height"])
-                    yield (record(obj, index_of, row, corners, variant="challenge", donor_id=others[k], seed=seed,
+                    yield (record(obj, index_of, row, corners, settings["side"], variant="challenge", donor_id=others[k], seed=seed,
                                   set=CHALLENGE_SET, split="test", repeat=0),
                            cut(np.where(foreground, pixels, donor), corners, settings["side"]))
 

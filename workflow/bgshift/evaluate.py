@@ -30,7 +30,7 @@ def adopt(config: dict, model_name: str, categories_path: str | Path, done: str 
     return record
 
 
-def _checkpoints_of(models, done: dict, run_dir: Path) -> tuple[list[dict], dict[int, int] | None]:
+def checkpoints_of(models, done: dict, run_dir: Path) -> tuple[list[dict], dict[int, int] | None]:
     """A run's checkpoints, best first, and its label map: an evaluate-only model is one
     checkpoint, its weights as they are."""
     if not done.get("evaluate_only"):
@@ -59,7 +59,7 @@ def detect(config: dict, model_name: str, done_path: str | Path, test_sets: dict
         devices.use_declared_threads()
         cuda = allocation.device is not None and torch.cuda.is_available()
         models = family(done["family"])
-        checkpoints, mapping = _checkpoints_of(models, done, done_path.parent)
+        checkpoints, mapping = checkpoints_of(models, done, done_path.parent)
         for ckpt in checkpoints:
             wanted = {name: folder for name, folder in sorted(test_sets.items())
                       if ckpt["label"] == "best" or name.removeprefix("test_") in sweep}
@@ -104,12 +104,27 @@ def _scored(task: str, e: dict, predictions: list, threshold: float, gts: dict, 
     return rows, units, [names[cid] for cid in sorted(names)]
 
 
+def _saliency_maps(path: str | Path | None) -> dict[str, list[dict]]:
+    """saliency.parquet's maps that have a share, by test set (none without the file: no maps drawn)."""
+    if not path:
+        return {}
+    import pyarrow.parquet as pq
+
+    maps: dict[str, list[dict]] = {}
+    for m in pq.read_table(path).to_pylist():
+        if m["fg_share"] is not None:
+            maps.setdefault(m["testset"], []).append(m)
+    return maps
+
+
 def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_out: str | Path,
-          background_only: tuple[str, ...] = ()) -> int:
+          background_only: tuple[str, ...] = (), saliency: str | Path | None = None, run: str | Path | None = None) -> int:
     """Metrics of every stored evaluation (no inference): one long-format Parquet per run, and
     beside it what each test image contributed (per_image.parquet, for the findings).
     `background_only`: the test sets whose every variant removes the objects (their families'
-    records, variants/families.py), scored by false positives alone."""
+    records, variants/families.py), scored by false positives alone. `saliency`: the run's
+    saliency.parquet, whose maps of the best checkpoint add fg_attention and fg_area. `run`: its
+    done.json, whose losses add loss/<component> and val_loss/<component> (training_losses)."""
     import pyarrow as pa
 
     from .io import write_parquet
@@ -119,15 +134,26 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
     threshold = config["evaluate"]["score_threshold"]
     rows, units, classes = [], [], []
     gts: dict[tuple[str, str], COCO] = {}
+    maps = _saliency_maps(saliency)
     for e in progress(manifest["evaluations"], desc="score", unit="evaluation"):
         predictions = json.loads((manifest_path.parent / e["detections"]).read_text())
         rows_of_set, units_of_set, classes = _scored(manifest["task"], e, predictions, threshold, gts,
                                                         e["test_set"] in background_only)
+        if e["checkpoint"] == "best":
+            drawn = maps.get(e["test_set"], [])
+            units_of_set = per_image.with_attention(units_of_set, drawn, "image" if manifest["task"] == "detection" else "unit")
+            rows_of_set = rows_of_set + per_image.attention_rows(drawn)
         where = {"checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"]}
         units += [{**where, **unit} for unit in units_of_set]
         for metric, value in rows_of_set:
             rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"],
                          **where, "metric": metric, "value": value})
+    if run:
+        from .training_losses import loss_rows
+
+        for checkpoint, step, testset, metric, value in loss_rows(run):
+            rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"], "checkpoint": checkpoint,
+                         "step": step, "testset": testset, "metric": metric, "value": value})
     schema = pa.schema([("model", pa.string()), ("trainset", pa.string()), ("seed", pa.int64()), ("checkpoint", pa.string()),
                         ("step", pa.int64()), ("testset", pa.string()), ("metric", pa.string()), ("value", pa.float64())])
     write_parquet(out, pa.Table.from_pylist(rows, schema=schema))

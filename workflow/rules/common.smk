@@ -133,6 +133,16 @@ def test_sets_of(wildcards):
     return tested
 
 
+SALIENCY = config["evaluate"]["saliency"]["images"] > 0  # maps drawn for every run
+
+
+def saliency_sets_of(wildcards):
+    """The test sets a run's saliency maps are drawn on (evaluate.saliency.test_sets; null: all it is tested on)."""
+    chosen = config["evaluate"]["saliency"]["test_sets"]
+    tested = test_sets_of(wildcards)
+    return tested if chosen is None else [path for path in tested if Path(path).name.removeprefix("test_") in chosen]
+
+
 TRAIN_SETS = trained_sets(config, SET_DEFINITIONS)
 _unknown_sets = [name for name in TRAIN_SETS if name not in SET_SPECS or "train" not in SET_SPECS[name].splits]
 if _unknown_sets:
@@ -142,6 +152,9 @@ RUNS = [f"{model}/{set_name}/seed{seed}" for model, set_name, seed in planned_ru
 RUN_SETS = TRAIN_SETS + ([PRETRAINED] if EVALUATE_ONLY else [])  # the training-set labels of the runs
 TRAIN_RUNS = [f"{RESULTS}/train/{run}/done.json" for run in RUNS]
 TEST_SETS = [name for name, spec in SET_SPECS.items() if "test" in spec.splits]
+_unknown_maps = [name for name in config["evaluate"]["saliency"]["test_sets"] or [] if f"test_{name}" not in TEST_SETS + [CHALLENGE_SET]]
+if _unknown_maps:
+    raise ValueError(f"evaluate.saliency.test_sets: {_unknown_maps} are not test sets; tested: {[n.removeprefix('test_') for n in TEST_SETS]}")
 
 
 def one_of(names):
@@ -171,6 +184,7 @@ BACKGROUND_ONLY_TEST_SETS = [name for name in TEST_SETS if background_only_famil
 EVAL_METRICS = [f"{RESULTS}/eval/{run}/metrics.parquet" for run in RUNS]
 EVAL_MANIFESTS = [f"{RESULTS}/eval/{run}/manifest.json" for run in RUNS]
 EVAL_PER_IMAGE = [f"{RESULTS}/eval/{run}/per_image.parquet" for run in RUNS]
+SALIENCY_SHEETS = [f"{RESULTS}/plots/saliency/{run}.png" for run in RUNS] if SALIENCY else []
 # The claims of the findings section, checked against what is planned before any job runs.
 CLAIMS = parse_claims(config["findings"]["claims"], MODELS)
 TASKS = {m: "classification" if m in CLASSIFIERS else "detection" for m in MODELS}

@@ -29,10 +29,45 @@ rule detect:
         " > {log:q} 2>&1"
 
 
+rule saliency:
+    """Saliency maps of a run's best checkpoint on a fixed sample of its test sets, and their share on the objects."""
+    input:
+        done=rules.train.output.done,
+        test_sets=saliency_sets_of,
+        categories=rules.ingest.output.categories,
+    output:
+        maps=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/saliency.parquet",
+        sheet=report(f"{RESULTS}/plots/saliency/{{model}}/{{set}}/seed{{seed}}.png", caption="../report/saliency.rst", category="Saliency"),
+    params:
+        config=lambda wildcards: job_config(
+            "seed",  # which pictures: the same in every run
+            train={"models": {wildcards.model: model_settings(wildcards.model)}},
+            evaluate={"saliency": {"images": config["evaluate"]["saliency"]["images"]}},
+        ),
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        device=config["train"]["device"],  # where to run, not what is drawn
+        mem_mb=config["train"]["mem_mb"],
+    benchmark:
+        f"{RESULTS}/benchmarks/saliency/{{model}}/{{set}}/seed{{seed}}.tsv"
+    log:
+        f"{RESULTS}/logs/saliency/{{model}}/{{set}}/seed{{seed}}.log",
+    conda:
+        "../envs/bgshift.yaml"
+    shell:
+        "BGSHIFT_THREADS={threads} bgshift saliency --config-json {params.config:q} --model {wildcards.model:q} --done {input.done:q}"
+        " --test-sets {input.test_sets:q} --categories {input.categories:q} --out {output.maps:q} --sheet {output.sheet:q}"
+        " --device {resources.device:q} > {log:q} 2>&1"
+
+
 rule score:
-    """COCO AP/AP50/AP75/..., per-class AP, count MAE, false positives per image, from stored detections."""
+    """COCO AP/AP50/AP75/..., per-class AP, count MAE, false positives per image, from stored detections
+    (and the saliency maps' foreground attention, when maps are drawn)."""
     input:
         manifest=rules.detect.output.manifest,
+        saliency=rules.saliency.output.maps if SALIENCY else [],
+        run=rules.train.output.done,  # its losses
     output:
         metrics=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/metrics.parquet",
         per_image=f"{RESULTS}/eval/{{model}}/{{set}}/seed{{seed}}/per_image.parquet",
@@ -47,4 +82,4 @@ rule score:
         "../envs/bgshift.yaml"
     shell:
         "bgshift score --config-json {params.config:q} --manifest {input.manifest:q} --out {output.metrics:q} --per-image {output.per_image:q}"
-        " --background-only {params.background_only:q} > {log:q} 2>&1"
+        " --background-only {params.background_only:q} --saliency {input.saliency:q} --run {input.run:q} > {log:q} 2>&1"

@@ -56,6 +56,7 @@ rule findings:
     """The config's claims measured on its runs: effects over seeds and test images, Holm-adjusted verdicts."""
     input:
         per_image=EVAL_PER_IMAGE,
+        metrics=EVAL_METRICS,  # a run's own metrics (its losses) beside its per-image records
     output:
         markdown=f"{RESULTS}/findings.md",
         json=f"{RESULTS}/findings.json",
@@ -88,6 +89,7 @@ rule results_page:
         findings=rules.findings.output if CLAIMS else [],
         contact_sheet=rules.variant_sheet.output,
         drop_sheet=rules.drop_sheet.output,
+        saliency=SALIENCY_SHEETS,
     output:
         page=report(f"{RESULTS}/index.html", caption="../report/index.rst", category="1 Results page"),
     params:

@@ -56,9 +56,22 @@ def cmd_detect(args: argparse.Namespace) -> None:
 
 @command("score", "metrics from stored detections (no inference), and each test image's part in them", True, [
     ("--manifest", {"required": True}), ("--out", {"required": True}), ("--per-image", {"required": True}),
-    ("--background-only", {"nargs": "*", "default": [], "help": "test sets with no object left (scored by false positives)"})])
+    ("--background-only", {"nargs": "*", "default": [], "help": "test sets with no object left (scored by false positives)"}),
+    ("--saliency", {"default": None, "help": "the run's saliency.parquet (adds fg_attention and fg_area)"}),
+    ("--run", {"default": None, "help": "the run's done.json (adds its training and val losses)"})])
 def cmd_score(args: argparse.Namespace) -> None:
     from .. import evaluate
 
-    rows = evaluate.score(load_config(args), args.manifest, args.out, args.per_image, tuple(args.background_only))
+    rows = evaluate.score(load_config(args), args.manifest, args.out, args.per_image, tuple(args.background_only), args.saliency, args.run)
     print(f"{rows} metric rows")
+
+
+@command("saliency", "saliency maps of a run's best checkpoint on the test sets, and their share on the objects", True, [
+    ("--model", {"required": True}), ("--done", {"required": True}), ("--test-sets", {"nargs": "+", "required": True}),
+    ("--categories", {"required": True}), ("--out", {"required": True}), ("--sheet", {"required": True}), DEVICE])
+def cmd_saliency(args: argparse.Namespace) -> None:
+    from .. import saliency
+
+    test_sets = {p.rstrip("/").split("/")[-1]: p for p in args.test_sets}
+    maps = saliency.explain(load_config(args), args.model, args.done, test_sets, args.categories, args.out, args.sheet, args.device)
+    print(f"{maps} saliency maps")

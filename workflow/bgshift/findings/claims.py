@@ -12,11 +12,13 @@ import itertools
 from dataclasses import dataclass
 
 from ..config import ConfigError
-from ..metric_names import AP_PER_IOU
+from ..metric_names import AP_PER_IOU, LOSS_METRICS, SALIENCY_METRICS
 from ..pretrained import PRETRAINED
 
-DETECTION_METRICS = {"AP", "AP50", "AP75", *AP_PER_IOU, "count_mae", "fp_per_image"}
-CLASSIFICATION_METRICS = {"accuracy", "challenge_accuracy"}
+DETECTION_METRICS = {"AP", "AP50", "AP75", *AP_PER_IOU, "count_mae", "fp_per_image", *SALIENCY_METRICS, *LOSS_METRICS}
+CLASSIFICATION_METRICS = {"accuracy", "challenge_accuracy", *SALIENCY_METRICS, *LOSS_METRICS}
+# a run's losses (loss/<component>, val_loss/<component>) sit at these "test sets": no test image varies them
+LOSS_SPLITS = {"loss": "train", "val_loss": "val"}
 
 
 def metric_family(metric: str) -> str:
@@ -114,14 +116,30 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
             runs_of = (sets_of or {}).get(cell.model, trained)
             if cell.trainset not in runs_of:
                 raise ConfigError(f"{where}: {cell.model} has no run on {cell.trainset!r} (its training sets: {runs_of})")
-            if cell.testset not in tested:
+            split = LOSS_SPLITS.get(metric_family(cell.metric))
+            if split and (cell.testset != split or "/" not in cell.metric):
+                raise ConfigError(f"{where}: {cell.metric!r} is a run's loss: name its component ({metric_family(cell.metric)}/<component>) "
+                                  f"and testset {split!r}")
+            if not split and cell.testset not in tested:
                 raise ConfigError(f"{where}: test set {cell.testset!r} is not tested (test sets: {tested})")
             valid = CLASSIFICATION_METRICS if tasks[cell.model] == "classification" else DETECTION_METRICS
             if metric_family(cell.metric) not in valid:
                 raise ConfigError(f"{where}: metric {cell.metric!r} is not one of {cell.model}'s ({tasks[cell.model]}): "
                                   f"{sorted(valid)}, optionally /<class>")
+            if metric_family(cell.metric) in SALIENCY_METRICS:
+                _check_saliency(config, claim, cell, where)
             if claim.checkpoint == "window" and runs_of == [PRETRAINED]:
                 raise ConfigError(f"{where}: {cell.model} is evaluated as it is, one checkpoint: it has no window")
             if claim.checkpoint == "window" and cell.testset not in sweep:
                 raise ConfigError(f"{where}: checkpoint window needs {cell.testset} at every checkpoint: add "
                                   f"{cell.testset.removeprefix('test_')!r} to evaluate.sweep_test_sets")
+
+
+def _check_saliency(config: dict, claim: Claim, cell: Cell, where: str) -> None:
+    """A saliency metric is measured on the best checkpoint, over all classes, where maps are drawn."""
+    drawn = config["evaluate"]["saliency"]
+    if "/" in cell.metric or claim.checkpoint != "best":
+        raise ConfigError(f"{where}: {cell.metric!r} is measured on the best checkpoint over all classes (no /<class>, no window)")
+    if not drawn["images"] or (drawn["test_sets"] is not None and cell.testset.removeprefix("test_") not in drawn["test_sets"]):
+        raise ConfigError(f"{where}: {cell.metric} on {cell.testset} needs saliency maps there: set evaluate.saliency.images "
+                          f"above 0 and list {cell.testset.removeprefix('test_')!r} in evaluate.saliency.test_sets (or null: all)")

@@ -26,8 +26,11 @@ _COUNTS = [("categories", pa.list_(pa.string())), ("npos", pa.list_(pa.int32()))
            ("foregrounds", pa.list_(pa.int32())), ("passed", pa.list_(pa.int32()))]
 _DETECTIONS = [("det_category", pa.list_(pa.string())), ("det_score", pa.list_(pa.float64())),
                ("det_matched", pa.list_(pa.int16())), ("det_ignored", pa.list_(pa.int16()))]
+# saliency maps drawn on the image (bgshift.saliency): how many, and the sums of their shares of mass on
+# the objects and of the objects' share of the picture (fg_attention and fg_area are their ratios to `maps`)
+_ATTENTION = [("maps", pa.int32()), ("attention", pa.float64()), ("attention_area", pa.float64())]
 SCHEMA = pa.schema([("checkpoint", pa.string()), ("step", pa.int64()), ("testset", pa.string()), ("image", pa.int64()),
-                    ("unit", pa.int64())] + _COUNTS + _DETECTIONS)
+                    ("unit", pa.int64())] + _COUNTS + _DETECTIONS + _ATTENTION)
 
 
 def _bits(flags: np.ndarray) -> list[int]:
@@ -119,12 +122,31 @@ def classification_rows(labels: np.ndarray, correct: np.ndarray, image_ids: list
     return rows
 
 
+def with_attention(rows: list[dict], maps: list[dict], key: str) -> list[dict]:
+    """The per-image rows with their saliency maps' sums (`maps`: saliency.parquet's rows of one
+    test set that have a share; `key`: which of their columns names the row, image or unit)."""
+    sums: dict[int, list[float]] = {}
+    for m in maps:
+        total = sums.setdefault(m[key], [0, 0.0, 0.0])
+        total[0] += 1
+        total[1] += m["fg_share"]
+        total[2] += m["fg_area"]
+    return [{**row, **dict(zip(("maps", "attention", "attention_area"), sums.get(row["image"], [0, 0.0, 0.0])))} for row in rows]
+
+
+def attention_rows(maps: list[dict]) -> list[tuple[str, float]]:
+    """fg_attention and fg_area of one test set: the means over its maps that have a share."""
+    if not maps:
+        return []
+    return [("fg_attention", float(np.mean([m["fg_share"] for m in maps]))), ("fg_area", float(np.mean([m["fg_area"] for m in maps])))]
+
+
 def table(rows: list[dict], classes: list[str], run: dict | None = None) -> pa.Table:
     """Rows (with checkpoint, step and testset) as the per-image table; absent lists are empty.
     Its metadata: the classes in the scorer's order (COCO's category ids: its AP averages them in
     that order) and the run (model, trainset, seed, task) it belongs to."""
-    lists = [name for name, _ in _COUNTS + _DETECTIONS]
-    return pa.Table.from_pylist([{**{name: [] for name in lists}, **row} for row in rows], schema=SCHEMA.with_metadata(metadata(classes, run)))
+    empty = {**{name: [] for name, _ in _COUNTS + _DETECTIONS}, "maps": 0, "attention": 0.0, "attention_area": 0.0}
+    return pa.Table.from_pylist([{**empty, **row} for row in rows], schema=SCHEMA.with_metadata(metadata(classes, run)))
 
 
 def metadata(classes: list[str], run: dict | None = None) -> dict[str, str]:

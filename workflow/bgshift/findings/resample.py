@@ -1,7 +1,8 @@
 """A test set's metric under resampled test images, from its per-image records.
 
 A replicate gives each test image (unit) a weight: its count in a bootstrap resample of the
-units. Count MAE, false positives per image and accuracy are ratios of per-image sums, so a
+units. Count MAE, false positives per image, accuracy and the saliency maps' foreground
+attention are ratios of per-image sums, so a
 replicate is one matrix product. AP is recomputed the way COCOeval accumulates it, with each
 detection and object weighted by its image's weight, over a detection list sorted once: at
 each IoU threshold only its true positives are kept as elements, and the false positives
@@ -70,6 +71,9 @@ class Evaluation:
             if len(values) == len(parents):
                 dense[parents, column] = values
             self.counts[key] = dense
+        names = table.column_names  # per-image tables written before saliency have no map columns
+        self.attention = {key: table.column(key).to_numpy().astype(np.float64) if key in names else np.zeros(table.num_rows)
+                          for key in ("maps", "attention", "attention_area")}
         self.det_class, det_rows = _lists(table, "det_category", object)
         self.det_unit = self.rows[det_rows]
         self.det_score, _ = _lists(table, "det_score", np.float64)
@@ -99,6 +103,9 @@ class Evaluation:
             return self.per_unit("detected", cls), ones
         if metric == "accuracy":
             return self.per_unit("correct", cls), self.per_unit("samples", cls)
+        if metric in ("fg_attention", "fg_area"):  # means over the maps drawn (bgshift.saliency)
+            summed = self.attention["attention" if metric == "fg_attention" else "attention_area"]
+            return np.bincount(self.rows, summed, minlength=self.size), np.bincount(self.rows, self.attention["maps"], minlength=self.size)
         return self.per_unit("passed", cls), self.per_unit("foregrounds", cls)
 
     def category(self, cls: str) -> _Category:

@@ -62,8 +62,9 @@ def _sections(rows: list[dict]) -> list[str]:
         lines += ["", f"### {r['claim']}: {r['title']}", "",
                   f"{r['metric']} at the {r['checkpoint']} checkpoint; claimed {r['expect']}; verdict **{r['verdict']}**."
                   + (f" Reference: {r['reference']}." if r["reference"] else ""), "",
-                  f"On {r['test_images']} test images (those every compared cell scored). "
-                  f"Per-seed effects (seeds {r['seeds']}): " + ", ".join(_fmt(v) for v in r["per_seed"])
+                  (f"On {r['test_images']} test images (those every compared cell scored). " if r["test_images"]
+                   else "A run's own figure: no test image varies it, only the seeds. ")
+                  + f"Per-seed effects (seeds {r['seeds']}): " + ", ".join(_fmt(v) for v in r["per_seed"])
                   + f". Standard error {r['se']:.4f} ({share} of its variance from the test images), p {r['p']:.3g}, "
                   f"adjusted p {r['adjusted_p']:.3g}.", "", f"![{r['claim']}](findings/{r['claim']}.png)"]
     return lines

@@ -13,7 +13,9 @@ them in world/factors.parquet (site, its home class, object and herd counts, sca
 - the herd: `background_objects` small objects of the labelled classes in the back,
   `unlabelled_share` of them without labels, except on `fully_labelled_sites` (the
   sheep study's test farm, where every animal is annotated);
-- `objects_per_image` and `object_scale` / `herd_scale` (fractions of the image height).
+- `objects_per_image` and `object_scale` / `herd_scale` (fractions of the image height);
+- `context`: a labelled context class (a pond) under most front objects of one class, as the
+  deck's labelled sea beside its whales; a `categories` drop scheme removes its labels again.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ SITES = {
     "dusk": Site((70, 88, 60), (210, 130, 90), 14, 26, (0.75, 0.55), (1.15, 0.90, 0.80)),
 }
 
+WATER = ((58, 104, 160), (34, 66, 112))  # a pond's open water and its rim
 CLASS_COLOURS = {
     "sheep": (232, 228, 218),
     "crate": (150, 96, 48),
@@ -124,6 +127,30 @@ def _front_class(rng: np.random.Generator, site_name: str, settings: dict) -> st
     return settings["classes"][int(rng.integers(len(settings["classes"])))]
 
 
+def _paint_context(rng: np.random.Generator, planned: list[tuple], settings: dict, img: np.ndarray, owner: np.ndarray) -> list[dict]:
+    """Ponds on the ground before any object: one under each front object of the `beside` class
+    with probability `share`, or, in an image without one, somewhere on the ground with
+    probability `elsewhere`; their instances (the objects painted later cover them)."""
+    context, (h, w) = settings["context"], owner.shape
+    spots = [(cx, cy + size // 3, size) for layer, cls, cx, cy, size in planned
+             if layer == "front" and cls == context["beside"] and rng.random() < context["share"]]
+    if not any(layer == "front" and cls == context["beside"] for layer, cls, *_ in planned) and rng.random() < context["elsewhere"]:
+        size = int(h * rng.uniform(*settings["object_scale"]))
+        spots.append((int(rng.uniform(size, max(size + 1, w - size))), int(h * rng.uniform(0.6, 0.85)), size))
+    instances = []
+    for cx, cy, size in spots:
+        mask = np.zeros((h, w), np.uint8)
+        cv2.ellipse(mask, (cx, cy), (max(4, int(size * 1.1)), max(3, int(size * 0.45))), 0, 0, 360, 1, -1)
+        rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=max(1, size // 12))
+        ripple = 1.0 + 0.08 * _noise(rng, h, w, max(4, size // 4))
+        sel = mask.astype(bool)
+        img[sel] = np.clip(np.array(WATER[0], np.float32)[None, :] * ripple[sel, None], 0, 255)
+        img[rim.astype(bool)] = np.array(WATER[1], np.float32)
+        owner[sel] = len(instances) + 1
+        instances.append({"class": context["name"], "layer": "context", "labelled": True, "size": size})
+    return instances
+
+
 def render(index: int, seed: int, settings: dict) -> tuple[np.ndarray, str, list[dict]]:
     """One scene: RGB pixels, its site, and its instances (class, mask, labelled, layer)."""
     rng = np.random.default_rng([seed, index])
@@ -148,7 +175,7 @@ def render(index: int, seed: int, settings: dict) -> tuple[np.ndarray, str, list
             cx = int(rng.uniform(size * 0.6, w - size * 0.6))
             planned.append((layer, cls, cx, cy, max(size, 6)))
     planned.sort(key=lambda p: p[3])  # paint far to near: lower in the image is closer
-    instances = []
+    instances = _paint_context(rng, planned, settings, img, owner) if settings["context"] else []
     for layer, cls, cx, cy, size in planned:
         mask, details = _shape_mask(cls, rng, h, w, cx, cy, size)
         colour = np.array(CLASS_COLOURS[cls], np.float32) * rng.uniform(0.85, 1.1)
@@ -176,7 +203,8 @@ def read(collector: Collector, out_dir: Path, seed: int, settings: dict) -> None
     """Generate the world into out_dir/world and feed it to the collector."""
     world = Path(out_dir) / "world"
     collector.root = world
-    class_ids = {name: i + 1 for i, name in enumerate(settings["classes"])}
+    names = settings["classes"] + ([settings["context"]["name"]] if settings["context"] else [])
+    class_ids = {name: i + 1 for i, name in enumerate(names)}
     for name, cid in class_ids.items():
         collector.add_category(cid, name, "synthetic")
     factors = []
@@ -212,6 +240,7 @@ FACTORS_SCHEMA = pa.schema([
     ("fully_labelled_site", pa.bool_()),
     ("object_size_px", pa.list_(pa.int32())),  # front objects' drawn sizes
     ("herd_size_px", pa.list_(pa.int32())),
+    ("context_regions", pa.int32()),  # labelled context regions (ponds) drawn
 ])
 
 
@@ -223,4 +252,5 @@ def _factors(image_id: int, site: str, instances: list[dict], settings: dict) ->
     return {"image_id": image_id, "site": site, "home_class": home, "confounder_strength": float(settings["confounder_strength"]),
             "front_objects": len(front), "front_home_class": sum(i["class"] == home for i in front), "herd": len(herd),
             "herd_unlabelled": sum(not i["labelled"] for i in herd), "fully_labelled_site": site in settings["fully_labelled_sites"],
-            "object_size_px": [i["size"] for i in front], "herd_size_px": [i["size"] for i in herd]}
+            "object_size_px": [i["size"] for i in front], "herd_size_px": [i["size"] for i in herd],
+            "context_regions": sum(i["layer"] == "context" for i in instances)}

@@ -126,11 +126,14 @@ def findings_table(findings: dict) -> str:
 
 
 def pictures(results: Path, testsets: list[str]) -> list[dict]:
-    """The variant contact sheet, then the detections on each test set in the tables' order, then the plots."""
+    """The variant contact sheet, then the detections on each test set in the tables' order, then the
+    plots, the loss curves and the saliency sheets."""
     found = [("Variants of the same images", results / "variants" / "contact_sheet.png")]
     found += [(f"Detections on {name}", results / "plots" / "detections" / f"{name}.png") for name in testsets]
     found += [(path.stem.replace("_", " "), path) for path in sorted((results / "plots").glob("*.png")) if path.stem != "detections"]
     found += [(f"Loss components of {path.stem}", path) for path in sorted((results / "plots" / "curves").glob("*.png"))]
+    found += [(f"Saliency of {' · '.join(path.relative_to(results / 'plots' / 'saliency').with_suffix('').parts)}", path)
+              for path in sorted((results / "plots" / "saliency").rglob("*.png"))]
     return [{"title": title, "uri": image_uri(path)} for title, path in found if path.is_file()]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import images as imgs
-from ..io import write_bytes
+from ..io import inside_results, write_bytes
 from ..montage import fit_square, grid
 
 TILE = 256  # each image is fitted into a TILE x TILE square, so labels stay readable at any source size
@@ -88,6 +88,7 @@ def first_runs(manifests: list[str | Path]) -> dict[str, tuple[Path, dict]]:
 def detection_pictures(manifests: list[str | Path], out: str | Path, out_dir: str | Path, threshold: float, images: int) -> list[str]:
     """`out`: test_original; `out_dir/<test set>.png`: every test set the detectors were scored on
     at their best checkpoint. Returns the test sets drawn."""
+    inside_results(out_dir).mkdir(parents=True, exist_ok=True)  # classifiers alone draw no detections: the folder stays empty
     runs = first_runs(manifests)
     rows: dict[str, list[np.ndarray]] = {}
     for model, (path, manifest) in sorted(runs.items()):

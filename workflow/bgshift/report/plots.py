@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from .. import metric_names  # noqa: E402
 from ..metric_names import AP_PER_IOU, IOU_PERCENTS  # noqa: E402
 from .tables import TIDE_MAIN, load_metrics  # noqa: E402
 
@@ -114,7 +115,7 @@ def plot_per_class(frame: pd.DataFrame, family: str, classes: list[str] | None, 
             ax.bar(np.arange(len(names)) + j * width, sub["mean"], width, yerr=sub["std"], capsize=2, label=test.removeprefix("test_"))
         ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(family)
-        ax.set_title(f"{model} / {trainset}: {family} per class (best checkpoint, mean ± std over seeds)", fontsize=9)
+        ax.set_title(f"{model} / {trainset}: {family} per {metric_names.part_of(family)} (best checkpoint, mean ± std over seeds)", fontsize=9)
         ax.legend(fontsize=7, ncol=4)
     save_png(fig, path)
 

@@ -93,14 +93,15 @@ def per_class_names(names: list[str]) -> dict[str, list[str] | None]:
 
 
 def per_class_table(best: pd.DataFrame, family: str, classes: list[str] | None) -> pd.DataFrame:
-    """Rows model x training set x class, columns test sets, cells mean ± std over seeds."""
+    """Rows model x training set x class (a loss's component), columns test sets, cells mean ± std over seeds."""
+    part = metric_names.part_of(family)
     rows = best[best.metric.str.startswith(f"{family}/")]
-    rows = rows.assign(**{"class": rows.metric.str.removeprefix(f"{family}/")})
+    rows = rows.assign(**{part: rows.metric.str.removeprefix(f"{family}/")})
     if classes is not None:
-        rows = rows[rows["class"].isin(classes)]
+        rows = rows[rows[part].isin(classes)]
     if rows.empty:
         return pd.DataFrame()
-    cells = rows.groupby(["model", "trainset", "class", "testset"])["value"].apply(mean_std).unstack("testset")
+    cells = rows.groupby(["model", "trainset", part, "testset"])["value"].apply(mean_std).unstack("testset")
     return cells.rename_axis(columns=None).reset_index().rename(columns={"trainset": "training set"})
 
 
@@ -143,7 +144,8 @@ def tables(metric_files: list[str | Path], out_dir: str | Path, settings: dict) 
     for family, classes in per_class_names(names).items():
         table = per_class_table(best, family, classes)
         if not table.empty:
-            write_table(table, out_dir / f"{family}_per_class", f"{family} per class (best checkpoint by validation), mean ± std over seeds")
+            write_table(table, out_dir / f"{family}_per_class",
+                        f"{family} per {metric_names.part_of(family)} (best checkpoint by validation), mean ± std over seeds")
             written.append(f"{family}_per_class")
     for metric in (name for name in names if "/" not in name):
         per_seed = best[best.metric == metric][["model", "trainset", "seed", "testset", "value"]]

@@ -53,6 +53,7 @@ class SegmentationData:
     checkpoint is the model."""
 
     metric = "iou"
+    val_samples = ()  # no val split, so no val loss either
 
     def __init__(self, samples: MaskedImages, colour_jitter: float):
         self.samples, self.colour_jitter = samples, colour_jitter

@@ -22,7 +22,7 @@ from .. import pretrained
 from ..progress import progress
 from ..weights import fit, load_state, starting_state
 from . import engine
-from .interface import FamilyCode
+from .interface import Explainable, FamilyCode
 
 TASK = "classification"
 ARCHS = {
@@ -124,7 +124,7 @@ class CropData:
 
     def __init__(self, set_dir: Path):
         self.samples = CropSplit(set_dir / "parquet" / "train")
-        self.val = CropSplit(set_dir / "parquet" / "val")
+        self.val = self.val_samples = CropSplit(set_dir / "parquet" / "val")
 
     @staticmethod
     def loss(model: torch.nn.Module, batch: list[tuple[torch.Tensor, int]], device: torch.device) -> dict[str, torch.Tensor]:
@@ -147,24 +147,44 @@ def train(settings: dict, set_dir: Path, run_dir: Path, seed: int, cuda: bool, c
                       torch.device("cuda" if cuda else "cpu"))
 
 
-def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool, label_map: dict[int, int] | None = None):
-    """A checkpoint as a function of a crops split's folder (its Parquet parts); with a `label_map`
-    (model class -> category id), torchvision's ImageNet weights as they are."""
-    device = torch.device("cuda" if cuda else "cpu")
+def load_model(settings: dict, checkpoint: Path, categories: list[dict], label_map: dict[int, int] | None = None):
+    """A checkpoint and, with a `label_map` (model class -> category id: torchvision's ImageNet
+    weights as they are), the model class -> class index map (None: the classes are the dataset's)."""
     if label_map is None:
         model = build_model({**settings, "weights": "none"}, len(categories))
         fit(model, load_state(checkpoint).get("model", {}), checkpoint, "classifier")
-        to_index = None
-    else:
-        model = build_model(settings, None)
-        index_of = {c["category_id"]: c["index"] for c in categories}
-        to_index = {label: index_of[category] for label, category in label_map.items()}
+        return model, None
+    index_of = {c["category_id"]: c["index"] for c in categories}
+    return build_model(settings, None), {label: index_of[category] for label, category in label_map.items()}
+
+
+def load_predictor(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool, label_map: dict[int, int] | None = None):
+    """A checkpoint as a function of a crops split's folder (its Parquet parts)."""
+    device = torch.device("cuda" if cuda else "cpu")
+    model, to_index = load_model(settings, checkpoint, categories, label_map)
     model.to(device)
     return lambda folder: predict(model, CropSplit(Path(folder)), device, label_map=to_index, classes=len(categories))
+
+
+def explainable(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool, label_map: dict[int, int] | None = None):
+    """Grad-CAM differentiating the score of a sample's own class (an evaluate-only model: the sum
+    of its classes that map to it), on a convolutional stage (ResNet: layer1-4; MobileNetV3 and
+    EfficientNet: the blocks of `features`; saliency.target_layers picks one for the input size)."""
+    model, to_index = load_model(settings, checkpoint, categories, label_map)
+    model.eval().to(torch.device("cuda" if cuda else "cpu"))
+    stages = [model.layer1, model.layer2, model.layer3, model.layer4] if hasattr(model, "layer4") else list(model.features)
+    if to_index is None:
+        def class_score(output: torch.Tensor, index: int) -> torch.Tensor:
+            return output[index]
+    else:
+        def class_score(output: torch.Tensor, index: int) -> torch.Tensor:
+            return output[[label for label, mapped in to_index.items() if mapped == index]].sum()
+    return Explainable(model, stages, lambda rgb: ((torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - MEAN) / STD)[None],
+                       "gradcam", class_score)
 
 
 def own_classes(settings: dict) -> tuple[Path, dict[int, str] | None]:
     return pretrained.torchvision_classes(settings["weights"], ARCHS[settings["arch"]][1], f"classifier {settings['arch']}")
 
 
-FAMILY = FamilyCode(TASK, train, load_predictor, engine.checkpoints, own_classes)
+FAMILY = FamilyCode(TASK, train, load_predictor, engine.checkpoints, own_classes, explainable)

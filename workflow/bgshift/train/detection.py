@@ -3,6 +3,7 @@ images and box targets, the detection training data (loss, val COCO AP), the pre
 turns a checkpoint into COCO results records, and the family object (interface.ModelFamily). The loop itself: engine.py."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -14,7 +15,7 @@ from .. import metrics, pretrained
 from ..progress import progress
 from ..weights import fit, load_state
 from .engine import checkpoints, train
-from .interface import Predictor
+from .interface import Explainable, Predictor
 
 BuildModel = Callable[[dict, int | None], torch.nn.Module]  # (a model's settings, number of classes) -> model
 
@@ -38,6 +39,10 @@ class TorchvisionFamily:
     def load_predictor(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
                        label_map: dict[int, int] | None = None) -> Predictor:
         return load_detector(self, settings, checkpoint, categories, cuda, label_map)
+
+    def explainable(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                    label_map: dict[int, int] | None = None) -> Explainable:
+        return explainable(self, settings, checkpoint, categories, cuda, label_map)
 
     def own_classes(self, settings: dict) -> tuple[Path, dict[int, str] | None]:
         return pretrained.torchvision_classes(settings["weights"], self.detector_weights(settings), f"{self.name} {settings['arch']}")
@@ -106,6 +111,7 @@ class DetectionData:
         self.category_of_label = category_of_label(categories, label_offset)
         self.samples = Samples(CocoSplit(set_dir / "coco" / "train.json", category_index, label_offset))
         self.val = CocoSplit(set_dir / "coco" / "val.json", category_index, label_offset)
+        self.val_samples = Samples(self.val)
 
     @staticmethod
     def loss(model: torch.nn.Module, batch: list, device: torch.device) -> dict[str, torch.Tensor]:
@@ -140,17 +146,51 @@ def predict(model: torch.nn.Module, split: CocoSplit, device: torch.device, cate
     return results
 
 
-def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
-                  label_map: dict[int, int] | None = None) -> Predictor:
-    """A checkpoint of this loop, loaded once, as a function of the COCO split to run on; with a
-    `label_map` (model label -> category id) the torchvision weights themselves, head and all."""
-    device = torch.device("cuda" if cuda else "cpu")
+def load_model(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict],
+               label_map: dict[int, int] | None = None) -> tuple[torch.nn.Module, dict[int, int]]:
+    """A checkpoint of this loop and its model label -> category id map; with a `label_map` (an
+    evaluate-only model's) the torchvision weights themselves, head and all."""
     if label_map is None:
         model = family.build_model({**settings, "weights": "none"}, len(categories))
         fit(model, load_state(checkpoint).get("model", {}), checkpoint, "model")
-        label_map = category_of_label(categories, family.label_offset)
-    else:
-        model = family.build_model(settings, None)
+        return model, category_of_label(categories, family.label_offset)
+    return family.build_model(settings, None), label_map
+
+
+def load_detector(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                  label_map: dict[int, int] | None = None) -> Predictor:
+    """A checkpoint, loaded once, as a function of the COCO split to run on."""
+    device = torch.device("cuda" if cuda else "cpu")
+    model, label_map = load_model(family, settings, checkpoint, categories, label_map)
     model.to(device)
     category_index = {c["category_id"]: c["index"] for c in categories}
     return lambda coco_json: predict(model, CocoSplit(Path(coco_json), category_index, family.label_offset), device, label_map)
+
+
+class FeatureMaps(torch.nn.Module):
+    """A torchvision detector's feature pyramid on one image, as EigenCAM reads it: the model's own
+    resize and normalisation, every level cut to the image (not the padding the transform adds,
+    so the map lies on the picture) and brought to the finest level's size, concatenated; `maps`
+    (an identity) is the layer whose activations the map is made of."""
+
+    def __init__(self, detector: torch.nn.Module):
+        super().__init__()
+        self.detector = detector
+        self.maps = torch.nn.Identity()
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        images, _ = self.detector.transform(list(batch))
+        (height, width), padded = images.image_sizes[0], images.tensors.shape[-2:]
+        levels = [level[..., : math.ceil(level.shape[-2] * height / padded[0]), : math.ceil(level.shape[-1] * width / padded[1])]
+                  for level in self.detector.backbone(images.tensors).values()]
+        size = levels[0].shape[-2:]
+        return self.maps(torch.cat([torch.nn.functional.interpolate(level, size=size, mode="bilinear", align_corners=False)
+                                    for level in levels], 1))
+
+
+def explainable(family: TorchvisionFamily, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                label_map: dict[int, int] | None = None) -> Explainable:
+    """EigenCAM over the feature pyramid (the detector's heads have no one class score to differentiate)."""
+    model, _ = load_model(family, settings, checkpoint, categories, label_map)
+    wrapped = FeatureMaps(model.eval()).to(torch.device("cuda" if cuda else "cpu"))
+    return Explainable(wrapped, [wrapped.maps], lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None], "eigencam")

@@ -35,6 +35,7 @@ class TrainingData(Protocol):
 
     metric: str  # the name of val_score's figure (higher is better)
     samples: torch.utils.data.Dataset
+    val_samples: torch.utils.data.Dataset  # the val split keyed (index, flip), as `samples`: its loss at each checkpoint
 
     def loss(self, model: torch.nn.Module, batch: list, device: torch.device) -> dict[str, torch.Tensor]: ...
 
@@ -194,13 +195,34 @@ def _checkpoint(model, data: TrainingData, device, ckpt_dir: Path, state: dict) 
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     write_torch(ckpt_dir / name, {"model": weights, "iteration": state["iteration"]})
     score = data.val_score(model, device)
-    state["checkpoints"].append({"name": name, "iteration": state["iteration"], f"val_{data.metric}": -1.0 if score is None else score})
+    state["checkpoints"].append({"name": name, "iteration": state["iteration"], f"val_{data.metric}": -1.0 if score is None else score,
+                                 "val_loss": validation_loss(model, data, device)})
     if score is None or score > state["best"][data.metric]:  # without val samples the latest checkpoint is the best
         state["best"] = {"iteration": state["iteration"], data.metric: -1.0 if score is None else score, "name": name}
         state["stale"] = 0
         link_file(ckpt_dir / name, ckpt_dir.parent / "best.pt")
     else:
         state["stale"] += 1
+
+
+def validation_loss(model: torch.nn.Module, data: TrainingData, device: torch.device, batch: int = 4) -> dict[str, float] | None:
+    """The val split's mean loss components, computed as training computes them (train mode: the
+    detectors return losses only then) but with batch norm's statistics and dropout frozen, no
+    gradients, and the random streams the samplers draw from restored after: measuring it
+    changes nothing that follows. None without val samples."""
+    if not len(data.val_samples):
+        return None
+    model.train()
+    for module in model.modules():
+        if isinstance(module, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)):
+            module.eval()
+    sums: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        for start in range(0, len(data.val_samples), batch):
+            samples = [data.val_samples[(k, False)] for k in range(start, min(len(data.val_samples), start + batch))]
+            for name, value in data.loss(model, samples, device).items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(samples)
+    return {name: round(total / len(data.val_samples), 5) for name, total in sums.items()}
 
 
 def checkpoints(done: dict, run_dir: Path) -> list[dict]:

@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 Predictor = Callable[[Path], list]  # a test split's ground truth -> prediction records
+
+
+@dataclass(frozen=True)
+class Explainable:
+    """What a saliency map (bgshift.saliency, pytorch-grad-cam) needs of a checkpoint: the module
+    to call on one prepared image, the layers whose activations the map is made of, how an RGB
+    image (H, W, 3 uint8) becomes that module's input batch, and the method: "gradcam" where a
+    class score can be differentiated (classifiers), "eigencam" where a detector has none (the
+    first principal component of its feature maps, Muhammad & Yeasin 2020)."""
+
+    model: Any  # torch.nn.Module, evaluation mode
+    layers: list  # [torch.nn.Module]; gradcam: candidate stages, shallow to deep (saliency.target_layers picks one)
+    prepare: Callable[[Any], Any]  # np.ndarray (H, W, 3) uint8 RGB -> torch.Tensor (1, 3, h, w)
+    method: str
+    class_score: Callable[[Any, int], Any] | None = None  # gradcam: (one sample's output, class index) -> the score
 
 
 @runtime_checkable
@@ -35,6 +50,10 @@ class ModelFamily(Protocol):
         """An evaluate-only model: its weights file and {model label: class name}, None when its
         classes are the dataset's own (a checkpoint of an earlier run)."""
 
+    def explainable(self, settings: dict, checkpoint: Path, categories: list[dict], cuda: bool,
+                    label_map: dict[int, int] | None = None) -> Explainable:
+        """A checkpoint loaded for saliency maps (what load_predictor loads, seen from inside)."""
+
 
 @dataclass(frozen=True)
 class FamilyCode:
@@ -45,3 +64,4 @@ class FamilyCode:
     load_predictor: Callable[..., Predictor]
     checkpoints: Callable[[dict, Path], list[dict]]
     own_classes: Callable[[dict], tuple[Path, dict[int, str] | None]]
+    explainable: Callable[..., Explainable]

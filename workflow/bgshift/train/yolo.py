@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..metrics import load_coco
 from ..weights import forbid_unpickling, load_yolo, weights_file
-from .interface import FamilyCode
+from .interface import Explainable, FamilyCode
 
 TASK = "detection"
 
@@ -90,4 +90,21 @@ def predict(model, imgsz: int, coco_json: Path, category_of: dict[int, int], dev
     return results
 
 
-FAMILY = FamilyCode(TASK, train, load_predictor, checkpoints, own_classes)
+def explainable(settings: dict, checkpoint: Path, categories: list[dict], cuda: bool, label_map: dict[int, int] | None = None):
+    """EigenCAM over the feature maps the Detect head reads (its inputs, e.g. P3-P5), the image
+    resized to a multiple of the model's largest stride, as ultralytics' own input is."""
+    import cv2
+    import torch
+
+    network = load_yolo(checkpoint).model.float().eval().to(torch.device("cuda" if cuda else "cpu"))
+    stride = int(network.stride.max())
+
+    def prepare(rgb):
+        height, width = (-(-side // stride) * stride for side in rgb.shape[:2])
+        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(resized).permute(2, 0, 1).float().div(255)[None]
+
+    return Explainable(network, [network.model[i] for i in network.model[-1].f], prepare, "eigencam")
+
+
+FAMILY = FamilyCode(TASK, train, load_predictor, checkpoints, own_classes, explainable)
