@@ -132,7 +132,7 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
     manifest_path = Path(manifest_path)
     manifest = json.loads(manifest_path.read_text())
     threshold = config["evaluate"]["score_threshold"]
-    rows, units, classes = [], [], []
+    measured, units, classes = [], [], []  # (checkpoint, step, testset, metric, value)
     gts: dict[tuple[str, str], COCO] = {}
     maps = _saliency_maps(saliency)
     for e in progress(manifest["evaluations"], desc="score", unit="evaluation"):
@@ -145,18 +145,16 @@ def score(config: dict, manifest_path: str | Path, out: str | Path, per_image_ou
             rows_of_set = rows_of_set + per_image.attention_rows(drawn)
         where = {"checkpoint": e["checkpoint"], "step": e["step"], "testset": e["test_set"]}
         units += [{**where, **unit} for unit in units_of_set]
-        for metric, value in rows_of_set:
-            rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"],
-                         **where, "metric": metric, "value": value})
+        measured += [(e["checkpoint"], e["step"], e["test_set"], metric, value) for metric, value in rows_of_set]
     if run:
         from .training_losses import loss_rows
 
-        for checkpoint, step, testset, metric, value in loss_rows(run):
-            rows.append({"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"], "checkpoint": checkpoint,
-                         "step": step, "testset": testset, "metric": metric, "value": value})
+        measured += loss_rows(run)
+    rows = [{"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"],
+             **dict(zip(("checkpoint", "step", "testset", "metric", "value"), row))} for row in measured]
     schema = pa.schema([("model", pa.string()), ("trainset", pa.string()), ("seed", pa.int64()), ("checkpoint", pa.string()),
                         ("step", pa.int64()), ("testset", pa.string()), ("metric", pa.string()), ("value", pa.float64())])
     write_parquet(out, pa.Table.from_pylist(rows, schema=schema))
-    run = {"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"], "task": manifest["task"]}
-    write_parquet(per_image_out, per_image.table(units, classes, run))
+    about = {"model": manifest["model"], "trainset": manifest["set"], "seed": manifest["seed"], "task": manifest["task"]}
+    write_parquet(per_image_out, per_image.table(units, classes, about))
     return len(rows)

@@ -18,7 +18,8 @@ WRITTEN = {
     "classification": ["accuracy", "challenge_accuracy", *SALIENCY_METRICS],
 }
 PER_CLASS = {"detection": ("AP", "count_mae"), "classification": ("accuracy",)}  # also written as <metric>/<class>
-LOSS_METRICS = ("loss", "val_loss")  # <name>/<component> of a trained run (bgshift.training_losses)
+# <name>/<component> of a trained run (bgshift.training_losses), and the "test set" each sits at: no test image varies them
+LOSS_METRICS = {"loss": "train", "val_loss": "val"}
 USUAL = {"detection": ["AP", "AP50", "AP75", "count_mae", "fp_per_image", *THRESHOLD_METRICS], "classification": ["accuracy", "challenge_accuracy"]}
 
 

@@ -179,12 +179,15 @@ def run(explained, task: str, test_sets: dict[str, Path], seed: int, count: int)
 
     rows, tiles = [], {}
     method = {"gradcam": GradCAM, "eigencam": oriented_eigencam()}[explained.method]
+    layers_of: dict[tuple, list] = {}  # input size -> the layers (a Grad-CAM stage is picked once per size)
     for name, folder in progress(sorted(test_sets.items()), desc="saliency", unit="test set"):
         truth = ground_truth(task, folder)
         samples = detection_samples(truth, seed, count) if task == "detection" else crop_samples(truth, seed, count)
         tiles[name] = []
         for sample in samples:
-            with method(model=explained.model, target_layers=target_layers(explained, explained.prepare(sample.rgb))) as cam:
+            if sample.rgb.shape not in layers_of:
+                layers_of[sample.rgb.shape] = target_layers(explained, explained.prepare(sample.rgb))
+            with method(model=explained.model, target_layers=layers_of[sample.rgb.shape]) as cam:
                 heat = saliency_map(cam, explained, sample)
             share, area = attention(heat, sample.mask)
             rows.append({"testset": name, "image": sample.image, "unit": sample.unit, "ann_id": sample.ann_id,

@@ -17,8 +17,6 @@ from ..pretrained import PRETRAINED
 
 DETECTION_METRICS = {"AP", "AP50", "AP75", *AP_PER_IOU, "count_mae", "fp_per_image", *SALIENCY_METRICS, *LOSS_METRICS}
 CLASSIFICATION_METRICS = {"accuracy", "challenge_accuracy", *SALIENCY_METRICS, *LOSS_METRICS}
-# a run's losses (loss/<component>, val_loss/<component>) sit at these "test sets": no test image varies them
-LOSS_SPLITS = {"loss": "train", "val_loss": "val"}
 
 
 def metric_family(metric: str) -> str:
@@ -116,7 +114,7 @@ def check(config: dict, claims: list[Claim], trained: list[str], tested: list[st
             runs_of = (sets_of or {}).get(cell.model, trained)
             if cell.trainset not in runs_of:
                 raise ConfigError(f"{where}: {cell.model} has no run on {cell.trainset!r} (its training sets: {runs_of})")
-            split = LOSS_SPLITS.get(metric_family(cell.metric))
+            split = LOSS_METRICS.get(metric_family(cell.metric))
             if split and (cell.testset != split or "/" not in cell.metric):
                 raise ConfigError(f"{where}: {cell.metric!r} is a run's loss: name its component ({metric_family(cell.metric)}/<component>) "
                                   f"and testset {split!r}")

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from ..config import ConfigError
 from . import resample, stats
 from ..pretrained import PRETRAINED, PRETRAINED_SEED, runs
-from .claims import LOSS_SPLITS, Cell, Claim, Term, metric_family, parse
+from ..metric_names import LOSS_METRICS
+from .claims import Cell, Claim, Term, metric_family, parse
 
 UNADJUSTED_LEVEL = 0.05  # the unadjusted interval printed beside the adjusted one
 
@@ -125,12 +126,15 @@ class Study:
         return [s for s in steps if (window["start"] is None or s >= window["start"]) and (window["stop"] is None or s <= window["stop"])]
 
     def run_level(self, claim: Claim, cell: Cell, seed: int) -> float:
-        """A metric of the run itself (a loss: LOSS_SPLITS), from its metrics.parquet beside the
+        """A metric of the run itself (a loss: LOSS_METRICS), from its metrics.parquet beside the
         per-image records: at the best checkpoint, or the mean over the window's."""
         path = self.runs[(cell.model, cell.trainset, seed)].with_name("metrics.parquet")
-        rows = pq.read_table(path, filters=[("metric", "=", cell.metric), ("testset", "=", cell.testset)]).to_pandas()
-        window = self._window_steps(pa.Table.from_pandas(rows[["checkpoint", "step"]])) if claim.checkpoint == "window" else []
-        chosen = rows[rows.checkpoint == "best"] if claim.checkpoint == "best" else rows[(rows.checkpoint != "best") & rows.step.isin(window)]
+        table = pq.read_table(path, filters=[("metric", "=", cell.metric), ("testset", "=", cell.testset)])
+        rows = table.to_pandas()
+        if claim.checkpoint == "best":
+            chosen = rows[rows.checkpoint == "best"]
+        else:
+            chosen = rows[(rows.checkpoint != "best") & rows.step.isin(self._window_steps(table))]
         if chosen.empty:
             raise ConfigError(f"{self.label}: claim {claim.name}: {path} has no {claim.checkpoint} {cell.metric} on {cell.testset}")
         return float(chosen.value.mean())
@@ -141,7 +145,7 @@ class Study:
         A run's loss has no test images: every resample sees the same value (its seeds alone vary it)."""
         seed = self.run_seed(cell, seed)
         key = (cell, seed, claim.checkpoint, None if units is None else units.tobytes())
-        if key not in self._values and metric_family(cell.metric) in LOSS_SPLITS:
+        if key not in self._values and metric_family(cell.metric) in LOSS_METRICS:
             point = self.run_level(claim, cell, seed)
             self._values[key] = (point, np.full(len(self.weights), point))
         if key not in self._values:
